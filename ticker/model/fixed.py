@@ -12,6 +12,7 @@ from typing import Final
 
 NANOS_DIGITS: Final = 9
 SCALE: Final = 10**NANOS_DIGITS
+_POW10: Final[tuple[int, ...]] = tuple(10**i for i in range(NANOS_DIGITS + 1))
 
 
 class FixedPointError(ValueError):
@@ -55,7 +56,7 @@ def nanos_from_scaled(mantissa: int, decimals: int) -> int:
     """
     if not 0 <= decimals <= NANOS_DIGITS:
         raise FixedPointError(f"cannot hold {decimals} implied decimals exactly")
-    return mantissa * 10 ** (NANOS_DIGITS - decimals)
+    return mantissa * _POW10[NANOS_DIGITS - decimals]
 
 
 def scaled_from_nanos(value: int, decimals: int) -> int:
@@ -66,7 +67,7 @@ def scaled_from_nanos(value: int, decimals: int) -> int:
     """
     if not 0 <= decimals <= NANOS_DIGITS:
         raise FixedPointError(f"cannot hold {decimals} implied decimals exactly")
-    mantissa, rest = divmod(value, 10 ** (NANOS_DIGITS - decimals))
+    mantissa, rest = divmod(value, _POW10[NANOS_DIGITS - decimals])
     if rest:
         raise FixedPointError(f"{format_nanos(value)} needs more than {decimals} decimals")
     return mantissa

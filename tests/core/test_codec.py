@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.strategies import data_messages, server_messages
+from ticker.core.codec import (
+    decode_client,
+    decode_frame,
+    decode_server,
+    encode_client,
+    encode_data,
+    encode_server,
+    parse_json,
+    render_json,
+)
+from ticker.core.messages import DataMessage, ServerMessage, Subscribe, Unsubscribe
+from ticker.errors import BadMessage
+
+
+@given(server_messages)
+def test_decode_of_encode_is_identity_for_every_server_message(message: ServerMessage) -> None:
+    assert decode_server(encode_server(message)) == message
+
+
+@given(st.lists(server_messages, max_size=6))
+def test_a_frame_of_concatenated_messages_decodes_in_order(messages: list[ServerMessage]) -> None:
+    frame = b"".join(encode_server(m) for m in messages)
+    assert decode_frame(frame) == messages
+
+
+@given(data_messages())
+def test_json_form_round_trips_exactly(message: DataMessage) -> None:
+    assert parse_json(render_json(message), snapshot=message.snapshot) == message
+
+
+topic_lists = st.lists(st.text(max_size=20), max_size=4).map(tuple)
+
+
+@given(
+    st.one_of(
+        st.builds(Subscribe, topic_lists, st.none() | st.text(max_size=20)),
+        st.builds(Unsubscribe, topic_lists),
+    )
+)
+def test_decode_of_encode_is_identity_for_client_commands(command: Subscribe | Unsubscribe) -> None:
+    assert decode_client(encode_client(command)) == command
+
+
+def test_json_renders_prices_as_exact_decimals() -> None:
+    message = DataMessage(
+        False, "book.BTC-USD", 3, 10, 5, {"bids": [[43_250_500_000_000, 1]], "asks": []}
+    )
+    assert render_json(message) == (
+        '{"topic":"book.BTC-USD","seq":3,"offset":10,"ts":5,'
+        '"data":{"bids":[["43250.5","0.000000001"]],"asks":[]}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xc1",  # never-used msgpack byte
+        msgpack.packb({"a": 1}),
+        msgpack.packb([]),
+        msgpack.packb(["nope", 1]),
+        msgpack.packb(["sub", "quote.*"]),
+        msgpack.packb(["sub", ["quote.*"], 5]),
+        msgpack.packb(["unsub"]),
+        msgpack.packb([1, 2]),
+    ],
+)
+def test_bad_client_bytes_raise_bad_message(raw: bytes) -> None:
+    with pytest.raises(BadMessage) as info:
+        decode_client(raw)
+    assert info.value.close_code == 4400
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        msgpack.packb(["d", "quote.X-Y", "1", 2, 3, {}]),
+        msgpack.packb(["d", "quote.X-Y", 1, 2, 3]),
+        msgpack.packb(["hb", 1, 2]),
+        msgpack.packb(["h", 1, 2, 3, 4.0, "gzip"]),
+        msgpack.packb(["r", 1, 2, 3]),
+        msgpack.packb(["e", "x", "y"]),
+        msgpack.packb(["zz"]),
+        msgpack.packb(["d", "quote.X-Y", True, 2, 3, {}]),
+    ],
+)
+def test_ill_formed_server_messages_raise_bad_message(raw: bytes) -> None:
+    with pytest.raises(BadMessage):
+        decode_server(raw)
+
+
+def test_truncated_frame_is_refused() -> None:
+    frame = encode_data(DataMessage(False, "quote.X-Y", 1, 1, 1, {"bid": 5}))
+    with pytest.raises(BadMessage):
+        decode_frame(frame + frame[:-1])
+
+
+@pytest.mark.parametrize(
+    "text", ["{", '{"topic":"x"}', '{"topic":"t","seq":1,"offset":1,"ts":1,"data":{"bid":"1.2.3"}}']
+)
+def test_bad_json_raises_bad_message(text: str) -> None:
+    with pytest.raises(BadMessage):
+        parse_json(text, snapshot=False)

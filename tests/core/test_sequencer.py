@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticker.core.codec import decode_server, encode_data
+from ticker.core.messages import DataMessage
+from ticker.core.mirror import Applied, Mirror
+from ticker.core.sequencer import Sequencer
+from ticker.errors import ConfigError
+
+
+def test_latest_value_topics_send_only_changed_fields() -> None:
+    seq = Sequencer(epoch=5, keyframe_interval=100)
+    first = seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 12}, now_us=1)
+    assert first == DataMessage(False, "quote.BTC-USD", 1, 1, 1, {"bid": 10, "ask": 12})
+    second = seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 13}, now_us=2)
+    assert second == DataMessage(False, "quote.BTC-USD", 2, 2, 2, {"ask": 13})
+    assert seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 13}, now_us=3) is None
+    assert seq.position.offset == 2
+
+
+def test_offsets_are_shared_and_sequences_are_per_topic() -> None:
+    seq = Sequencer(epoch=1)
+    a = seq.set_fields("quote.A-B", {"bid": 1}, 0)
+    b = seq.add_event("trade.A-B", {"price": 1}, 0)
+    c = seq.set_fields("quote.A-B", {"bid": 2}, 0)
+    assert [(m.offset, m.seq) for m in (a, b, c) if m] == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_books_publish_only_levels_that_changed() -> None:
+    seq = Sequencer(epoch=1)
+    first = seq.set_levels("book.A-B", [(100, 5), (99, 3)], [(101, 2)], 0)
+    assert first is not None and first.data == {"bids": [[100, 5], [99, 3]], "asks": [[101, 2]]}
+    second = seq.set_levels("book.A-B", [(100, 5), (99, 0)], [(101, 2), (102, 0)], 0)
+    assert second is not None and second.data == {"bids": [[99, 0]], "asks": []}
+    assert seq.set_levels("book.A-B", [(99, 0)], [], 0) is None
+    assert seq.snapshot("book.A-B", 0).data == {"bids": [[100, 5]], "asks": [[101, 2]]}
+
+
+def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
+    seq = Sequencer(epoch=1, keyframe_interval=3)
+    kinds = []
+    for i in range(7):
+        message = seq.set_fields("ticker.A-B", {"last": i, "open": 1}, 0)
+        assert message is not None
+        kinds.append(message.snapshot)
+    assert kinds == [False, False, True, False, False, True, False]
+    forced = seq.keyframe("ticker.A-B", 0)
+    assert forced.snapshot and forced.data == {"last": 6, "open": 1} and forced.seq == 8
+
+
+def test_snapshot_is_consistent_with_the_current_position() -> None:
+    seq = Sequencer(epoch=1)
+    seq.set_fields("quote.A-B", {"bid": 1}, 0)
+    seq.add_event("trade.A-B", {"price": 1}, 0)
+    snap = seq.snapshot("quote.A-B", 9)
+    assert (snap.snapshot, snap.seq, snap.offset, snap.data) == (True, 1, 2, {"bid": 1})
+    empty = seq.snapshot("book.C-D", 9)
+    assert (empty.seq, empty.data) == (0, {"bids": [], "asks": []})
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ConfigError):
+        Sequencer(epoch=1, keyframe_interval=0)
+    seq = Sequencer(epoch=1)
+    with pytest.raises(ValueError, match="not a book topic"):
+        seq.set_levels("quote.A-B", [], [], 0)
+
+
+# An operation on the sequencer: (topic index, values).
+operations = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.dictionaries(st.sampled_from(["bid", "ask", "last"]), st.none() | st.integers(1, 5)),
+        st.lists(st.tuples(st.integers(90, 110), st.integers(0, 3)), max_size=4),
+    ),
+    max_size=60,
+)
+TOPICS = ["quote.A-B", "book.A-B", "trade.A-B", "ticker.C-D"]
+
+
+def _apply(seq: Sequencer, index: int, fields: dict[str, Any], levels: Any) -> DataMessage | None:
+    topic = TOPICS[index]
+    if topic.startswith("book"):
+        bids = [(p, s) for p, s in levels if p < 100]
+        asks = [(p, s) for p, s in levels if p >= 100]
+        return seq.set_levels(topic, bids, asks, 0)
+    if topic.startswith("trade"):
+        return seq.add_event(topic, dict(fields), 0)
+    return seq.set_fields(topic, dict(fields), 0)
+
+
+@given(operations, st.integers(0, 60), st.integers(1, 7))
+def test_a_mirror_from_snapshot_plus_deltas_equals_the_sequencer_at_every_position(
+    ops: list[tuple[int, dict[str, Any], Any]], join_at: int, keyframe_interval: int
+) -> None:
+    seq = Sequencer(epoch=1, keyframe_interval=keyframe_interval)
+    mirror = Mirror()
+    for step, (index, fields, levels) in enumerate(ops):
+        if step == join_at:
+            for topic in TOPICS:
+                mirror.apply(seq.snapshot(topic, 0))
+        message = _apply(seq, index, fields, levels)
+        if message is None or step < join_at:
+            continue
+        decoded = decode_server(encode_data(message))
+        assert isinstance(decoded, DataMessage)
+        assert mirror.apply(decoded) == Applied(message.seq)
+        for topic in TOPICS:
+            assert mirror.data(topic) == seq.snapshot(topic, 0).data
+            assert mirror.seq(topic) == seq.snapshot(topic, 0).seq

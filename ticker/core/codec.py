@@ -1,0 +1,249 @@
+"""Wire encoding of protocol messages: msgpack bytes and the JSON text SSE carries.
+
+Each message is one msgpack array whose first element names its type (layouts in
+docs/PROTOCOL.md). Several messages share a frame by plain concatenation, so a batch
+costs no re-encoding: `decode_frame` reads them back one after another. The JSON form
+renders prices and sizes as exact decimal strings. This module owns the bytes and must
+not decide what to send to whom.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgpack
+
+from ticker.core.messages import (
+    ClientCommand,
+    DataMessage,
+    Error,
+    Heartbeat,
+    Hello,
+    Reset,
+    ServerMessage,
+    Subscribe,
+    Unsubscribe,
+)
+from ticker.errors import BadMessage
+from ticker.model.fixed import FixedPointError, format_nanos, parse_nanos
+
+SNAPSHOT: Final = "s"
+DELTA: Final = "d"
+HELLO: Final = "h"
+HEARTBEAT: Final = "hb"
+RESET: Final = "r"
+ERROR: Final = "e"
+SUBSCRIBE: Final = "sub"
+UNSUBSCRIBE: Final = "unsub"
+
+NANOS_FIELDS: Final = frozenset(
+    {"bid", "bid_size", "ask", "ask_size", "last", "open", "high", "low", "volume", "change"}
+    | {"price", "size"}
+)
+"""Data fields holding prices or sizes in nanos; the JSON form renders them as decimals."""
+BOOK_SIDES: Final = ("bids", "asks")
+
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+
+
+def encode_data(message: DataMessage) -> bytes:
+    """msgpack bytes of a data message: [s|d, topic, seq, offset, ts_us, data]."""
+    return _packb(
+        [
+            SNAPSHOT if message.snapshot else DELTA,
+            message.topic,
+            message.seq,
+            message.offset,
+            message.ts_us,
+            message.data,
+        ]
+    )
+
+
+def encode_server(message: ServerMessage) -> bytes:
+    """msgpack bytes of any server-to-client message."""
+    if isinstance(message, DataMessage):
+        return encode_data(message)
+    if isinstance(message, Hello):
+        fields: list[Any] = [HELLO, message.version, message.epoch, message.offset]
+        return _packb([*fields, message.heartbeat_s, message.compression])
+    if isinstance(message, Heartbeat):
+        return _packb([HEARTBEAT, message.epoch, message.offset, message.ts_us])
+    if isinstance(message, Reset):
+        return _packb([RESET, message.epoch, message.offset, message.reason])
+    return _packb([ERROR, message.code, message.message])
+
+
+def encode_client(command: ClientCommand) -> bytes:
+    """msgpack bytes of a client command."""
+    if isinstance(command, Subscribe):
+        return _packb([SUBSCRIBE, list(command.topics), command.position])
+    return _packb([UNSUBSCRIBE, list(command.topics)])
+
+
+def _unpack_one(data: bytes) -> list[Any]:
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise BadMessage(f"invalid msgpack: {exc}") from None
+    if not isinstance(obj, list) or not obj or not isinstance(obj[0], str):
+        raise BadMessage("a message must be a msgpack array starting with its type")
+    return obj
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise BadMessage(f"ill-formed {what} message")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _server_from_array(obj: list[Any]) -> ServerMessage:
+    kind = obj[0]
+    if kind in (SNAPSHOT, DELTA):
+        _require(len(obj) == 6, "data")
+        _, topic, seq, offset, ts_us, data = obj
+        ok = isinstance(topic, str) and isinstance(data, dict)
+        _require(ok and _is_int(seq) and _is_int(offset) and _is_int(ts_us), "data")
+        return DataMessage(kind == SNAPSHOT, topic, seq, offset, ts_us, data)
+    if kind == HELLO:
+        _require(len(obj) == 6 and all(_is_int(v) for v in obj[1:4]), "hello")
+        _require(isinstance(obj[4], int | float) and obj[5] in (None, "zstd"), "hello")
+        return Hello(obj[1], obj[2], obj[3], obj[4], obj[5])
+    if kind == HEARTBEAT:
+        _require(len(obj) == 4 and all(_is_int(v) for v in obj[1:]), "heartbeat")
+        return Heartbeat(obj[1], obj[2], obj[3])
+    if kind == RESET:
+        ok = len(obj) == 4 and _is_int(obj[1]) and _is_int(obj[2]) and isinstance(obj[3], str)
+        _require(ok, "reset")
+        return Reset(obj[1], obj[2], obj[3])
+    if kind == ERROR:
+        _require(len(obj) == 3 and _is_int(obj[1]) and isinstance(obj[2], str), "error")
+        return Error(obj[1], obj[2])
+    raise BadMessage(f"unknown server message type {kind!r}")
+
+
+def decode_server(data: bytes) -> ServerMessage:
+    """Decode one server message.
+
+    Raises:
+        BadMessage: not valid msgpack, or not a well-formed server message.
+    """
+    return _server_from_array(_unpack_one(data))
+
+
+def decode_frame(frame: bytes) -> list[ServerMessage]:
+    """Decode every server message concatenated in one frame.
+
+    Raises:
+        BadMessage: any message in the frame is invalid or the frame ends mid-message.
+    """
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(frame) + 1)
+    unpacker.feed(frame)
+    messages: list[ServerMessage] = []
+    consumed = 0  # tell() after the last whole message; the Unpacker reads ahead
+    try:
+        for obj in unpacker:
+            consumed = unpacker.tell()
+            if not isinstance(obj, list) or not obj or not isinstance(obj[0], str):
+                raise BadMessage("a message must be a msgpack array starting with its type")
+            messages.append(_server_from_array(obj))
+    except BadMessage:
+        raise
+    except Exception as exc:
+        raise BadMessage(f"invalid msgpack in frame: {exc}") from None
+    if consumed != len(frame):
+        raise BadMessage("frame ends in the middle of a message")
+    return messages
+
+
+def _topics(value: object) -> tuple[str, ...]:
+    _require(isinstance(value, list) and all(isinstance(t, str) for t in value), "topics")
+    assert isinstance(value, list)
+    return tuple(value)
+
+
+def decode_client(data: bytes) -> ClientCommand:
+    """Decode one client command (untrusted input: checked field by field).
+
+    Raises:
+        BadMessage: not valid msgpack, unknown command, or wrong field types.
+    """
+    obj = _unpack_one(data)
+    kind = obj[0]
+    if kind == SUBSCRIBE:
+        _require(len(obj) in (2, 3), "subscribe")
+        position = obj[2] if len(obj) == 3 else None
+        _require(position is None or isinstance(position, str), "subscribe")
+        return Subscribe(_topics(obj[1]), position)
+    if kind == UNSUBSCRIBE:
+        _require(len(obj) == 2, "unsubscribe")
+        return Unsubscribe(_topics(obj[1]))
+    raise BadMessage(f"unknown command {kind!r}; expected 'sub' or 'unsub'")
+
+
+# -- JSON (SSE) ---------------------------------------------------------------------
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _json_data(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in BOOK_SIDES:
+            out[name] = [[format_nanos(p), format_nanos(s)] for p, s in value]
+        elif name in NANOS_FIELDS and value is not None:
+            out[name] = format_nanos(value)
+        else:
+            out[name] = value
+    return out
+
+
+def render_json(message: DataMessage) -> str:
+    """The JSON text of a data message as SSE carries it (prices as decimal strings)."""
+    return _dumps(
+        {
+            "topic": message.topic,
+            "seq": message.seq,
+            "offset": message.offset,
+            "ts": message.ts_us,
+            "data": _json_data(message.data),
+        }
+    )
+
+
+def _data_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in BOOK_SIDES:
+            out[name] = [[parse_nanos(p), parse_nanos(s)] for p, s in value]
+        elif name in NANOS_FIELDS and value is not None:
+            out[name] = parse_nanos(value)
+        else:
+            out[name] = value
+    return out
+
+
+def parse_json(text: str, *, snapshot: bool) -> DataMessage:
+    """Parse the JSON form back into a data message (the SSE event name gives `snapshot`).
+
+    Raises:
+        BadMessage: not JSON, or not a well-formed data message.
+    """
+    try:
+        obj = json.loads(text)
+        message = DataMessage(
+            snapshot,
+            obj["topic"],
+            obj["seq"],
+            obj["offset"],
+            obj["ts"],
+            _data_from_json(obj["data"]),
+        )
+    except (ValueError, KeyError, TypeError, FixedPointError) as exc:
+        raise BadMessage(f"ill-formed JSON data message: {exc}") from None
+    return message

@@ -1,0 +1,180 @@
+"""Consolidation: per-venue normalized events become the hub's topics.
+
+Published topics are venue-neutral: `book.SYM` is the composite depth (per price, the
+total size across venues), `quote.SYM` the consolidated best bid/offer (best price
+across venues, size summed over venues at that price), `trade.SYM` every venue's
+trades, `ticker.SYM` session statistics computed from those trades. Venue-reported
+statistics are counted, not published: venues use different windows (UTC day, rolling
+24 h), so only our own computation is consistent with the trade topic. This module
+keeps the per-venue inputs it needs and hands new values to the sequencer; it never
+encodes and never does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ticker.core.delta import Levels
+from ticker.core.messages import DataMessage
+from ticker.core.sequencer import Sequencer
+from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
+
+NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass(slots=True)
+class _SessionStats:
+    """Statistics since the first trade of the current UTC day."""
+
+    day: int = -1
+    open: int | None = None
+    high: int | None = None
+    low: int | None = None
+    last: int | None = None
+    volume: int = 0
+
+    def add(self, price: int, size: int, ts_ns: int) -> None:
+        day = ts_ns // NS_PER_DAY
+        if day > self.day:
+            self.day, self.open, self.high, self.low, self.volume = day, price, price, price, 0
+        assert self.high is not None and self.low is not None
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.last = price
+        self.volume += size
+
+    def fields(self) -> dict[str, int | None]:
+        change = None if self.last is None or self.open is None else self.last - self.open
+        return {
+            "last": self.last,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "volume": self.volume,
+            "change": change,
+        }
+
+
+@dataclass(slots=True)
+class _Symbol:
+    """What the consolidator holds for one symbol."""
+
+    book_topic: str
+    quote_topic: str
+    trade_topic: str
+    ticker_topic: str
+    venue_bids: dict[str, Levels] = field(default_factory=dict)
+    venue_asks: dict[str, Levels] = field(default_factory=dict)
+    composite_bids: Levels = field(default_factory=dict)
+    composite_asks: Levels = field(default_factory=dict)
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    stats: _SessionStats = field(default_factory=_SessionStats)
+
+
+def _composite_changes(
+    venue_side: Levels,
+    composite: Levels,
+    levels: tuple[tuple[int, int], ...],
+    replace: bool,
+) -> list[tuple[int, int]]:
+    """Apply one venue's levels to its side and return new composite totals per price."""
+    if replace:
+        new = dict(level for level in levels if level[1])
+        touched = venue_side.keys() | new.keys()
+        updates = [(price, new.get(price, 0)) for price in touched]
+    else:
+        updates = list(levels)
+    out: list[tuple[int, int]] = []
+    for price, size in updates:
+        old = venue_side.get(price, 0)
+        if size == old:
+            continue
+        if size:
+            venue_side[price] = size
+        else:
+            del venue_side[price]
+        total = composite.get(price, 0) + size - old
+        if total:
+            composite[price] = total
+        else:
+            composite.pop(price, None)
+        out.append((price, total))
+    return out
+
+
+class Consolidator:
+    """Turns normalized venue events into sequenced messages of venue-neutral topics."""
+
+    def __init__(self, sequencer: Sequencer) -> None:
+        self.sequencer = sequencer
+        self.venue_stats_seen = 0
+        self._symbols: dict[str, _Symbol] = {}
+
+    def on_event(self, event: NormalizedEvent, now_us: int) -> list[DataMessage]:
+        """Consolidate one venue event; returns the messages published (often 0 or 1)."""
+        symbol = self._symbols.get(event.symbol)
+        if symbol is None:
+            s = event.symbol
+            symbol = _Symbol(f"book.{s}", f"quote.{s}", f"trade.{s}", f"ticker.{s}")
+            self._symbols[s] = symbol
+        if isinstance(event, BookUpdate):
+            return self._on_book(symbol, event, now_us)
+        if isinstance(event, Quote):
+            return self._on_quote(symbol, event, now_us)
+        if isinstance(event, Trade):
+            return self._on_trade(symbol, event, now_us)
+        assert isinstance(event, TickerStats)
+        self.venue_stats_seen += 1
+        return []
+
+    def _on_book(self, symbol: _Symbol, event: BookUpdate, now_us: int) -> list[DataMessage]:
+        venue = event.venue
+        bids = symbol.venue_bids.setdefault(venue, {})
+        asks = symbol.venue_asks.setdefault(venue, {})
+        bid_changes = _composite_changes(bids, symbol.composite_bids, event.bids, event.snapshot)
+        ask_changes = _composite_changes(asks, symbol.composite_asks, event.asks, event.snapshot)
+        if not bid_changes and not ask_changes:
+            return []
+        message = self.sequencer.set_levels(symbol.book_topic, bid_changes, ask_changes, now_us)
+        return [message] if message is not None else []
+
+    def _on_quote(self, symbol: _Symbol, event: Quote, now_us: int) -> list[DataMessage]:
+        symbol.quotes[event.venue] = event
+        bid = ask = None
+        bid_size = ask_size = 0
+        for quote in symbol.quotes.values():
+            if quote.bid_price is not None and quote.bid_size:
+                if bid is None or quote.bid_price > bid:
+                    bid, bid_size = quote.bid_price, quote.bid_size
+                elif quote.bid_price == bid:
+                    bid_size += quote.bid_size
+            if quote.ask_price is not None and quote.ask_size:
+                if ask is None or quote.ask_price < ask:
+                    ask, ask_size = quote.ask_price, quote.ask_size
+                elif quote.ask_price == ask:
+                    ask_size += quote.ask_size
+        fields = {
+            "bid": bid,
+            "bid_size": bid_size if bid is not None else None,
+            "ask": ask,
+            "ask_size": ask_size if ask is not None else None,
+        }
+        message = self.sequencer.set_fields(symbol.quote_topic, fields, now_us)
+        return [message] if message is not None else []
+
+    def _on_trade(self, symbol: _Symbol, event: Trade, now_us: int) -> list[DataMessage]:
+        trade = self.sequencer.add_event(
+            symbol.trade_topic,
+            {
+                "price": event.price,
+                "size": event.size,
+                "side": event.side.value,
+                "id": event.trade_id,
+                "venue": event.venue,
+                "venue_ts": event.ts_ns // 1000,
+            },
+            now_us,
+        )
+        symbol.stats.add(event.price, event.size, event.ts_ns)
+        stats = self.sequencer.set_fields(symbol.ticker_topic, symbol.stats.fields(), now_us)
+        return [trade] if stats is None else [trade, stats]

@@ -1,0 +1,59 @@
+"""Field-level and level-level deltas: computing them and applying them.
+
+Latest-value topics (quote, ticker) send only the fields that changed against the last
+published state (Lightstreamer's MERGE). Books send absolute sizes per price level and
+size 0 removes the level, so applying a delta twice is harmless. The sequencer and the
+client-side mirror both use these functions, so the two sides cannot disagree. Pure
+functions over plain dicts; no sequencing, no encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+Fields = dict[str, Any]
+Levels = dict[int, int]
+"""One side of a book: price nanos -> size nanos, only levels with size > 0."""
+
+
+def diff_fields(old: Fields, new: Fields) -> Fields:
+    """The fields of `new` whose value differs from `old` (a missing field counts as None)."""
+    get = old.get
+    return {name: value for name, value in new.items() if get(name) != value}
+
+
+def merge_fields(state: Fields, delta: Fields) -> None:
+    """Apply a field delta to `state` in place."""
+    state.update(delta)
+
+
+def apply_levels(side: Levels, levels: Iterable[tuple[int, int] | list[int]]) -> None:
+    """Apply absolute (price, size) levels to one book side in place; size 0 removes."""
+    for price, size in levels:
+        if size:
+            side[price] = size
+        else:
+            side.pop(price, None)
+
+
+def changed_levels(side: Levels, levels: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Apply levels to `side` in place and return those that changed it, as [price, size]."""
+    changed: list[list[int]] = []
+    for price, size in levels:
+        if side.get(price, 0) == size:
+            continue
+        if size:
+            side[price] = size
+        else:
+            del side[price]
+        changed.append([price, size])
+    return changed
+
+
+def book_data(bids: Levels, asks: Levels) -> Fields:
+    """A full book as message data: bids best (highest) first, asks best (lowest) first."""
+    return {
+        "bids": [[price, bids[price]] for price in sorted(bids, reverse=True)],
+        "asks": [[price, asks[price]] for price in sorted(asks)],
+    }

@@ -1,0 +1,90 @@
+"""The messages of the wire protocol, as values.
+
+Server to client: data messages (a snapshot or a delta of one topic, at a position),
+hello, heartbeat, reset and error. Client to server: subscribe and unsubscribe. These
+are what `ticker.core.codec` encodes once and decodes; docs/PROTOCOL.md describes
+their bytes. Plain frozen values; no encoding and no behaviour here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+PROTOCOL_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DataMessage:
+    """One topic's change at stream offset `offset` (epoch is implied by the stream).
+
+    `snapshot` True: `data` is the topic's whole state (on subscribe, on reset, and as a
+    keyframe every N updates); False: `data` is a delta against the state at `seq - 1`.
+    `ts_us` is when the sequencer published it, in microseconds since the Unix epoch.
+    """
+
+    snapshot: bool
+    topic: str
+    seq: int
+    offset: int
+    ts_us: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message on a connection: protocol version and the stream's current position."""
+
+    version: int
+    epoch: int
+    offset: int
+    heartbeat_s: float
+    compression: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Sent when the connection is idle; carries the stream's current position."""
+
+    epoch: int
+    offset: int
+    ts_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The requested resume position cannot be served; snapshots follow.
+
+    `epoch`/`offset` is the position the fresh snapshots are consistent with.
+    """
+
+    epoch: int
+    offset: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """A request from this client was refused; `code` matches the close codes' numbering."""
+
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Client command: add topic patterns, optionally resuming after `position`."""
+
+    topics: tuple[str, ...]
+    position: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Client command: remove topic patterns."""
+
+    topics: tuple[str, ...]
+
+
+ServerMessage = DataMessage | Hello | Heartbeat | Reset | Error
+ClientCommand = Subscribe | Unsubscribe

@@ -1,0 +1,152 @@
+"""The sequencer: the single writer of the hub's stream.
+
+It assigns every published message its position (epoch, offset) and its per-topic
+sequence, keeps the current state of every topic, turns new values into deltas against
+the last published state, and publishes keyframes (whole-state snapshots) on demand and
+every `keyframe_interval` updates of a topic. It can hand out a snapshot of any topic
+consistent with the current position. Pure and synchronous: it never encodes, never
+reads a clock (`now_us` comes in) and never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ticker.core.delta import Fields, Levels, book_data, changed_levels, diff_fields
+from ticker.core.messages import DataMessage
+from ticker.core.position import Position
+from ticker.core.topics import ChannelKind, channel_kind
+from ticker.errors import ConfigError
+
+
+class _TopicState:
+    """One topic's published state. Book topics use `bids`/`asks`, others `fields`."""
+
+    __slots__ = ("asks", "bids", "fields", "kind", "seq", "since_keyframe")
+
+    def __init__(self, kind: ChannelKind) -> None:
+        self.kind = kind
+        self.seq = 0
+        self.since_keyframe = 0
+        self.fields: Fields = {}
+        self.bids: Levels = {}
+        self.asks: Levels = {}
+
+    def data(self) -> Fields:
+        if self.kind is ChannelKind.BOOK:
+            return book_data(self.bids, self.asks)
+        return dict(self.fields)
+
+
+class Sequencer:
+    """Positions, per-topic sequences, topic state and delta computation.
+
+    Args:
+        epoch: this stream's epoch; a new one whenever history was lost.
+        keyframe_interval: publish a whole-state snapshot instead of a delta after this
+            many deltas of one topic, so a reader can join mid-stream from the log.
+    """
+
+    def __init__(self, epoch: int, keyframe_interval: int = 100) -> None:
+        if epoch < 0:
+            raise ConfigError("epoch must be >= 0")
+        if keyframe_interval < 1:
+            raise ConfigError("keyframe_interval must be >= 1")
+        self.epoch = epoch
+        self.keyframe_interval = keyframe_interval
+        self._offset = 0
+        self._topics: dict[str, _TopicState] = {}
+
+    @property
+    def position(self) -> Position:
+        """The position of the last published message (offset 0: nothing yet)."""
+        return Position(self.epoch, self._offset)
+
+    def topics(self) -> Iterator[str]:
+        """Every topic that has state, in first-published order."""
+        return iter(self._topics)
+
+    def set_fields(self, topic: str, fields: Fields, now_us: int) -> DataMessage | None:
+        """Publish the new whole value of a latest-value topic, as a delta of what changed.
+
+        Returns None when nothing changed (no message is published).
+        """
+        state = self._state(topic, ChannelKind.LATEST)
+        delta = diff_fields(state.fields, fields)
+        if not delta:
+            return None
+        state.fields.update(delta)
+        return self._publish(topic, state, delta, now_us)
+
+    def set_levels(
+        self,
+        topic: str,
+        bids: Iterable[tuple[int, int]],
+        asks: Iterable[tuple[int, int]],
+        now_us: int,
+    ) -> DataMessage | None:
+        """Publish absolute sizes for book levels (0 removes); only real changes go out.
+
+        Returns None when no level changed.
+        """
+        state = self._state(topic, ChannelKind.BOOK)
+        changed_bids = changed_levels(state.bids, bids)
+        changed_asks = changed_levels(state.asks, asks)
+        if not changed_bids and not changed_asks:
+            return None
+        return self._publish(topic, state, {"bids": changed_bids, "asks": changed_asks}, now_us)
+
+    def add_event(self, topic: str, fields: Fields, now_us: int) -> DataMessage:
+        """Publish one event of an event topic (a trade); it becomes the topic's state."""
+        state = self._state(topic, ChannelKind.EVENT)
+        state.fields = fields
+        state.seq += 1
+        self._offset += 1
+        return DataMessage(False, topic, state.seq, self._offset, now_us, fields)
+
+    def keyframe(self, topic: str, now_us: int) -> DataMessage:
+        """Publish the whole state of `topic` now, as the topic's next sequence.
+
+        Raises:
+            KeyError: the topic has no state yet.
+        """
+        state = self._topics[topic]
+        state.seq += 1
+        state.since_keyframe = 0
+        self._offset += 1
+        return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+
+    def snapshot(self, topic: str, now_us: int) -> DataMessage:
+        """The whole state of `topic`, consistent with the current position; not published.
+
+        Apply every later message of the topic (seq > snapshot.seq, offset >
+        snapshot.offset) to it to follow the stream. A topic with no state yet has seq 0
+        and empty data.
+
+        Raises:
+            BadTopic: the topic's channel is unknown.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            kind = channel_kind(topic)
+            empty: dict[str, Any] = book_data({}, {}) if kind is ChannelKind.BOOK else {}
+            return DataMessage(True, topic, 0, self._offset, now_us, empty)
+        return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+
+    def _state(self, topic: str, kind: ChannelKind) -> _TopicState:
+        state = self._topics.get(topic)
+        if state is None:
+            if channel_kind(topic) is not kind:
+                raise ValueError(f"{topic} is not a {kind.value} topic")
+            state = self._topics[topic] = _TopicState(kind)
+        return state
+
+    def _publish(self, topic: str, state: _TopicState, delta: Fields, now_us: int) -> DataMessage:
+        state.seq += 1
+        self._offset += 1
+        state.since_keyframe += 1
+        if state.since_keyframe >= self.keyframe_interval:
+            state.since_keyframe = 0
+            return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        return DataMessage(False, topic, state.seq, self._offset, now_us, delta)

@@ -1,0 +1,48 @@
+"""The exceptions ticker raises when a contract is broken.
+
+    TickerError
+    ├── ProtocolError            a peer sent something we cannot accept
+    │   ├── BadTopic             unknown channel, bad symbol, bad pattern
+    │   ├── BadPosition          a resume position that does not parse
+    │   └── BadMessage           undecodable or ill-formed wire message
+    └── ConfigError              a setting out of range
+
+Expected situations (a gap, a position too old, a full outbox) are return values,
+never exceptions. Each ProtocolError carries the WebSocket close code and the HTTP
+status a shell should answer with, like h11's `error_status_hint`.
+"""
+
+from __future__ import annotations
+
+# WebSocket close codes (4000-4999 are for applications; documented in docs/PROTOCOL.md).
+CLOSE_BAD_REQUEST = 4400
+CLOSE_LIMIT_REACHED = 4429
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_SHUTDOWN = 4001
+
+
+class TickerError(Exception):
+    """Base of every exception ticker raises on purpose."""
+
+
+class ProtocolError(TickerError):
+    """A peer broke the wire protocol; the shell tells that peer and counts it."""
+
+    close_code: int = CLOSE_BAD_REQUEST
+    http_status: int = 400
+
+
+class BadTopic(ProtocolError):
+    """A topic or topic pattern that is not `<channel>.<symbol>` with a known channel."""
+
+
+class BadPosition(ProtocolError):
+    """A resume position that does not parse as `<epoch>-<offset>`."""
+
+
+class BadMessage(ProtocolError):
+    """Bytes that do not decode to a well-formed protocol message."""
+
+
+class ConfigError(TickerError):
+    """A configuration value out of its allowed range."""
