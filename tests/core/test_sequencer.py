@@ -31,14 +31,14 @@ def test_offsets_are_shared_and_sequences_are_per_topic() -> None:
     assert [(m.offset, m.seq) for m in (a, b, c) if m] == [(1, 1), (2, 1), (3, 2)]
 
 
-def test_books_publish_only_levels_that_changed() -> None:
+def test_book_increments_publish_absolute_sizes_of_changed_levels() -> None:
     seq = Sequencer(epoch=1)
-    first = seq.set_levels("book.A-B", [(100, 5), (99, 3)], [(101, 2)], 0)
+    first = seq.add_to_levels("book.A-B", [(100, 5), (99, 3)], [(101, 2)], 0)
     assert first is not None and first.data == {"bids": [[100, 5], [99, 3]], "asks": [[101, 2]]}
-    second = seq.set_levels("book.A-B", [(100, 5), (99, 0)], [(101, 2), (102, 0)], 0)
-    assert second is not None and second.data == {"bids": [[99, 0]], "asks": []}
-    assert seq.set_levels("book.A-B", [(99, 0)], [], 0) is None
-    assert seq.snapshot("book.A-B", 0).data == {"bids": [[100, 5]], "asks": [[101, 2]]}
+    second = seq.add_to_levels("book.A-B", [(100, 0), (99, -3)], [(101, 4)], 0)
+    assert second is not None and second.data == {"bids": [[99, 0]], "asks": [[101, 6]]}
+    assert seq.add_to_levels("book.A-B", [(100, 0)], [], 0) is None
+    assert seq.snapshot("book.A-B", 0).data == {"bids": [[100, 5]], "asks": [[101, 6]]}
 
 
 def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
@@ -68,7 +68,7 @@ def test_bad_arguments_are_refused() -> None:
         Sequencer(epoch=1, keyframe_interval=0)
     seq = Sequencer(epoch=1)
     with pytest.raises(ValueError, match="not a book topic"):
-        seq.set_levels("quote.A-B", [], [], 0)
+        seq.add_to_levels("quote.A-B", [], [], 0)
 
 
 # An operation on the sequencer: (topic index, values).
@@ -86,9 +86,14 @@ TOPICS = ["quote.A-B", "book.A-B", "trade.A-B", "ticker.C-D"]
 def _apply(seq: Sequencer, index: int, fields: dict[str, Any], levels: Any) -> DataMessage | None:
     topic = TOPICS[index]
     if topic.startswith("book"):
-        bids = [(p, s) for p, s in levels if p < 100]
-        asks = [(p, s) for p, s in levels if p >= 100]
-        return seq.set_levels(topic, bids, asks, 0)
+        # Absolute target sizes, turned into increments against the current state.
+        current = seq.snapshot(topic, 0).data
+        held = {p: s for p, s in current["bids"] + current["asks"]}
+        targets = dict(levels)
+        moves = [(p, s - held.get(p, 0)) for p, s in targets.items()]
+        bids = [(p, d) for p, d in moves if p < 100]
+        asks = [(p, d) for p, d in moves if p >= 100]
+        return seq.add_to_levels(topic, bids, asks, 0)
     if topic.startswith("trade"):
         return seq.add_event(topic, dict(fields), 0)
     return seq.set_fields(topic, dict(fields), 0)

@@ -65,27 +65,23 @@ class _Symbol:
     ticker_topic: str
     venue_bids: dict[str, Levels] = field(default_factory=dict)
     venue_asks: dict[str, Levels] = field(default_factory=dict)
-    composite_bids: Levels = field(default_factory=dict)
-    composite_asks: Levels = field(default_factory=dict)
     quotes: dict[str, Quote] = field(default_factory=dict)
     stats: _SessionStats = field(default_factory=_SessionStats)
 
 
-def _composite_changes(
-    venue_side: Levels,
-    composite: Levels,
-    levels: tuple[tuple[int, int], ...],
-    replace: bool,
+def _venue_increments(
+    venue_side: Levels, levels: tuple[tuple[int, int], ...], replace: bool
 ) -> list[tuple[int, int]]:
-    """Apply one venue's levels to its side and return new composite totals per price."""
+    """Apply one venue's levels to its side; return the size increment per price.
+
+    The composite level is the sum over venues, so a venue's change moves it by exactly
+    that venue's increment and the composite itself is kept once, by the sequencer.
+    """
     if replace:
-        new = dict(level for level in levels if level[1])
-        touched = venue_side.keys() | new.keys()
-        updates = [(price, new.get(price, 0)) for price in touched]
-    else:
-        updates = list(levels)
-    out: list[tuple[int, int]] = []
-    for price, size in updates:
+        new = {price: size for price, size in levels if size}
+        levels = tuple((price, new.get(price, 0)) for price in venue_side.keys() | new.keys())
+    increments: list[tuple[int, int]] = []
+    for price, size in levels:
         old = venue_side.get(price, 0)
         if size == old:
             continue
@@ -93,13 +89,8 @@ def _composite_changes(
             venue_side[price] = size
         else:
             del venue_side[price]
-        total = composite.get(price, 0) + size - old
-        if total:
-            composite[price] = total
-        else:
-            composite.pop(price, None)
-        out.append((price, total))
-    return out
+        increments.append((price, size - old))
+    return increments
 
 
 class Consolidator:
@@ -129,13 +120,15 @@ class Consolidator:
 
     def _on_book(self, symbol: _Symbol, event: BookUpdate, now_us: int) -> list[DataMessage]:
         venue = event.venue
-        bids = symbol.venue_bids.setdefault(venue, {})
-        asks = symbol.venue_asks.setdefault(venue, {})
-        bid_changes = _composite_changes(bids, symbol.composite_bids, event.bids, event.snapshot)
-        ask_changes = _composite_changes(asks, symbol.composite_asks, event.asks, event.snapshot)
-        if not bid_changes and not ask_changes:
-            return []
-        message = self.sequencer.set_levels(symbol.book_topic, bid_changes, ask_changes, now_us)
+        bids = symbol.venue_bids.get(venue)
+        if bids is None:
+            bids = symbol.venue_bids[venue] = {}
+            symbol.venue_asks[venue] = {}
+        asks = symbol.venue_asks[venue]
+        snapshot = event.snapshot
+        bid_moves = _venue_increments(bids, event.bids, snapshot) if event.bids or snapshot else []
+        ask_moves = _venue_increments(asks, event.asks, snapshot) if event.asks or snapshot else []
+        message = self.sequencer.add_to_levels(symbol.book_topic, bid_moves, ask_moves, now_us)
         return [message] if message is not None else []
 
     def _on_quote(self, symbol: _Symbol, event: Quote, now_us: int) -> list[DataMessage]:

@@ -37,12 +37,17 @@ def apply_levels(side: Levels, levels: Iterable[tuple[int, int] | list[int]]) ->
             side.pop(price, None)
 
 
-def changed_levels(side: Levels, levels: Iterable[tuple[int, int]]) -> list[list[int]]:
-    """Apply levels to `side` in place and return those that changed it, as [price, size]."""
+def add_to_levels(side: Levels, increments: list[tuple[int, int]]) -> list[list[int]]:
+    """Add size increments to `side` in place; return the changed levels as [price, size].
+
+    A level whose size reaches 0 is removed and reported with size 0; a zero
+    increment changes nothing and is not reported.
+    """
     changed: list[list[int]] = []
-    for price, size in levels:
-        if side.get(price, 0) == size:
+    for price, increment in increments:
+        if not increment:
             continue
+        size = side.get(price, 0) + increment
         if size:
             side[price] = size
         else:

@@ -14,17 +14,27 @@ from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.replay import Replay, ReplayBuffer, Reset
 from ticker.core.sequencer import Sequencer
+from ticker.core.topics import CHANNELS, ChannelKind
 from ticker.model.events import NormalizedEvent
+
+CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
 
 
 class Published:
-    """A message as it goes out: the value, its msgpack bytes, and lazily its JSON."""
+    """A message as it goes out: the value, its msgpack bytes, and lazily its JSON.
 
-    __slots__ = ("_json", "message", "payload")
+    `topic`, `conflatable` and `size` are what an outbox needs, worked out once here
+    rather than once per subscriber.
+    """
+
+    __slots__ = ("_json", "conflatable", "message", "payload", "size", "topic")
 
     def __init__(self, message: DataMessage) -> None:
         self.message = message
+        self.topic = message.topic
         self.payload = encode_data(message)
+        self.size = len(self.payload)
+        self.conflatable = CONFLATABLE[message.topic.partition(".")[0]]
         self._json: str | None = None
 
     @property
@@ -67,8 +77,10 @@ class Hub:
         return self.replay.since(position)
 
     def _buffer(self, messages: list[DataMessage]) -> list[Published]:
-        published = [Published(message) for message in messages]
+        published = []
         append = self.replay.append
-        for item in published:
-            append(item.message.offset, item, len(item.payload))
+        for message in messages:
+            item = Published(message)
+            append(message.offset, item, item.size)
+            published.append(item)
         return published

@@ -89,14 +89,14 @@ class ReplayBuffer(Generic[T]):
         """
         if offset != self._next:
             raise ValueError(f"replay buffer expected offset {self._next}, got {offset}")
-        if len(self) == self.max_entries:
+        if offset - self._first == self.max_entries:
             self._evict_oldest()
         slot = offset % self.max_entries
         self._entries[slot] = entry
         self._sizes[slot] = size
         self._bytes += size
-        self._next += 1
-        while self._bytes > self.max_bytes and len(self) > 1:
+        self._next = offset + 1
+        while self._bytes > self.max_bytes and offset > self._first:
             self._evict_oldest()
 
     def since(self, position: Position) -> Replay[T] | Reset:

@@ -10,10 +10,10 @@ reads a clock (`now_us` comes in) and never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from ticker.core.delta import Fields, Levels, book_data, changed_levels, diff_fields
+from ticker.core.delta import Fields, Levels, add_to_levels, book_data, diff_fields
 from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
@@ -79,20 +79,21 @@ class Sequencer:
         state.fields.update(delta)
         return self._publish(topic, state, delta, now_us)
 
-    def set_levels(
+    def add_to_levels(
         self,
         topic: str,
-        bids: Iterable[tuple[int, int]],
-        asks: Iterable[tuple[int, int]],
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
         now_us: int,
     ) -> DataMessage | None:
-        """Publish absolute sizes for book levels (0 removes); only real changes go out.
+        """Add size increments to book levels and publish the new absolute sizes.
 
-        Returns None when no level changed.
+        Each (price, increment) moves that level's size; a level that reaches 0 is
+        removed and published with size 0. Returns None when no level changed.
         """
         state = self._state(topic, ChannelKind.BOOK)
-        changed_bids = changed_levels(state.bids, bids)
-        changed_asks = changed_levels(state.asks, asks)
+        changed_bids = add_to_levels(state.bids, bids) if bids else []
+        changed_asks = add_to_levels(state.asks, asks) if asks else []
         if not changed_bids and not changed_asks:
             return None
         return self._publish(topic, state, {"bids": changed_bids, "asks": changed_asks}, now_us)
