@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticker.core.outbox import Offer, Outbox
+from ticker.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Item:
+    topic: str
+    conflatable: bool
+    size: int
+    n: int = 0
+
+
+def quote(n: int, size: int = 10, topic: str = "quote.A-B") -> Item:
+    return Item(topic, True, size, n)
+
+
+def trade(n: int, size: int = 10) -> Item:
+    return Item("trade.A-B", False, size, n)
+
+
+def test_queues_in_order_until_the_byte_bound() -> None:
+    box = Outbox(max_bytes=30)
+    assert [box.offer(quote(i)) for i in range(3)] == [Offer.QUEUED] * 3
+    assert box.bytes == 30
+    batch = box.take()
+    assert [item.n for item in batch.items] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert batch.snapshot_topics == [] and box.bytes == 0 and not box
+
+
+def test_overflow_conflates_latest_value_topics_and_keeps_trades_in_order() -> None:
+    box = Outbox(max_bytes=30)
+    box.offer(quote(1))
+    box.offer(trade(2))
+    box.offer(quote(3, topic="book.A-B"))
+    assert box.offer(quote(4)) is Offer.CONFLATED
+    assert box.conflations == 1
+    assert box.offer(quote(5)) is Offer.CONFLATED  # absorbed: the snapshot will carry it
+    assert box.offer(trade(6)) is Offer.QUEUED
+    batch = box.take()
+    assert [item.n for item in batch.items] == [2, 6]  # type: ignore[attr-defined]
+    assert batch.snapshot_topics == ["quote.A-B", "book.A-B"]
+
+
+def test_evicts_when_trades_alone_overflow() -> None:
+    box = Outbox(max_bytes=25)
+    assert box.offer(trade(1)) is Offer.QUEUED
+    assert box.offer(trade(2)) is Offer.QUEUED
+    assert box.offer(trade(3)) is Offer.EVICT
+
+
+def test_discard_drops_unsubscribed_topics() -> None:
+    box = Outbox(max_bytes=25)
+    box.offer(trade(1))
+    box.offer(quote(2))
+    box.offer(quote(3))  # conflates quote.A-B
+    box.discard({"quote.A-B"})
+    batch = box.take()
+    assert [item.topic for item in batch.items] == ["trade.A-B"]
+    assert batch.snapshot_topics == []
+
+
+def test_bound_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        Outbox(0)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 40)), max_size=60), st.integers(1, 100))
+def test_bytes_never_exceed_the_bound_and_order_is_kept(
+    offers: list[tuple[bool, int]], bound: int
+) -> None:
+    box = Outbox(max_bytes=bound)
+    expected: list[int] = []
+    for n, (conflatable, size) in enumerate(offers):
+        item = Item("quote.A-B" if conflatable else "trade.A-B", conflatable, size, n)
+        result = box.offer(item)
+        assert box.bytes <= bound
+        if result is Offer.EVICT:
+            break
+        if result is Offer.QUEUED and not conflatable:
+            expected.append(n)
+    taken = [item.n for item in box.take().items if not item.conflatable]  # type: ignore[attr-defined]
+    assert taken == expected

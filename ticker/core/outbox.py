@@ -1,0 +1,120 @@
+"""A connection's outbox: what waits to be written, bounded in bytes, and its policy.
+
+`offer` never blocks and answers with a decision: queued, absorbed into a conflated
+topic, or evict. On overflow, latest-value and book topics conflate: their queued
+messages are dropped and the topic is marked, so the next `take` asks the shell for
+one fresh snapshot of it (the newest state) instead; later messages of a marked topic
+are absorbed, since that snapshot will include them. Event topics (trades) cannot
+conflate: if the outbox is still over its bound the connection must be evicted.
+Pure: the shell owns sockets, timers and snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from ticker.errors import ConfigError
+
+
+class Item(Protocol):
+    """What an outbox holds: an encoded message (see `ticker.core.hub.Published`)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def conflatable(self) -> bool: ...
+    @property
+    def size(self) -> int: ...
+
+
+class Offer(enum.Enum):
+    """The outcome of offering one message to an outbox."""
+
+    QUEUED = "queued"
+    CONFLATED = "conflated"
+    """The message's topic is (now) conflated; a snapshot replaces its deltas."""
+    EVICT = "evict"
+    """The outbox cannot take it even after conflating: evict the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Everything to write now: queued items in order, then topics to snapshot."""
+
+    items: list[Item]
+    snapshot_topics: list[str]
+
+
+class Outbox:
+    """A byte-bounded queue with conflation for one connection.
+
+    Args:
+        max_bytes: the most bytes of queued messages held; beyond it, conflate, then evict.
+    """
+
+    __slots__ = ("_conflated", "_items", "bytes", "conflations", "max_bytes")
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise ConfigError("outbox max_bytes must be >= 1")
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.conflations = 0
+        self._items: deque[Item] = deque()
+        self._conflated: dict[str, None] = {}  # insertion-ordered set
+
+    def __bool__(self) -> bool:
+        return bool(self._items) or bool(self._conflated)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, item: Item) -> Offer:
+        """Queue `item`, conflate, or tell the caller to evict. Never blocks."""
+        if self._conflated and item.topic in self._conflated:
+            return Offer.CONFLATED
+        size = item.size
+        if self.bytes + size > self.max_bytes:
+            self._conflate()
+            if item.conflatable:
+                self._conflated[item.topic] = None
+                return Offer.CONFLATED
+            if self.bytes + size > self.max_bytes:
+                return Offer.EVICT
+        self._items.append(item)
+        self.bytes += size
+        return Offer.QUEUED
+
+    def take(self) -> Batch:
+        """Everything waiting, oldest first; the outbox is empty afterwards."""
+        items = list(self._items)
+        topics = list(self._conflated)
+        self._items.clear()
+        self._conflated.clear()
+        self.bytes = 0
+        return Batch(items, topics)
+
+    def discard(self, topics: set[str]) -> None:
+        """Drop what waits for `topics` (the client unsubscribed from them)."""
+        kept = [item for item in self._items if item.topic not in topics]
+        self._items = deque(kept)
+        self.bytes = sum(item.size for item in kept)
+        for topic in topics:
+            self._conflated.pop(topic, None)
+
+    def _conflate(self) -> None:
+        kept: deque[Item] = deque()
+        freed = 0
+        for item in self._items:
+            if item.conflatable:
+                self._conflated[item.topic] = None
+                freed += item.size
+            else:
+                kept.append(item)
+        if freed:
+            self.conflations += 1
+            self._items = kept
+            self.bytes -= freed
