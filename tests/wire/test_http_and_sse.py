@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from ticker.wire.http import BadRequest, head_end, parse_head, render_error
+from ticker.wire.sse import encode_chunk, encode_event, encode_retry, response_head
+
+
+def test_parse_head_gives_path_query_and_headers() -> None:
+    raw = (
+        b"GET /v1/sse?topics=quote.*,book.BTC-USD&max_rate=2 HTTP/1.1\r\n"
+        b"Host: x\r\nLast-Event-ID: 5-10\r\nAccept: a\r\nAccept: b\r\n\r\n"
+    )
+    assert head_end(raw) == len(raw)
+    head = parse_head(raw)
+    assert (head.method, head.path) == ("GET", "/v1/sse")
+    assert head.query_value("topics") == "quote.*,book.BTC-USD"
+    assert head.query_value("max_rate") == "2"
+    assert head.header("last-event-id") == "5-10"
+    assert head.header("accept") == "a, b"
+    assert head.raw == raw
+
+
+def test_incomplete_and_oversized_heads() -> None:
+    assert head_end(b"GET / HTTP/1.1\r\n") == -1
+    with pytest.raises(BadRequest) as info:
+        head_end(b"GET /" + b"a" * 20_000)
+    assert info.value.http_status == 431
+
+
+@pytest.mark.parametrize("raw", [b"NOT HTTP\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"])
+def test_malformed_heads_are_bad_requests(raw: bytes) -> None:
+    # The second lacks Host, which HTTP/1.1 requires.
+    with pytest.raises(BadRequest) as info:
+        parse_head(raw)
+    assert info.value.http_status == 400
+
+
+def test_error_response_is_complete_http() -> None:
+    response = render_error(404, "no such endpoint")
+    assert response.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert response.endswith(b"\r\n\r\nno such endpoint\n")
+    assert b"Content-Length: 17" in response
+
+
+def test_sse_pieces() -> None:
+    head = response_head()
+    assert b"text/event-stream" in head and b"X-Accel-Buffering: no" in head
+    assert b"Cache-Control: no-cache" in head and b"Content-Length" not in head
+    assert encode_event("delta", '{"a":1}', "5-10") == 'event: delta\nid: 5-10\ndata: {"a":1}\n\n'
+    assert encode_event("heartbeat", "{}") == "event: heartbeat\ndata: {}\n\n"
+    assert encode_retry(2000) == "retry: 2000\n\n"
+    assert encode_chunk(b"hello") == b"5\r\nhello\r\n"

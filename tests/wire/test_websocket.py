@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, TextMessage
+from wsproto.events import Ping as WsPing
+from wsproto.events import Pong as WsPong
+
+from ticker.wire.websocket import (
+    Close,
+    FrameReader,
+    Message,
+    Opcode,
+    Ping,
+    Pong,
+    WebSocketProtocolError,
+    accept_key,
+    encode_close,
+    encode_frame,
+)
+
+
+def client() -> Connection:
+    """wsproto's client side, after the handshake: an independent implementation."""
+    return Connection(ConnectionType.CLIENT)
+
+
+def test_accept_key_matches_rfc6455_example() -> None:
+    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@given(st.binary(max_size=70_000))
+def test_server_frames_are_read_by_a_reference_client(payload: bytes) -> None:
+    peer = client()
+    peer.receive_data(encode_frame(Opcode.BINARY, payload))
+    events = list(peer.events())
+    assert len(events) == 1 and isinstance(events[0], BytesMessage)
+    assert bytes(events[0].data) == payload
+
+
+@given(st.lists(st.binary(max_size=300), max_size=5), st.integers(1, 50))
+def test_reader_gets_reference_client_messages_in_any_chunking(
+    payloads: list[bytes], chunk: int
+) -> None:
+    peer = client()
+    wire = b"".join(peer.send(BytesMessage(data=p)) for p in payloads)
+    reader = FrameReader(max_message_bytes=1024)
+    events = []
+    for i in range(0, len(wire), chunk):
+        events += reader.feed(wire[i : i + chunk])
+    assert events == [Message(True, p) for p in payloads]
+
+
+def test_fragments_are_reassembled_and_control_frames_pass_between_them() -> None:
+    peer = client()
+    wire = peer.send(TextMessage(data="ab", message_finished=False))
+    wire += peer.send(WsPing(payload=b"x"))
+    wire += peer.send(TextMessage(data="cd", message_finished=True))
+    events = FrameReader(1024).feed(wire)
+    assert events == [Ping(b"x"), Message(False, b"abcd")]
+
+
+def test_close_frames_carry_code_and_reason() -> None:
+    peer = client()
+    wire = peer.send(CloseConnection(code=1000, reason="bye"))
+    assert FrameReader(1024).feed(wire) == [Close(1000, "bye")]
+    server_close = encode_close(4008, "slow consumer; last=1-5")
+    peer2 = client()
+    peer2.receive_data(server_close)
+    event = next(iter(peer2.events()))
+    assert isinstance(event, CloseConnection) and event.code == 4008
+    assert event.reason == "slow consumer; last=1-5"
+
+
+def test_oversized_messages_are_refused_before_their_payload_arrives() -> None:
+    header = struct.pack("!BBH", 0x82, 0x80 | 126, 5000) + b"\0\0\0\0"
+    with pytest.raises(WebSocketProtocolError) as info:
+        FrameReader(max_message_bytes=4096).feed(header)
+    assert info.value.close_code == 1009
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x82\x05hello",  # unmasked
+        b"\xc2\x80\0\0\0\0",  # RSV1 without an extension
+        b"\x09\x80\0\0\0\0",  # non-final ping
+        b"\x80\x80\0\0\0\0",  # continuation without a message
+        b"\x83\x80\0\0\0\0",  # unknown opcode
+        b"\x88\x81\0\0\0\0\x01",  # close with a 1-byte body
+        b"\x89\xfe\x00\x7e" + b"\0" * 130,  # control frame over 125 bytes
+    ],
+)
+def test_protocol_violations_raise_with_a_close_code(frame: bytes) -> None:
+    with pytest.raises(WebSocketProtocolError) as info:
+        FrameReader(1024).feed(frame)
+    assert info.value.close_code == 1002
+
+
+def test_pong_is_reported() -> None:
+    peer = client()
+    assert FrameReader(64).feed(peer.send(WsPong(payload=b"7"))) == [Pong(b"7")]

@@ -1,0 +1,4 @@
+"""Transport framing, sans-I/O: HTTP request heads, WebSocket frames, SSE events.
+
+Bytes in, decisions and bytes out; no sockets. The trio shells in `ticker.server` feed
+these and write what they return."""
