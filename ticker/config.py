@@ -1,8 +1,7 @@
 """The one configuration object: every buffer size, interval and limit with its default.
 
-Frozen; the CLI flags map onto it (and, with the server, environment variables and a
-TOML file). Validation happens here so a bad value fails at start-up with a clear
-message, never deep inside a task.
+Frozen; the CLI flags map onto it. Validation happens here so a bad value fails at
+start-up with a clear message, never deep inside a task.
 """
 
 from __future__ import annotations
@@ -11,28 +10,108 @@ from dataclasses import dataclass, fields
 
 from ticker.errors import ConfigError
 
+VENUES = ("cbx", "fxa", "itx")
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Settings of the pure core (the server adds its own in later layers)."""
+    """Every setting of ticker with its default (units are in the names)."""
 
+    # Listening.
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8080
+    """TCP port for every endpoint; 0 picks a free one."""
+
+    # Venues and ingest.
+    venues: tuple[str, ...] = VENUES
+    """Simulated venues to run in-process."""
+    venue_rate_per_s: float = 20.0
+    """Messages per second each simulated venue sends."""
+    seed: int = 1
+    """Seed of the venue simulators; the same seed gives the same market."""
+    ingest_queue_events: int = 4096
+    """Events waiting between the venue tasks and the hub; full blocks the venues."""
+    reconnect_min_s: float = 0.1
+    """First reconnect delay after a venue disconnect (doubles, with jitter)."""
+    reconnect_max_s: float = 5.0
+    """Longest reconnect delay."""
+
+    # Hub.
     keyframe_interval: int = 100
     """A topic publishes a whole-state keyframe after this many deltas."""
     replay_max_messages: int = 100_000
     """The replay buffer keeps at most this many messages..."""
     replay_max_bytes: int = 64 * 1024 * 1024
     """...and at most this many bytes of encoded messages."""
-    venue_rate_per_s: float = 20.0
-    """Messages per second each simulated venue sends (embedded defaults)."""
-    seed: int = 1
-    """Seed of the venue simulators; the same seed gives the same market."""
+    publish_batch_events: int = 512
+    """The hub takes at most this many waiting events before fanning out once."""
+
+    # Fanout and connections.
+    fanout_leaf_size: int = 256
+    """Connections per leaf of the fanout tree."""
+    outbox_max_bytes: int = 512 * 1024
+    """Bytes queued for one connection before conflation, then eviction."""
+    send_buffer_bytes: int = 0
+    """Kernel send buffer per connection (SO_SNDBUF); 0 keeps the OS default. Smaller
+    bounds kernel memory per client and detects a stalled client sooner."""
+    write_timeout_s: float = 2.0
+    """A write that does not finish in this time evicts the connection."""
+    heartbeat_s: float = 15.0
+    """Heartbeat period on every stream, carrying the current position."""
+    ping_interval_s: float = 20.0
+    """WebSocket ping after this long without input from the client."""
+    ping_timeout_s: float = 10.0
+    """Close a WebSocket whose pong does not come within this time."""
+    handshake_timeout_s: float = 10.0
+    """Close a connection whose request head does not arrive in this time."""
+    max_connections: int = 20_000
+    """Streaming connections accepted at once; more get 503 / close 4429."""
+    max_subscriptions: int = 512
+    """Topic patterns one connection may hold."""
+    max_frame_bytes: int = 64 * 1024
+    """Largest client WebSocket message accepted."""
+    sse_retry_ms: int = 1000
+    """The `retry:` SSE tells browsers to wait before reconnecting."""
+    sse_max_rate_per_s: float = 50.0
+    """Upper limit for an SSE client's `max_rate`."""
 
     def __post_init__(self) -> None:
-        for name in ("keyframe_interval", "replay_max_messages", "replay_max_bytes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        positive = (
+            "keyframe_interval",
+            "replay_max_messages",
+            "replay_max_bytes",
+            "ingest_queue_events",
+            "publish_batch_events",
+            "fanout_leaf_size",
+            "outbox_max_bytes",
+            "max_connections",
+            "max_subscriptions",
+            "max_frame_bytes",
+            "write_timeout_s",
+            "heartbeat_s",
+            "ping_interval_s",
+            "ping_timeout_s",
+            "handshake_timeout_s",
+            "reconnect_min_s",
+            "sse_max_rate_per_s",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 < self.venue_rate_per_s <= 1_000_000:
             raise ConfigError(f"venue_rate_per_s must be in (0, 1e6], got {self.venue_rate_per_s}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
+        if self.send_buffer_bytes < 0:
+            raise ConfigError("send_buffer_bytes must be >= 0")
+        if self.sse_retry_ms < 0:
+            raise ConfigError("sse_retry_ms must be >= 0")
+        unknown = set(self.venues) - set(VENUES)
+        if unknown or not self.venues:
+            raise ConfigError(f"venues must be a non-empty subset of {VENUES}, got {self.venues}")
 
     @classmethod
     def names(cls) -> list[str]:

@@ -8,8 +8,11 @@ def msg(seq: int, data: dict[str, object], *, snapshot: bool = False) -> DataMes
     return DataMessage(snapshot, "quote.A-B", seq, seq, 0, data)
 
 
-def test_a_delta_without_a_snapshot_is_refused() -> None:
-    assert Mirror().apply(msg(1, {"bid": 1})) == Refused(RefusalReason.NO_SNAPSHOT, 0)
+def test_a_delta_without_a_snapshot_is_refused_unless_it_starts_the_topic() -> None:
+    assert Mirror().apply(msg(2, {"bid": 1})) == Refused(RefusalReason.NO_SNAPSHOT, 0)
+    mirror = Mirror()
+    assert mirror.apply(msg(1, {"bid": 1})) == Applied(1)
+    assert mirror.data("quote.A-B") == {"bid": 1}
 
 
 def test_a_delta_that_skips_a_sequence_is_refused_and_state_is_untouched() -> None:

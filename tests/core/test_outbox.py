@@ -27,16 +27,16 @@ def trade(n: int, size: int = 10) -> Item:
 
 
 def test_queues_in_order_until_the_byte_bound() -> None:
-    box = Outbox(max_bytes=30)
+    box: Outbox[Item] = Outbox(max_bytes=30)
     assert [box.offer(quote(i)) for i in range(3)] == [Offer.QUEUED] * 3
     assert box.bytes == 30
     batch = box.take()
-    assert [item.n for item in batch.items] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert [item.n for item in batch.items] == [0, 1, 2]
     assert batch.snapshot_topics == [] and box.bytes == 0 and not box
 
 
 def test_overflow_conflates_latest_value_topics_and_keeps_trades_in_order() -> None:
-    box = Outbox(max_bytes=30)
+    box: Outbox[Item] = Outbox(max_bytes=30)
     box.offer(quote(1))
     box.offer(trade(2))
     box.offer(quote(3, topic="book.A-B"))
@@ -45,23 +45,23 @@ def test_overflow_conflates_latest_value_topics_and_keeps_trades_in_order() -> N
     assert box.offer(quote(5)) is Offer.CONFLATED  # absorbed: the snapshot will carry it
     assert box.offer(trade(6)) is Offer.QUEUED
     batch = box.take()
-    assert [item.n for item in batch.items] == [2, 6]  # type: ignore[attr-defined]
+    assert [item.n for item in batch.items] == [2, 6]
     assert batch.snapshot_topics == ["quote.A-B", "book.A-B"]
 
 
 def test_evicts_when_trades_alone_overflow() -> None:
-    box = Outbox(max_bytes=25)
+    box: Outbox[Item] = Outbox(max_bytes=25)
     assert box.offer(trade(1)) is Offer.QUEUED
     assert box.offer(trade(2)) is Offer.QUEUED
     assert box.offer(trade(3)) is Offer.EVICT
 
 
-def test_discard_drops_unsubscribed_topics() -> None:
-    box = Outbox(max_bytes=25)
+def test_retain_drops_unsubscribed_topics() -> None:
+    box: Outbox[Item] = Outbox(max_bytes=25)
     box.offer(trade(1))
     box.offer(quote(2))
     box.offer(quote(3))  # conflates quote.A-B
-    box.discard({"quote.A-B"})
+    box.retain(lambda topic: topic != "quote.A-B")
     batch = box.take()
     assert [item.topic for item in batch.items] == ["trade.A-B"]
     assert batch.snapshot_topics == []
@@ -76,7 +76,7 @@ def test_bound_must_be_positive() -> None:
 def test_bytes_never_exceed_the_bound_and_order_is_kept(
     offers: list[tuple[bool, int]], bound: int
 ) -> None:
-    box = Outbox(max_bytes=bound)
+    box: Outbox[Item] = Outbox(max_bytes=bound)
     expected: list[int] = []
     for n, (conflatable, size) in enumerate(offers):
         item = Item("quote.A-B" if conflatable else "trade.A-B", conflatable, size, n)
@@ -86,5 +86,5 @@ def test_bytes_never_exceed_the_bound_and_order_is_kept(
             break
         if result is Offer.QUEUED and not conflatable:
             expected.append(n)
-    taken = [item.n for item in box.take().items if not item.conflatable]  # type: ignore[attr-defined]
+    taken = [item.n for item in box.take().items if not item.conflatable]
     assert taken == expected

@@ -1,14 +1,16 @@
 """The hub: the single-writer stage from normalized events to encoded, buffered messages.
 
 Consolidate, sequence, encode once, keep in the replay buffer: what comes out is ready
-for fanout, and every subscriber of a message gets these same bytes. The JSON form is
-rendered at most once per message, on first use. Pure: the shell owns clocks and tasks.
+for fanout, and every subscriber of a message gets these same bytes. The other forms a
+message goes out in (a WebSocket frame, a zstd frame, an SSE event) are built at most
+once per message, on first use, and then shared. Pure: the shell owns clocks and tasks.
 """
 
 from __future__ import annotations
 
 from ticker.config import Config
 from ticker.core.codec import encode_data, render_json
+from ticker.core.compression import FrameCompressor
 from ticker.core.consolidate import Consolidator
 from ticker.core.messages import DataMessage
 from ticker.core.position import Position
@@ -16,26 +18,45 @@ from ticker.core.replay import Replay, ReplayBuffer, Reset
 from ticker.core.sequencer import Sequencer
 from ticker.core.topics import CHANNELS, ChannelKind
 from ticker.model.events import NormalizedEvent
+from ticker.wire.sse import encode_event
+from ticker.wire.websocket import Opcode, encode_frame
 
 CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
 
 
 class Published:
-    """A message as it goes out: the value, its msgpack bytes, and lazily its JSON.
+    """A message as it goes out: the value, its msgpack bytes, and its other forms.
 
     `topic`, `conflatable` and `size` are what an outbox needs, worked out once here
     rather than once per subscriber.
     """
 
-    __slots__ = ("_json", "conflatable", "message", "payload", "size", "topic")
+    __slots__ = (
+        "_json",
+        "_sse",
+        "_ws",
+        "_ws_zstd",
+        "conflatable",
+        "epoch",
+        "message",
+        "offset",
+        "payload",
+        "size",
+        "topic",
+    )
 
-    def __init__(self, message: DataMessage) -> None:
+    def __init__(self, message: DataMessage, epoch: int) -> None:
         self.message = message
+        self.epoch = epoch
         self.topic = message.topic
+        self.offset = message.offset
         self.payload = encode_data(message)
         self.size = len(self.payload)
         self.conflatable = CONFLATABLE[message.topic.partition(".")[0]]
         self._json: str | None = None
+        self._sse: bytes | None = None
+        self._ws: bytes | None = None
+        self._ws_zstd: bytes | None = None
 
     @property
     def json(self) -> str:
@@ -44,16 +65,41 @@ class Published:
             self._json = render_json(self.message)
         return self._json
 
+    @property
+    def sse(self) -> bytes:
+        """The whole SSE event (`event:`, `id:`, `data:`), built once."""
+        if self._sse is None:
+            name = "snapshot" if self.message.snapshot else "delta"
+            text = encode_event(name, self.json, f"{self.epoch}-{self.offset}")
+            self._sse = text.encode("utf-8")
+        return self._sse
+
+    @property
+    def ws(self) -> bytes:
+        """A ready binary WebSocket frame holding the msgpack bytes, built once."""
+        if self._ws is None:
+            self._ws = encode_frame(Opcode.BINARY, self.payload)
+        return self._ws
+
+    def ws_zstd(self, compressor: FrameCompressor) -> bytes:
+        """A ready WebSocket frame holding the zstd-compressed msgpack, built once."""
+        if self._ws_zstd is None:
+            self._ws_zstd = encode_frame(Opcode.BINARY, compressor.compress(self.payload))
+        return self._ws_zstd
+
 
 class Hub:
     """Consolidator + sequencer + encoder + replay buffer, in that order."""
 
     def __init__(self, config: Config, epoch: int) -> None:
+        self.epoch = epoch
         self.sequencer = Sequencer(epoch, config.keyframe_interval)
         self.consolidator = Consolidator(self.sequencer)
         self.replay: ReplayBuffer[Published] = ReplayBuffer(
             epoch, config.replay_max_messages, config.replay_max_bytes
         )
+        self._snapshots: dict[str, Published] = {}
+        self._snapshots_offset = -1
 
     @property
     def position(self) -> Position:
@@ -72,6 +118,26 @@ class Hub:
         """The whole state of `topic` consistent with the current position (not published)."""
         return self.sequencer.snapshot(topic, now_ns // 1000)
 
+    def current_snapshot(self, topic: str, now_ns: int) -> Published:
+        """`snapshot` encoded, shared by every caller until the position moves on.
+
+        Many subscribers ask for the same snapshot at once (a burst of subscribes, or
+        slow consumers conflating in the same round); they share one encoding.
+        """
+        offset = self.sequencer.position.offset
+        if offset != self._snapshots_offset:
+            self._snapshots.clear()
+            self._snapshots_offset = offset
+        published = self._snapshots.get(topic)
+        if published is None:
+            published = Published(self.snapshot(topic, now_ns), self.epoch)
+            self._snapshots[topic] = published
+        return published
+
+    def topics(self) -> list[str]:
+        """Every topic with state."""
+        return list(self.sequencer.topics())
+
     def since(self, position: Position) -> Replay[Published] | Reset:
         """Messages after `position` from the replay buffer, or why not."""
         return self.replay.since(position)
@@ -79,8 +145,9 @@ class Hub:
     def _buffer(self, messages: list[DataMessage]) -> list[Published]:
         published = []
         append = self.replay.append
+        epoch = self.epoch
         for message in messages:
-            item = Published(message)
+            item = Published(message, epoch)
             append(message.offset, item, item.size)
             published.append(item)
         return published

@@ -83,7 +83,10 @@ class Mirror:
             self._merge(held, message.data)
         else:
             if held is None:
-                return Refused(RefusalReason.NO_SNAPSHOT, 0)
+                if message.seq != 1:
+                    return Refused(RefusalReason.NO_SNAPSHOT, 0)
+                # Every topic starts empty at seq 0: its first delta needs no snapshot.
+                held = self._held[message.topic] = _Held(channel_kind(message.topic))
             if message.seq <= held.seq:
                 return Refused(RefusalReason.STALE, held.seq)
             if message.seq != held.seq + 1:

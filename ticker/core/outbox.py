@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ticker.errors import ConfigError
 
@@ -30,6 +31,9 @@ class Item(Protocol):
     def size(self) -> int: ...
 
 
+T = TypeVar("T", bound=Item)
+
+
 class Offer(enum.Enum):
     """The outcome of offering one message to an outbox."""
 
@@ -41,14 +45,14 @@ class Offer(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(Generic[T]):
     """Everything to write now: queued items in order, then topics to snapshot."""
 
-    items: list[Item]
+    items: list[T]
     snapshot_topics: list[str]
 
 
-class Outbox:
+class Outbox(Generic[T]):
     """A byte-bounded queue with conflation for one connection.
 
     Args:
@@ -63,7 +67,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.conflations = 0
-        self._items: deque[Item] = deque()
+        self._items: deque[T] = deque()
         self._conflated: dict[str, None] = {}  # insertion-ordered set
 
     def __bool__(self) -> bool:
@@ -72,7 +76,7 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def offer(self, item: Item) -> Offer:
+    def offer(self, item: T) -> Offer:
         """Queue `item`, conflate, or tell the caller to evict. Never blocks."""
         if self._conflated and item.topic in self._conflated:
             return Offer.CONFLATED
@@ -88,7 +92,11 @@ class Outbox:
         self.bytes += size
         return Offer.QUEUED
 
-    def take(self) -> Batch:
+    def conflate(self, topic: str) -> None:
+        """Mark `topic` so its next write is one snapshot (rate-limited connections)."""
+        self._conflated[topic] = None
+
+    def take(self) -> Batch[T]:
         """Everything waiting, oldest first; the outbox is empty afterwards."""
         items = list(self._items)
         topics = list(self._conflated)
@@ -97,16 +105,16 @@ class Outbox:
         self.bytes = 0
         return Batch(items, topics)
 
-    def discard(self, topics: set[str]) -> None:
-        """Drop what waits for `topics` (the client unsubscribed from them)."""
-        kept = [item for item in self._items if item.topic not in topics]
-        self._items = deque(kept)
+    def retain(self, keep: Callable[[str], bool]) -> None:
+        """Drop what waits for topics for which `keep` is false (after an unsubscribe)."""
+        kept = deque(item for item in self._items if keep(item.topic))
+        self._items = kept
         self.bytes = sum(item.size for item in kept)
-        for topic in topics:
-            self._conflated.pop(topic, None)
+        for topic in [t for t in self._conflated if not keep(t)]:
+            del self._conflated[topic]
 
     def _conflate(self) -> None:
-        kept: deque[Item] = deque()
+        kept: deque[T] = deque()
         freed = 0
         for item in self._items:
             if item.conflatable:

@@ -1,0 +1,121 @@
+"""`serve`: one ticker server process, all its tasks in one nursery.
+
+Venue ingest tasks -> bounded channel -> the hub task (the single writer: consolidate,
+sequence, encode, buffer, fan out) -> outboxes -> sockets; plus the heartbeat task and
+the listener. `task_status.started` hands back a `ServerHandle` once the port listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import trio
+
+from feeds.faults import FaultPlan
+from ticker.config import Config
+from ticker.core.hub import Hub, Published
+from ticker.ingest.adapter import IngestCounters
+from ticker.model.events import NormalizedEvent
+from ticker.server.context import ServerContext
+from ticker.server.fanout import Fanout
+from ticker.server.ingest import run_venue
+from ticker.server.listener import serve_listener
+from ticker.server.stats import ServerStats
+from ticker.venues.reference import LISTINGS
+
+log = logging.getLogger("ticker.server")
+
+
+@dataclass(slots=True)
+class ServerHandle:
+    """What a started server exposes to its caller (tests, the CLI, benchmarks)."""
+
+    port: int
+    context: ServerContext
+    events: trio.MemorySendChannel[NormalizedEvent]
+    """Send normalized events here to publish them (as the venues do)."""
+    ingest: dict[str, IngestCounters]
+    cancel_scope: trio.CancelScope
+
+    @property
+    def hub(self) -> Hub:
+        return self.context.hub
+
+    def stop(self) -> None:
+        """Stop the server: every connection gets the shutdown close, then tasks end."""
+        self.context.shutting_down = True
+        self.cancel_scope.cancel()
+
+
+def known_symbols(venues: tuple[str, ...]) -> frozenset[str]:
+    """Every canonical symbol listed on at least one of `venues`."""
+    return frozenset(listing.symbol for v in venues for listing in LISTINGS[v])
+
+
+async def serve(
+    config: Config,
+    *,
+    run_venues: bool = True,
+    faults: FaultPlan | None = None,
+    epoch: int | None = None,
+    task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a server until cancelled.
+
+    Args:
+        config: every setting.
+        run_venues: start the simulated venues (tests may publish through the handle).
+        faults: fault injection for the simulated venues.
+        epoch: the stream epoch; default the start time in seconds (new on each start,
+            since history does not survive a restart).
+    """
+    hub = Hub(config, epoch if epoch is not None else int(time.time()))
+    context = ServerContext(
+        config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
+    )
+    send, receive = trio.open_memory_channel[NormalizedEvent](config.ingest_queue_events)
+    ingest: dict[str, IngestCounters] = {}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_hub, context, receive)
+        nursery.start_soon(run_heartbeats, context)
+        if run_venues:
+            for venue in config.venues:
+                await nursery.start(run_venue, venue, config, send.clone(), ingest, faults)
+        port = await nursery.start(serve_listener, context)
+        task_status.started(ServerHandle(port, context, send, ingest, nursery.cancel_scope))
+
+
+async def run_hub(
+    context: ServerContext, events: trio.MemoryReceiveChannel[NormalizedEvent]
+) -> None:
+    """The single writer: take what waits (up to a batch), publish it, fan it out once."""
+    hub, fanout, stats = context.hub, context.fanout, context.stats
+    limit = context.config.publish_batch_events
+    async with events:
+        async for first in events:
+            batch = [first]
+            try:
+                while len(batch) < limit:
+                    batch.append(events.receive_nowait())
+            except trio.WouldBlock:
+                pass
+            now_ns = time.time_ns()
+            published: list[Published] = []
+            for event in batch:
+                published += hub.publish(event, now_ns)
+            stats.ingest_events += len(batch)
+            stats.published += len(published)
+            if published:
+                fanout.publish(published)
+
+
+async def run_heartbeats(context: ServerContext) -> None:
+    """Every `heartbeat_s`, each connection gets a heartbeat with the current position."""
+    period = context.config.heartbeat_s
+    while True:
+        await trio.sleep(period)
+        for subscriber in context.fanout.subscribers():
+            subscriber.heartbeat_due = True
+            subscriber.flush_nowait()

@@ -1,0 +1,38 @@
+"""What every task of one server shares: settings, hub, fanout tree, counters.
+
+A plain container created by `ticker.server.app.serve`; no behaviour of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ticker.config import Config
+from ticker.core.compression import FrameCompressor
+from ticker.core.hub import Hub
+from ticker.server.fanout import Fanout
+from ticker.server.framing import SseFraming, WebSocketFraming
+from ticker.server.stats import ServerStats
+
+
+@dataclass(slots=True)
+class ServerContext:
+    """The shared state of one server process."""
+
+    config: Config
+    hub: Hub
+    fanout: Fanout
+    stats: ServerStats
+    known_symbols: frozenset[str]
+    ws_framing: WebSocketFraming = field(default_factory=WebSocketFraming)
+    ws_zstd_framing: WebSocketFraming | None = None
+    sse_framing: SseFraming = field(default_factory=SseFraming)
+    shutting_down: bool = False
+
+    def zstd_framing(self) -> WebSocketFraming:
+        """The framing for zstd clients, created (and the dictionary loaded) on first use."""
+        if self.ws_zstd_framing is None:
+            from ticker.core.compression import load_dictionary
+
+            self.ws_zstd_framing = WebSocketFraming(FrameCompressor(load_dictionary()))
+        return self.ws_zstd_framing

@@ -1,0 +1,120 @@
+"""How each transport frames what a subscriber writes: WebSocket binary or SSE text.
+
+A data message's frame is built once per message (see `Published`) and shared; this
+module picks which form a connection gets and wraps one write's worth of frames (SSE:
+one HTTP chunk). Control messages (hello, reset, error, heartbeat, close) are rendered
+here. No sockets, no state beyond small caches of shared bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from ticker.core.codec import encode_server
+from ticker.core.compression import FrameCompressor
+from ticker.core.hub import Published
+from ticker.core.messages import Error, Heartbeat, Hello, Reset, ServerMessage
+from ticker.core.position import Position
+from ticker.errors import CLOSE_SHUTDOWN, CLOSE_SLOW_CONSUMER
+from ticker.server.stats import EndReason
+from ticker.wire.sse import LAST_CHUNK, encode_chunk, encode_event
+from ticker.wire.websocket import Opcode, encode_close, encode_frame
+
+_SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE)
+
+
+class Framing(Protocol):
+    """The transport-specific bytes of one connection."""
+
+    def frame(self, item: Published) -> bytes: ...
+    def wrap(self, parts: list[bytes]) -> bytes: ...
+    def heartbeat(self, position: Position, now_ns: int) -> bytes: ...
+    def control(self, message: ServerMessage) -> bytes: ...
+    def closing(self, reason: EndReason, position: str) -> bytes | None: ...
+
+
+class WebSocketFraming:
+    """Binary frames of msgpack, optionally zstd-compressed with the shipped dictionary."""
+
+    def __init__(self, compressor: FrameCompressor | None = None) -> None:
+        self.compressor = compressor
+        self._heartbeat_key: tuple[int, int, int] | None = None
+        self._heartbeat = b""
+
+    def frame(self, item: Published) -> bytes:
+        if self.compressor is None:
+            return item.ws
+        return item.ws_zstd(self.compressor)
+
+    def wrap(self, parts: list[bytes]) -> bytes:
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def control(self, message: ServerMessage) -> bytes:
+        payload = encode_server(message)
+        if self.compressor is not None:
+            payload = self.compressor.compress(payload)
+        return encode_frame(Opcode.BINARY, payload)
+
+    def heartbeat(self, position: Position, now_ns: int) -> bytes:
+        # Shared by every connection heartbeating in the same second at the same position.
+        key = (position.epoch, position.offset, now_ns // 1_000_000_000)
+        if key != self._heartbeat_key:
+            self._heartbeat_key = key
+            self._heartbeat = self.control(
+                Heartbeat(position.epoch, position.offset, now_ns // 1000)
+            )
+        return self._heartbeat
+
+    def closing(self, reason: EndReason, position: str) -> bytes | None:
+        if reason in _SLOW:
+            return encode_close(
+                CLOSE_SLOW_CONSUMER, f"slow consumer ({reason.value}); last={position}"
+            )
+        if reason is EndReason.SHUTDOWN:
+            return encode_close(CLOSE_SHUTDOWN, f"server shutdown; last={position}")
+        return None
+
+
+class SseFraming:
+    """`text/event-stream` events, sent as HTTP/1.1 chunks."""
+
+    def __init__(self) -> None:
+        self._heartbeat_key: tuple[int, int, int] | None = None
+        self._heartbeat = b""
+
+    def frame(self, item: Published) -> bytes:
+        return item.sse
+
+    def wrap(self, parts: list[bytes]) -> bytes:
+        return encode_chunk(b"".join(parts))
+
+    def control(self, message: ServerMessage) -> bytes:
+        if isinstance(message, Hello):
+            data = (
+                f'{{"version":{message.version},"epoch":{message.epoch},"offset":{message.offset}}}'
+            )
+            return encode_event("hello", data).encode()
+        if isinstance(message, Reset):
+            data = (
+                f'{{"epoch":{message.epoch},"offset":{message.offset},"reason":"{message.reason}"}}'
+            )
+            return encode_event("reset", data, f"{message.epoch}-{message.offset}").encode()
+        if isinstance(message, Error):
+            data = json.dumps({"code": message.code, "message": message.message})
+            return encode_event("error", data).encode()
+        raise TypeError(f"no SSE form for {type(message).__name__}")
+
+    def heartbeat(self, position: Position, now_ns: int) -> bytes:
+        key = (position.epoch, position.offset, now_ns // 1_000_000_000)
+        if key != self._heartbeat_key:
+            self._heartbeat_key = key
+            data = f'{{"epoch":{position.epoch},"offset":{position.offset},"ts":{now_ns // 1000}}}'
+            self._heartbeat = encode_event("heartbeat", data, str(position)).encode()
+        return self._heartbeat
+
+    def closing(self, reason: EndReason, position: str) -> bytes | None:
+        if reason in (*_SLOW, EndReason.SHUTDOWN):
+            data = f'{{"reason":"{reason.value}","last":"{position}"}}'
+            return encode_chunk(encode_event("end", data).encode()) + LAST_CHUNK
+        return None

@@ -1,0 +1,135 @@
+"""The SSE endpoint `GET /v1/sse?topics=...`: one event stream per request.
+
+Topics come from the query (comma-separated patterns); a resume position from the
+`Last-Event-ID` header or the `last_event_id` query parameter; `max_rate` (updates per
+topic per second) turns on per-connection conflation for dashboards. The stream never
+ends by itself: heartbeats keep it alive and carry the position. Bad queries get a 400
+with the reason before any stream starts.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import trio
+
+from ticker.core.messages import PROTOCOL_VERSION, Hello
+from ticker.core.position import Position
+from ticker.errors import ProtocolError
+from ticker.server.context import ServerContext
+from ticker.server.session import run_session
+from ticker.server.stats import EndReason
+from ticker.server.subscriber import Subscriber
+from ticker.server.subscriptions import parse_patterns, subscribe
+from ticker.wire.http import BadRequest, RequestHead
+from ticker.wire.sse import encode_retry, response_head
+
+MAX_IGNORED_INPUT_BYTES = 64 * 1024
+
+
+def parse_max_rate(head: RequestHead, limit: float) -> float | None:
+    """The `max_rate` query parameter, if given.
+
+    Raises:
+        BadRequest: not a number in (0, limit].
+    """
+    text = head.query_value("max_rate")
+    if text is None:
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        raise BadRequest(f"max_rate must be a number, got {text!r}") from None
+    if not (math.isfinite(rate) and 0 < rate <= limit):
+        raise BadRequest(f"max_rate must be in (0, {limit:g}], got {text!r}")
+    return rate
+
+
+async def serve_sse(
+    sock: socket.socket, peer: str, head: RequestHead, context: ServerContext
+) -> None:
+    """Serve one SSE stream whose request head has been read.
+
+    Raises:
+        BadRequest: bad method, topics, position or max_rate (nothing was sent yet).
+    """
+    config = context.config
+    if head.method != "GET":
+        raise BadRequest("the event stream is GET only", 405)
+    topics_text = head.query_value("topics")
+    if not topics_text:
+        raise BadRequest("give the topics to stream, e.g. ?topics=quote.*,book.BTC-USD")
+    topics = topics_text.split(",")
+    position = head.header("last-event-id") or head.query_value("last_event_id") or None
+    try:
+        # Validate everything before answering 200, so a bad query gets a plain 400.
+        if len(parse_patterns(topics, context.known_symbols)) > config.max_subscriptions:
+            raise BadRequest(f"at most {config.max_subscriptions} topic patterns", 429)
+        if position is not None:
+            Position.parse(position)
+    except ProtocolError as exc:
+        raise BadRequest(str(exc), exc.http_status) from None
+    max_rate = parse_max_rate(head, config.sse_max_rate_per_s)
+    if len(context.fanout) >= config.max_connections:
+        raise BadRequest("connection limit reached", 503)
+    subscriber = Subscriber(
+        sock,
+        peer,
+        context.sse_framing,
+        context.hub,
+        context.stats,
+        outbox_max_bytes=config.outbox_max_bytes,
+        write_timeout_s=config.write_timeout_s,
+        rate_limited=max_rate is not None,
+    )
+    current = context.hub.position
+    hello = Hello(PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None)
+    subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
+    subscriber.control.append(context.sse_framing.control(hello))
+    sock.send(response_head())  # small, into an empty send buffer
+
+    async def read_loop() -> EndReason:
+        # Inside the session: the connection is in the fanout and its nursery exists.
+        subscribe(
+            subscriber,
+            topics,
+            position,
+            hub=context.hub,
+            fanout=context.fanout,
+            stats=context.stats,
+            known_symbols=context.known_symbols,
+            max_subscriptions=config.max_subscriptions,
+        )
+        if max_rate is not None:
+            nursery = subscriber.nursery
+            assert nursery is not None
+            nursery.start_soon(_flush_at_rate, subscriber, 1 / max_rate)
+        return await _wait_for_close(sock)
+
+    await run_session(subscriber, "sse", context, read_loop)
+
+
+async def _flush_at_rate(subscriber: Subscriber, period_s: float) -> None:
+    """A rate-limited stream writes only on these ticks: one update per topic per tick."""
+    while True:
+        await trio.sleep(period_s)
+        subscriber.flush_nowait()
+
+
+async def _wait_for_close(sock: socket.socket) -> EndReason:
+    """An SSE client sends nothing after its request; wait for it to go away."""
+    ignored = 0
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            data = sock.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return EndReason.PEER_RESET
+        if not data:
+            return EndReason.CLIENT_CLOSED
+        ignored += len(data)
+        if ignored > MAX_IGNORED_INPUT_BYTES:
+            return EndReason.BAD_REQUEST

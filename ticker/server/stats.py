@@ -1,0 +1,47 @@
+"""Server counters: plain integers bumped on the hot path, read by logs and metrics.
+
+One object per server; nothing here allocates per message. The reasons a connection
+can end are an enum so every end is counted under exactly one name.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+class EndReason(enum.Enum):
+    """Why a streaming connection ended (one log line and one counter each)."""
+
+    CLIENT_CLOSED = "client_closed"
+    PEER_RESET = "peer_reset"
+    SLOW_OUTBOX = "slow_outbox"
+    """Evicted: the outbox overflowed even after conflation."""
+    SLOW_WRITE = "slow_write"
+    """Evicted: a write did not complete within the write timeout."""
+    PING_TIMEOUT = "ping_timeout"
+    PROTOCOL_ERROR = "protocol_error"
+    BAD_REQUEST = "bad_request"
+    LIMIT = "limit"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Monotonic counters of one server process."""
+
+    connections_open: Counter[str] = field(default_factory=Counter)
+    connections_total: Counter[str] = field(default_factory=Counter)
+    ends: Counter[str] = field(default_factory=Counter)
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    writes: int = 0
+    coalesced_writes: int = 0
+    """Writes that carried more than one message."""
+    conflations: int = 0
+    resumes: int = 0
+    resets: int = 0
+    bad_requests: int = 0
+    published: int = 0
+    ingest_events: int = 0

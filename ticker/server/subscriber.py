@@ -1,0 +1,204 @@
+"""One streaming connection as the fanout sees it: outbox, write path and its end.
+
+The fanout offers messages synchronously (`deliver`) and then calls `flush_nowait`,
+which writes whatever waits straight into the socket when it is idle: one send for
+however many messages are queued. Only when the kernel buffer is full does a drain task
+take over, bounded by the write timeout. Every way a connection ends goes through
+`end`, once. It owns a non-blocking stdlib socket; it never awaits in `deliver` or
+`flush_nowait`, so the fanout never waits on one subscriber.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import trio
+
+from ticker.core.hub import Hub, Published
+from ticker.core.outbox import Offer, Outbox
+from ticker.core.topics import TopicPattern
+from ticker.server.framing import Framing
+from ticker.server.stats import EndReason, ServerStats
+
+if TYPE_CHECKING:
+    from ticker.server.fanout import Fanout
+
+log = logging.getLogger("ticker.server")
+
+MAX_WRITE_BYTES = 1024 * 1024
+"""A single write carries at most about this much replay backlog."""
+
+
+class Subscriber:
+    """One WebSocket or SSE connection's fanout-side state."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        framing: Framing,
+        hub: Hub,
+        stats: ServerStats,
+        *,
+        outbox_max_bytes: int,
+        write_timeout_s: float,
+        rate_limited: bool = False,
+    ) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.framing = framing
+        self.hub = hub
+        self.stats = stats
+        self.outbox: Outbox[Published] = Outbox(outbox_max_bytes)
+        self.write_timeout_s = write_timeout_s
+        self.rate_limited = rate_limited
+        self.patterns: dict[str, TopicPattern] = {}
+        self.backlog: deque[Published] = deque()
+        self.control: list[bytes] = []
+        self.heartbeat_due = False
+        self.draining = False
+        self.pending: memoryview | None = None
+        self.pending_offset = 0
+        self.delivered_offset = 0
+        self.messages = 0
+        self.bytes = 0
+        self.opened_at = time.monotonic()
+        self.ended: EndReason | None = None
+        self.fanout: Fanout | None = None
+        self.nursery: trio.Nursery | None = None
+
+    # -- called by the fanout, synchronously ----------------------------------------
+
+    def deliver(self, item: Published) -> None:
+        """Offer one published message; evict on overflow. Never blocks."""
+        if self.rate_limited and item.conflatable:
+            self.outbox.conflate(item.topic)
+            return
+        result = self.outbox.offer(item)
+        if result is Offer.EVICT:
+            self.end(EndReason.SLOW_OUTBOX)
+        elif result is Offer.CONFLATED:
+            self.stats.conflations += 1
+
+    def flush_nowait(self) -> None:
+        """Write what waits now if the socket is idle; hand the rest to a drain task."""
+        if self.draining or self.ended is not None:
+            return
+        data = self._collect()
+        if data is None:
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.end(EndReason.PEER_RESET)
+            return
+        if sent == len(data):
+            self.delivered_offset = self.pending_offset
+            return
+        self.pending = memoryview(data)[sent:]
+        self.draining = True
+        assert self.nursery is not None
+        self.nursery.start_soon(self._drain)
+
+    # -- the end of a connection -----------------------------------------------------
+
+    def end(self, reason: EndReason) -> None:
+        """End this connection for `reason` (first call wins); frees it from the fanout.
+
+        A slow or shut-down WebSocket gets a close frame naming the last position it was
+        sent, unless a frame is half-written (then the TCP connection is just closed).
+        """
+        if self.ended is not None:
+            return
+        self.ended = reason
+        if self.fanout is not None:
+            self.fanout.remove(self)
+        if self.pending is None:
+            closing = self.framing.closing(reason, f"{self.hub.epoch}-{self.delivered_offset}")
+            if closing:
+                with contextlib.suppress(OSError):
+                    self.sock.send(closing)
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _collect(self) -> bytes | None:
+        """Everything to write now as one buffer, and the offset it brings us to."""
+        framing = self.framing
+        parts: list[bytes] = []
+        if self.control:
+            parts += self.control
+            self.control.clear()
+        count = 0
+        last = 0
+        if self.backlog:
+            budget = MAX_WRITE_BYTES
+            backlog = self.backlog
+            while backlog and budget > 0:
+                item = backlog.popleft()
+                frame = framing.frame(item)
+                parts.append(frame)
+                budget -= len(frame)
+                last = item.offset
+                count += 1
+        if not self.backlog and self.outbox:
+            batch = self.outbox.take()
+            for queued in batch.items:
+                parts.append(framing.frame(queued))
+                last = queued.offset
+            count += len(batch.items)
+            if batch.snapshot_topics:
+                now = time.time_ns()
+                for topic in batch.snapshot_topics:
+                    snapshot = self.hub.current_snapshot(topic, now)
+                    parts.append(framing.frame(snapshot))
+                    last = snapshot.offset
+                count += len(batch.snapshot_topics)
+        if self.heartbeat_due and not self.backlog:
+            self.heartbeat_due = False
+            parts.append(framing.heartbeat(self.hub.position, time.time_ns()))
+        if not parts:
+            return None
+        if last:
+            self.pending_offset = last
+        data = framing.wrap(parts)
+        stats = self.stats
+        stats.writes += 1
+        stats.messages_sent += count
+        stats.bytes_sent += len(data)
+        if count > 1:
+            stats.coalesced_writes += 1
+        self.messages += count
+        self.bytes += len(data)
+        return data
+
+    async def _drain(self) -> None:
+        """Finish a write the kernel could not take at once, then whatever followed."""
+        try:
+            while self.pending is not None:
+                with trio.move_on_after(self.write_timeout_s) as deadline:
+                    while self.pending:
+                        await trio.lowlevel.wait_writable(self.sock)
+                        try:
+                            sent = self.sock.send(self.pending)
+                        except BlockingIOError:
+                            continue
+                        self.pending = self.pending[sent:]
+                if deadline.cancelled_caught:
+                    self.end(EndReason.SLOW_WRITE)
+                    return
+                self.delivered_offset = self.pending_offset
+                data = self._collect()
+                self.pending = memoryview(data) if data is not None else None
+        except OSError:
+            self.end(EndReason.PEER_RESET)
+        finally:
+            self.draining = False

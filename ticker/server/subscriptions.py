@@ -1,0 +1,134 @@
+"""Opening and closing subscriptions for a connection: snapshots, replay or reset.
+
+Runs synchronously between two publishes, so the three steps (register in the fanout,
+queue the replay or snapshots, go live) see one consistent position: nothing published
+in between can be missed or sent twice. Both transports use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+
+from ticker.core.hub import Hub
+from ticker.core.messages import Reset as ResetMessage
+from ticker.core.position import Position
+from ticker.core.replay import Replay
+from ticker.core.topics import WILDCARD, TopicPattern
+from ticker.errors import CLOSE_LIMIT_REACHED, BadPosition, BadTopic, ProtocolError
+from ticker.server.fanout import Fanout
+from ticker.server.stats import ServerStats
+from ticker.server.subscriber import Subscriber
+
+
+class LimitReached(ProtocolError):
+    """Too many subscriptions on one connection."""
+
+    close_code = CLOSE_LIMIT_REACHED
+    http_status = 429
+
+
+def parse_patterns(texts: Iterable[str], known_symbols: frozenset[str]) -> list[TopicPattern]:
+    """Parse topic patterns and refuse symbols the hub does not carry.
+
+    Raises:
+        BadTopic: a malformed pattern or an unknown symbol.
+    """
+    patterns = []
+    for text in texts:
+        pattern = TopicPattern.parse(text.strip())
+        if pattern.symbol != WILDCARD and pattern.symbol not in known_symbols:
+            known = ", ".join(sorted(known_symbols))
+            raise BadTopic(f"unknown symbol {pattern.symbol!r}; known: {known}")
+        patterns.append(pattern)
+    if not patterns:
+        raise BadTopic("no topics given")
+    return patterns
+
+
+def subscribe(
+    subscriber: Subscriber,
+    texts: Iterable[str],
+    position_text: str | None,
+    *,
+    hub: Hub,
+    fanout: Fanout,
+    stats: ServerStats,
+    known_symbols: frozenset[str],
+    max_subscriptions: int,
+) -> None:
+    """Add patterns to a connection and queue what it must see before going live.
+
+    With no position: a snapshot of every matching topic. With a position inside the
+    replay buffer: exactly the matching messages after it. Otherwise: a reset, then
+    snapshots. A position is honoured only on a connection's first subscribe, since
+    replaying older offsets into a running stream would break its ordering.
+
+    Raises:
+        BadTopic, BadPosition, LimitReached: nothing was changed.
+    """
+    patterns = [
+        p for p in parse_patterns(texts, known_symbols) if str(p) not in subscriber.patterns
+    ]
+    if len(subscriber.patterns) + len(patterns) > max_subscriptions:
+        raise LimitReached(f"at most {max_subscriptions} topic patterns per connection")
+    position = None
+    if position_text is not None:
+        if subscriber.patterns or subscriber.messages:
+            raise BadPosition("a resume position is only accepted on the first subscribe")
+        position = Position.parse(position_text)
+    for pattern in patterns:
+        subscriber.patterns[str(pattern)] = pattern
+        fanout.subscribe(subscriber, pattern)
+    now = time.time_ns()
+    if position is not None:
+        answer = hub.since(position)
+        if isinstance(answer, Replay):
+            stats.resumes += 1
+            subscriber.backlog.extend(
+                item for item in answer.entries if any(p.matches(item.topic) for p in patterns)
+            )
+            subscriber.flush_nowait()
+            return
+        stats.resets += 1
+        current = hub.position
+        reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
+        subscriber.control.append(subscriber.framing.control(reset))
+    for topic in _matching_topics(hub, patterns):
+        subscriber.backlog.append(hub.current_snapshot(topic, now))
+    subscriber.flush_nowait()
+
+
+def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) -> None:
+    """Remove patterns (unknown ones are ignored) and drop what waits for them.
+
+    Raises:
+        BadTopic: a malformed pattern.
+    """
+    removed: set[str] = set()
+    for text in texts:
+        pattern = TopicPattern.parse(text.strip())
+        if subscriber.patterns.pop(str(pattern), None) is not None:
+            fanout.unsubscribe(subscriber, pattern)
+            removed.add(str(pattern))
+    if not removed:
+        return
+    remaining = list(subscriber.patterns.values())
+
+    def still_wanted(topic: str) -> bool:
+        return any(p.matches(topic) for p in remaining)
+
+    subscriber.outbox.retain(still_wanted)
+    subscriber.backlog = deque(item for item in subscriber.backlog if still_wanted(item.topic))
+
+
+def _matching_topics(hub: Hub, patterns: list[TopicPattern]) -> list[str]:
+    topics: dict[str, None] = {}
+    existing = hub.topics()
+    for pattern in patterns:
+        if pattern.symbol == WILDCARD:
+            topics.update((t, None) for t in existing if pattern.matches(t))
+        else:
+            topics[str(pattern)] = None
+    return list(topics)

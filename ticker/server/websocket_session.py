@@ -1,0 +1,192 @@
+"""The binary WebSocket endpoint `GET /v1/ws`: handshake, commands, ping/pong.
+
+Subprotocol `ticker.v1` (msgpack) or `ticker.v1.zstd` (msgpack frames compressed with
+the shipped dictionary); the client offers, the server picks zstd when offered. The
+read loop turns client frames into subscribe/unsubscribe calls, answers pings, pings
+a quiet client and closes it when the pong does not come. Bad commands get an error
+message and a counter; broken framing closes the connection with its code.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import trio
+
+from ticker.core.codec import decode_client
+from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
+from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, ProtocolError
+from ticker.server.context import ServerContext
+from ticker.server.session import run_session
+from ticker.server.stats import EndReason
+from ticker.server.subscriber import Subscriber
+from ticker.server.subscriptions import subscribe, unsubscribe
+from ticker.wire.http import BadRequest, RequestHead, render_response
+from ticker.wire.websocket import (
+    Close,
+    FrameReader,
+    Message,
+    Opcode,
+    Ping,
+    WebSocketProtocolError,
+    accept_key,
+    encode_close,
+    encode_frame,
+)
+
+SUBPROTOCOL = "ticker.v1"
+SUBPROTOCOL_ZSTD = "ticker.v1.zstd"
+MAX_ERRORS_PER_CONNECTION = 32
+RECV_BYTES = 65536
+
+
+def handshake_response(head: RequestHead) -> tuple[bytes, bool]:
+    """The 101 response for a valid upgrade request, and whether zstd was chosen.
+
+    Raises:
+        BadRequest: not a WebSocket upgrade, wrong version, or no ticker subprotocol.
+    """
+    if head.method != "GET":
+        raise BadRequest("WebSocket upgrade must be GET", 405)
+    if "websocket" not in head.header("upgrade").lower():
+        raise BadRequest("this endpoint needs a WebSocket upgrade (Upgrade: websocket)", 426)
+    key = head.header("sec-websocket-key")
+    if not key or head.header("sec-websocket-version") != "13":
+        raise BadRequest("missing Sec-WebSocket-Key or Sec-WebSocket-Version is not 13")
+    offered = [p.strip() for p in head.header("sec-websocket-protocol").split(",")]
+    if SUBPROTOCOL_ZSTD in offered:
+        chosen = SUBPROTOCOL_ZSTD
+    elif SUBPROTOCOL in offered:
+        chosen = SUBPROTOCOL
+    else:
+        raise BadRequest(f"offer the subprotocol {SUBPROTOCOL} (or {SUBPROTOCOL_ZSTD})")
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+        ("Sec-WebSocket-Protocol", chosen),
+    ]
+    return render_response(101, headers, content_length=False), chosen == SUBPROTOCOL_ZSTD
+
+
+async def serve_websocket(
+    sock: socket.socket, peer: str, head: RequestHead, context: ServerContext
+) -> None:
+    """Serve one WebSocket connection whose request head has been read."""
+    response, zstd = handshake_response(head)
+    sock.send(response)  # small, into an empty send buffer
+    config = context.config
+    if len(context.fanout) >= config.max_connections:
+        sock.send(encode_close(CLOSE_LIMIT_REACHED, "connection limit reached"))
+        context.stats.ends[EndReason.LIMIT.value] += 1
+        return
+    framing = context.zstd_framing() if zstd else context.ws_framing
+    subscriber = Subscriber(
+        sock,
+        peer,
+        framing,
+        context.hub,
+        context.stats,
+        outbox_max_bytes=config.outbox_max_bytes,
+        write_timeout_s=config.write_timeout_s,
+    )
+    position = context.hub.position
+    hello = Hello(
+        PROTOCOL_VERSION,
+        position.epoch,
+        position.offset,
+        config.heartbeat_s,
+        "zstd" if zstd else None,
+    )
+    subscriber.control.append(framing.control(hello))
+
+    async def read_loop() -> EndReason:
+        subscriber.flush_nowait()  # the hello, now that the session's nursery exists
+        return await _read_commands(sock, subscriber, context)
+
+    await run_session(subscriber, "ws", context, read_loop)
+
+
+async def _read_commands(
+    sock: socket.socket, subscriber: Subscriber, context: ServerContext
+) -> EndReason:
+    """Read client frames until the client closes, breaks the protocol or goes silent."""
+    config = context.config
+    reader = FrameReader(config.max_frame_bytes)
+    ping_sent_at: float | None = None
+    errors = 0
+    while True:
+        if ping_sent_at is None:
+            timeout = config.ping_interval_s
+        else:
+            timeout = ping_sent_at + config.ping_timeout_s - time.monotonic()
+        with trio.move_on_after(max(timeout, 0)) as quiet:
+            await trio.lowlevel.wait_readable(sock)
+        if quiet.cancelled_caught:
+            if ping_sent_at is not None:
+                return EndReason.PING_TIMEOUT
+            ping_sent_at = time.monotonic()
+            subscriber.control.append(encode_frame(Opcode.PING, b"ticker"))
+            subscriber.flush_nowait()
+            continue
+        try:
+            data = sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return EndReason.PEER_RESET
+        if not data:
+            return EndReason.CLIENT_CLOSED
+        ping_sent_at = None  # any input proves the peer is alive
+        try:
+            events = reader.feed(data)
+        except WebSocketProtocolError as exc:
+            subscriber.control.append(encode_close(exc.close_code, str(exc)[:100]))
+            subscriber.flush_nowait()
+            context.stats.bad_requests += 1
+            return EndReason.PROTOCOL_ERROR
+        for event in events:
+            if isinstance(event, Message):
+                if not _handle_command(event, subscriber, context):
+                    errors += 1
+                    if errors >= MAX_ERRORS_PER_CONNECTION:
+                        subscriber.control.append(
+                            encode_close(CLOSE_BAD_REQUEST, "too many bad requests")
+                        )
+                        subscriber.flush_nowait()
+                        return EndReason.BAD_REQUEST
+            elif isinstance(event, Ping):
+                subscriber.control.append(encode_frame(Opcode.PONG, event.payload))
+                subscriber.flush_nowait()
+            elif isinstance(event, Close):
+                subscriber.control.append(encode_close(1000))
+                subscriber.flush_nowait()
+                return EndReason.CLIENT_CLOSED
+
+
+def _handle_command(message: Message, subscriber: Subscriber, context: ServerContext) -> bool:
+    """Apply one client command; on a bad one, tell the client. Returns False if bad."""
+    try:
+        if not message.binary:
+            raise ProtocolError("commands are binary msgpack frames, not text")
+        command = decode_client(message.payload)
+        if isinstance(command, Subscribe):
+            subscribe(
+                subscriber,
+                command.topics,
+                command.position,
+                hub=context.hub,
+                fanout=context.fanout,
+                stats=context.stats,
+                known_symbols=context.known_symbols,
+                max_subscriptions=context.config.max_subscriptions,
+            )
+        else:
+            unsubscribe(subscriber, command.topics, context.fanout)
+    except ProtocolError as exc:
+        context.stats.bad_requests += 1
+        subscriber.control.append(subscriber.framing.control(Error(exc.close_code, str(exc))))
+        subscriber.flush_nowait()
+        return False
+    return True
