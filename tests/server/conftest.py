@@ -28,6 +28,20 @@ async def start_server(nursery: trio.Nursery, config: Config = TEST_CONFIG) -> S
     return handle
 
 
+TEST_DEADLINE_S = 60
+
+
+@pytest.fixture(autouse=True)
+async def deadline(nursery: trio.Nursery) -> None:
+    """Every test gets an absolute deadline: past it, it fails instead of hanging."""
+
+    async def watchdog() -> None:
+        await trio.sleep(TEST_DEADLINE_S)
+        raise TimeoutError(f"test still running after {TEST_DEADLINE_S} s")
+
+    nursery.start_soon(watchdog)
+
+
 @pytest.fixture
 async def server(nursery: trio.Nursery) -> AsyncIterator[ServerHandle]:
     handle = await start_server(nursery)

@@ -126,5 +126,6 @@ class Fanout:
                     subscriber.deliver(item)
         for leaf in touched:
             for subscriber in list(leaf.subscribers):
-                if subscriber.outbox:
+                # A rate-limited stream writes on its own ticks, never on publish.
+                if subscriber.outbox and not subscriber.rate_limited:
                     subscriber.flush_nowait()

@@ -28,6 +28,7 @@ class Framing(Protocol):
     """The transport-specific bytes of one connection."""
 
     def frame(self, item: Published) -> bytes: ...
+    def snapshots(self, items: list[Published]) -> bytes: ...
     def wrap(self, parts: list[bytes]) -> bytes: ...
     def heartbeat(self, position: Position, now_ns: int) -> bytes: ...
     def control(self, message: ServerMessage) -> bytes: ...
@@ -46,6 +47,15 @@ class WebSocketFraming:
         if self.compressor is None:
             return item.ws
         return item.ws_zstd(self.compressor)
+
+    def snapshots(self, items: list[Published]) -> bytes:
+        """Snapshots that share one position go in one frame: a client has all or none."""
+        if len(items) == 1:
+            return self.frame(items[0])
+        payload = b"".join(item.payload for item in items)
+        if self.compressor is not None:
+            payload = self.compressor.compress(payload)
+        return encode_frame(Opcode.BINARY, payload)
 
     def wrap(self, parts: list[bytes]) -> bytes:
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -85,6 +95,14 @@ class SseFraming:
 
     def frame(self, item: Published) -> bytes:
         return item.sse
+
+    def snapshots(self, items: list[Published]) -> bytes:
+        """Only the last snapshot of a burst carries `id:`; a browser keeps its previous
+        Last-Event-ID for events without one, so it resumes from the burst's position
+        only once it has every snapshot of it."""
+        parts = [encode_event("snapshot", item.json).encode("utf-8") for item in items[:-1]]
+        parts.append(items[-1].sse)
+        return b"".join(parts)
 
     def wrap(self, parts: list[bytes]) -> bytes:
         return encode_chunk(b"".join(parts))

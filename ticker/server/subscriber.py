@@ -34,6 +34,16 @@ MAX_WRITE_BYTES = 1024 * 1024
 """A single write carries at most about this much replay backlog."""
 
 
+class SnapshotBurst:
+    """Snapshots consistent with one position, to be written as one unit."""
+
+    __slots__ = ("items", "offset")
+
+    def __init__(self, items: list[Published]) -> None:
+        self.items = items
+        self.offset = items[-1].offset
+
+
 class Subscriber:
     """One WebSocket or SSE connection's fanout-side state."""
 
@@ -58,7 +68,7 @@ class Subscriber:
         self.write_timeout_s = write_timeout_s
         self.rate_limited = rate_limited
         self.patterns: dict[str, TopicPattern] = {}
-        self.backlog: deque[Published] = deque()
+        self.backlog: deque[Published | SnapshotBurst] = deque()
         self.control: list[bytes] = []
         self.heartbeat_due = False
         self.draining = False
@@ -143,12 +153,16 @@ class Subscriber:
             budget = MAX_WRITE_BYTES
             backlog = self.backlog
             while backlog and budget > 0:
-                item = backlog.popleft()
-                frame = framing.frame(item)
+                entry = backlog.popleft()
+                if isinstance(entry, SnapshotBurst):
+                    frame = framing.snapshots(entry.items)
+                    count += len(entry.items)
+                else:
+                    frame = framing.frame(entry)
+                    count += 1
                 parts.append(frame)
                 budget -= len(frame)
-                last = item.offset
-                count += 1
+                last = entry.offset
         if not self.backlog and self.outbox:
             batch = self.outbox.take()
             for queued in batch.items:
@@ -157,11 +171,10 @@ class Subscriber:
             count += len(batch.items)
             if batch.snapshot_topics:
                 now = time.time_ns()
-                for topic in batch.snapshot_topics:
-                    snapshot = self.hub.current_snapshot(topic, now)
-                    parts.append(framing.frame(snapshot))
-                    last = snapshot.offset
-                count += len(batch.snapshot_topics)
+                burst = [self.hub.current_snapshot(t, now) for t in batch.snapshot_topics]
+                parts.append(framing.snapshots(burst))
+                last = burst[-1].offset
+                count += len(burst)
         if self.heartbeat_due and not self.backlog:
             self.heartbeat_due = False
             parts.append(framing.heartbeat(self.hub.position, time.time_ns()))

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from ticker.core.hub import Hub
+from ticker.core.hub import Hub, Published
 from ticker.core.messages import Reset as ResetMessage
 from ticker.core.position import Position
 from ticker.core.replay import Replay
@@ -19,7 +19,7 @@ from ticker.core.topics import WILDCARD, TopicPattern
 from ticker.errors import CLOSE_LIMIT_REACHED, BadPosition, BadTopic, ProtocolError
 from ticker.server.fanout import Fanout
 from ticker.server.stats import ServerStats
-from ticker.server.subscriber import Subscriber
+from ticker.server.subscriber import SnapshotBurst, Subscriber
 
 
 class LimitReached(ProtocolError):
@@ -95,8 +95,9 @@ def subscribe(
         current = hub.position
         reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
         subscriber.control.append(subscriber.framing.control(reset))
-    for topic in _matching_topics(hub, patterns):
-        subscriber.backlog.append(hub.current_snapshot(topic, now))
+    snapshots = [hub.current_snapshot(topic, now) for topic in _matching_topics(hub, patterns)]
+    if snapshots:
+        subscriber.backlog.append(SnapshotBurst(snapshots))
     subscriber.flush_nowait()
 
 
@@ -120,7 +121,15 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
         return any(p.matches(topic) for p in remaining)
 
     subscriber.outbox.retain(still_wanted)
-    subscriber.backlog = deque(item for item in subscriber.backlog if still_wanted(item.topic))
+    kept: deque[Published | SnapshotBurst] = deque()
+    for entry in subscriber.backlog:
+        if isinstance(entry, SnapshotBurst):
+            entry.items = [item for item in entry.items if still_wanted(item.topic)]
+            if entry.items:
+                kept.append(entry)
+        elif still_wanted(entry.topic):
+            kept.append(entry)
+    subscriber.backlog = kept
 
 
 def _matching_topics(hub: Hub, patterns: list[TopicPattern]) -> list[str]:
