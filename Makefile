@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	@touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/ticker feeds
+	$(BIN)/ticker serve
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from feeds.faults import FaultPlan
 from ticker.ingest.normalizer import Phase
 from ticker.venues.reference import VENUES
 
-from .harness import make_run
+from feeds.drive import make_run
 
 rates = st.sampled_from([0.0, 0.0, 0.005, 0.02, 0.06])
 

@@ -8,7 +8,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 from tests.server.conftest import RawWebSocket, receive
-from ticker.core.codec import encode_client
+from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import DataMessage, Error, Hello, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import Quote, TakerSide, Trade
@@ -153,3 +153,29 @@ async def test_trades_are_never_conflated_and_arrive_in_order(server: ServerHand
                 assert isinstance(m, DataMessage)
                 prices.append(m.data["price"])
         assert prices == [100 + i for i in range(50)]
+
+
+async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_dictionary(
+    server: ServerHandle,
+) -> None:
+    from ticker.core.compression import FrameDecompressor, load_dictionary
+
+    decompressor = FrameDecompressor(load_dictionary())
+    await server.events.send(quote(0))
+    protocols = ["ticker.v1.zstd", "ticker.v1"]
+    async with open_websocket_url(url(server), subprotocols=protocols) as ws:
+        assert ws.subprotocol == "ticker.v1.zstd"
+
+        async def next_messages() -> list[object]:
+            frame = await ws.get_message()
+            assert isinstance(frame, bytes)
+            return list(decode_frame(decompressor.decompress(frame)))
+
+        (hello,) = await next_messages()
+        assert isinstance(hello, Hello) and hello.compression == "zstd"
+        await ws.send_message(encode_client(Subscribe(("quote.*",))))
+        (snapshot,) = await next_messages()
+        assert isinstance(snapshot, DataMessage) and snapshot.snapshot
+        await server.events.send(quote(1))
+        (delta,) = await next_messages()
+        assert isinstance(delta, DataMessage) and delta.data == {"bid": 101}

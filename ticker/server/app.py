@@ -81,8 +81,11 @@ async def serve(
         nursery.start_soon(run_hub, context, receive)
         nursery.start_soon(run_heartbeats, context)
         if run_venues:
+            start_ns = time.time_ns()
             for venue in config.venues:
-                await nursery.start(run_venue, venue, config, send.clone(), ingest, faults)
+                await nursery.start(
+                    run_venue, venue, config, send.clone(), ingest, faults, start_ns
+                )
         port = await nursery.start(serve_listener, context)
         task_status.started(ServerHandle(port, context, send, ingest, nursery.cancel_scope))
 

@@ -36,14 +36,18 @@ async def run_venue(
     events: trio.MemorySendChannel[NormalizedEvent],
     counters: dict[str, IngestCounters],
     faults: FaultPlan | None = None,
+    start_ns: int | None = None,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one simulated venue into `events` until cancelled.
 
-    `counters[venue]` is the adapter's live counters, for metrics and the CLI.
+    `counters[venue]` is the adapter's live counters, for metrics and the CLI;
+    `start_ns` is the simulated start time (pass the same one to every venue).
     """
-    simulator = make_simulator(venue, config.seed, config.venue_rate_per_s, start_ns=time.time_ns())
+    # One start time for every venue, so they share the same simulated mid-price path.
+    start = start_ns if start_ns is not None else time.time_ns()
+    simulator = make_simulator(venue, config.seed, config.venue_rate_per_s, start_ns=start)
     adapter: VenueAdapter = make_adapter(venue)
     counters[venue] = adapter.counters
     feed = FaultyFeed(

@@ -1,12 +1,14 @@
 """Drive a (faulty) simulated feed through an adapter the way the ingest shell does.
 
-Shared by the ingest, venue and feed tests: frames go to `on_message`, stalls and a
-periodic tick to `on_timer`, disconnects to `on_disconnect`, and every snapshot
-request back to the simulator. Synchronous; time is the simulator's.
+Shared by tests, benchmarks and the dictionary trainer: frames go to `on_message`,
+stalls and a periodic tick to `on_timer`, disconnects to `on_disconnect`, and every
+snapshot request back to the simulator; events go to an optional sink. Synchronous and
+deterministic: time is the simulator's, never a clock's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from random import Random
 
@@ -32,12 +34,17 @@ class Run:
     events: list[NormalizedEvent] = field(default_factory=list)
     keep_events: bool = False
     crossed: list[str] = field(default_factory=list)
+    sink: Callable[[NormalizedEvent, int], None] | None = None
+    """Called with every event and the current simulated time."""
 
     def _take(self, out: AdapterOutput) -> None:
         for request in out.requests:
             self.feed.request(request)
         if self.keep_events:
             self.events.extend(out.events)
+        if self.sink is not None:
+            for event in out.events:
+                self.sink(event, self.now_ns)
 
     def step(self) -> None:
         """Deliver one item from the feed (a frame, a stall or a disconnect)."""
@@ -88,10 +95,11 @@ def make_run(
     symbols: list[str] | None = None,
     config: IngestConfig = FAST_RESYNC,
     keep_events: bool = False,
+    sink: Callable[[NormalizedEvent, int], None] | None = None,
 ) -> Run:
     """A fresh simulator, feed and adapter for `venue`, all derived from `seed`."""
     sim = make_simulator(venue, seed, rate_per_s, symbols)
     listings = [sim.listings[s] for s in sim.books()]
     feed = FaultyFeed(sim, plan or FaultPlan(), Random(f"faults:{seed}"))
     adapter = make_adapter(venue, listings, config)
-    return Run(feed, adapter, sim.now_ns, keep_events=keep_events)
+    return Run(feed, adapter, sim.now_ns, keep_events=keep_events, sink=sink)

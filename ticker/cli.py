@@ -1,0 +1,215 @@
+"""The `ticker` command: `serve` runs the server, `feeds` prints normalized venue events.
+
+Every setting of `ticker.config.Config` is a flag (`--outbox-max-bytes`), generated
+from the config object itself so flags and defaults cannot drift; `--help` shows each
+with its default and its documentation. This module parses arguments, wires trio tasks
+and prints; it decides nothing about market data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import trio
+
+from feeds.faults import FaultPlan
+from ticker.config import Config
+from ticker.errors import ConfigError
+from ticker.ingest.adapter import IngestCounters
+from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
+from ticker.model.fixed import format_nanos
+
+log = logging.getLogger("ticker")
+
+
+def _setting_docs() -> dict[str, str]:
+    """Each Config field's docstring (the string literal right after it in the class)."""
+    tree = ast.parse(inspect.getsource(Config))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    docs = _setting_docs()
+    group = parser.add_argument_group("settings (defaults are the embedded defaults)")
+    for field in dataclasses.fields(Config):
+        default = field.default
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{docs.get(field.name, '')} (default: {_show(default)})"
+        if isinstance(default, tuple):
+            group.add_argument(flag, type=_csv, dest=field.name, default=None, help=help_text)
+        elif isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, dest=field.name)
+        else:
+            kind = type(default)
+            group.add_argument(flag, type=kind, dest=field.name, default=None, help=help_text)
+
+
+def _show(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(Config)
+        if getattr(args, f.name, None) is not None
+    }
+    return Config(**given)
+
+
+def parse_faults(text: str) -> FaultPlan:
+    """`drop=0.01,duplicate=0.005,...` into a FaultPlan.
+
+    Raises:
+        ConfigError: an unknown fault name or a bad rate.
+    """
+    names = {f.name for f in dataclasses.fields(FaultPlan)}
+    rates: dict[str, Any] = {}
+    for part in _csv(text):
+        name, _, value = part.partition("=")
+        if name not in names:
+            raise ConfigError(f"unknown fault {name!r}; known: {', '.join(sorted(names))}")
+        try:
+            rates[name] = int(value) if name == "stall_max_ns" else float(value)
+        except ValueError:
+            raise ConfigError(f"fault {name} needs a number, got {value!r}") from None
+    try:
+        return FaultPlan(**rates)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def event_json(event: NormalizedEvent) -> dict[str, Any]:
+    """A normalized event as a JSON-ready dict with exact decimal strings."""
+
+    def dec(value: int | None) -> str | None:
+        return None if value is None else format_nanos(value)
+
+    base: dict[str, Any] = {"venue": event.venue, "symbol": event.symbol, "ts": event.ts_ns}
+    if isinstance(event, Trade):
+        side = event.side.value
+        return {"type": "trade", **base, "price": dec(event.price), "size": dec(event.size),
+                "side": side, "id": event.trade_id}  # fmt: skip
+    if isinstance(event, Quote):
+        return {"type": "quote", **base, "bid": dec(event.bid_price),
+                "bid_size": dec(event.bid_size), "ask": dec(event.ask_price),
+                "ask_size": dec(event.ask_size)}  # fmt: skip
+    if isinstance(event, BookUpdate):
+        return {"type": "book", **base, "snapshot": event.snapshot,
+                "bids": [[dec(p), dec(s)] for p, s in event.bids],
+                "asks": [[dec(p), dec(s)] for p, s in event.asks]}  # fmt: skip
+    assert isinstance(event, TickerStats)
+    return {"type": "ticker", **base, "last": dec(event.last), "open": dec(event.open),
+            "high": dec(event.high), "low": dec(event.low), "volume": dec(event.volume),
+            "change": dec(event.change)}  # fmt: skip
+
+
+async def run_feeds(
+    config: Config, faults: FaultPlan, duration_s: float | None, stats: bool
+) -> dict[str, IngestCounters]:
+    """Run the simulated venues and print every normalized event as a JSON line."""
+    from ticker.server.ingest import run_venue
+
+    counters: dict[str, IngestCounters] = {}
+    send, receive = trio.open_memory_channel[NormalizedEvent](config.ingest_queue_events)
+    with trio.move_on_after(duration_s if duration_s is not None else float("inf")):
+        async with trio.open_nursery() as nursery:
+            start_ns = time.time_ns()
+            for venue in config.venues:
+                await nursery.start(
+                    run_venue, venue, config, send.clone(), counters, faults, start_ns
+                )
+            send.close()
+            async with receive:
+                async for event in receive:
+                    print(json.dumps(event_json(event), separators=(",", ":")), flush=True)
+    if stats:
+        for venue, c in counters.items():
+            print(f"# {venue}: {dataclasses.asdict(c)}", file=sys.stderr)
+    return counters
+
+
+async def run_serve(config: Config, faults: FaultPlan) -> None:
+    """Run the server until interrupted."""
+    from ticker.server.app import serve
+
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(partial(serve, config, faults=faults))
+        log.info(
+            "ticker serving ws://%s:%d/v1/ws and http://%s:%d/v1/sse (epoch %d)",
+            config.host, handle.port, config.host, handle.port, handle.hub.epoch,
+        )  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticker", description="Live market-data fanout.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server (venues in-process)")
+    feeds = commands.add_parser("feeds", help="print the venues' normalized events")
+    for sub in (serve, feeds):
+        sub.add_argument(
+            "--faults", default="", help="fault rates, e.g. drop=0.01,duplicate=0.01,malformed=0.005"
+        )
+        sub.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+        _add_config_flags(sub)
+    feeds.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    feeds.add_argument("--stats", action="store_true", help="print ingest counters at the end")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ticker` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.Formatter.converter = time.gmtime
+    try:
+        config = _config_from(args)
+        faults = parse_faults(args.faults)
+    except (ConfigError, TypeError) as exc:
+        print(f"ticker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "feeds":
+            trio.run(run_feeds, config, faults, args.duration, args.stats)
+        else:
+            trio.run(run_serve, config, faults)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"ticker: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
