@@ -9,11 +9,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feeds.drive import make_run
 from feeds.faults import FaultPlan
 from ticker.ingest.normalizer import Phase
 from ticker.venues.reference import VENUES
-
-from feeds.drive import make_run
 
 rates = st.sampled_from([0.0, 0.0, 0.005, 0.02, 0.06])
 
