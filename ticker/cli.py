@@ -12,6 +12,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import json
 import logging
 import sys
@@ -37,7 +38,7 @@ def _setting_docs() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(Config))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, following in zip(body, body[1:], strict=False):
+    for node, following in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)
@@ -173,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     feeds = commands.add_parser("feeds", help="print the venues' normalized events")
     for sub in (serve, feeds):
         sub.add_argument(
-            "--faults", default="", help="fault rates, e.g. drop=0.01,duplicate=0.01,malformed=0.005"
+            "--faults",
+            default="",
+            help="fault rates, e.g. drop=0.01,duplicate=0.01,malformed=0.005",
         )
         sub.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
         _add_config_flags(sub)
