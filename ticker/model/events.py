@@ -3,14 +3,16 @@
 One schema for all venues: trade, quote (best bid/offer), book update (absolute size
 per price level, size 0 removes the level) and ticker statistics. Prices and sizes are
 ints in nanos (see `ticker.model.fixed`); times are ints in ns since the Unix epoch,
-as stamped by the venue. Events are frozen, slotted and compare by value. This module
-must not parse, encode or decide anything.
+as stamped by the venue. Events are immutable and compare by value (and by type). They
+are NamedTuples, not frozen dataclasses: adapters build one per normalized event and a
+frozen dataclass cost 1.3 us each against about 0.4 us here. This module must not
+parse, encode or decide anything.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 PriceLevel = tuple[int, int]
 """(price_nanos, size_nanos); size 0 means the level is removed."""
@@ -23,8 +25,7 @@ class TakerSide(enum.Enum):
     SELL = "sell"
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     """One execution at `venue`: the taker `side` lifted or hit `size` at `price`."""
 
     venue: str
@@ -36,8 +37,7 @@ class Trade:
     trade_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     """The venue's best bid and offer; a side with no liquidity is None (price and size)."""
 
     venue: str
@@ -49,8 +49,7 @@ class Quote:
     ask_size: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class BookUpdate:
+class BookUpdate(NamedTuple):
     """Changed price levels of the venue's L2 book.
 
     With `snapshot` False, each level's size is absolute and 0 removes the level; a
@@ -67,8 +66,7 @@ class BookUpdate:
     snapshot: bool
 
 
-@dataclass(frozen=True, slots=True)
-class TickerStats:
+class TickerStats(NamedTuple):
     """Session statistics: last trade price, open, high, low, traded volume, change.
 
     `change` is `last - open`; a statistic the venue has no value for yet is None.
@@ -84,5 +82,19 @@ class TickerStats:
     volume: int
     change: int | None
 
+
+def _typed_eq(self: tuple[Any, ...], other: object) -> bool:
+    # Plain tuple equality would make a Quote equal a Trade with the same values.
+    return type(self) is type(other) and tuple.__eq__(self, other)
+
+
+def _typed_ne(self: tuple[Any, ...], other: object) -> bool:
+    return not _typed_eq(self, other)
+
+
+for _event in (Trade, Quote, BookUpdate, TickerStats):
+    _event.__eq__ = _typed_eq  # type: ignore[method-assign]
+    _event.__ne__ = _typed_ne  # type: ignore[method-assign,assignment]
+    _event.__hash__ = tuple.__hash__  # type: ignore[method-assign]
 
 NormalizedEvent = Trade | Quote | BookUpdate | TickerStats

@@ -1,0 +1,158 @@
+"""Core throughput: parse -> normalize -> sequence -> encode, per venue, on one core.
+
+For each venue it pre-generates frames from the simulator (not timed), then times:
+the adapter alone (parse + normalize), the adapter plus the hub (consolidate, sequence,
+msgpack encode, replay buffer), and the JSON rendering SSE needs. It also reports bytes
+of deltas against the full snapshots they replace, and zstd ratio and cost per message
+with and without the shipped dictionary. Medians of --runs runs, pinned to one CPU.
+
+    .venv/bin/python benchmarks/bench_core.py [--frames 60000] [--runs 3] [--cpu 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from feeds.simulator import make_simulator
+from ticker.config import Config
+from ticker.core.codec import encode_data
+from ticker.core.compression import FrameCompressor, load_dictionary
+from ticker.core.hub import Hub, Published
+from ticker.venues import make_adapter
+
+VENUES = ("itx", "cbx", "fxa")
+
+
+def frames_of(venue: str, count: int) -> list[bytes]:
+    simulator = make_simulator(venue, seed=7, rate_per_s=10_000)
+    frames = [frame.data for frame in simulator.connect()]
+    frames += [simulator.next_frame().data for _ in range(count)]
+    return frames
+
+
+def timed(work: Callable[[], int]) -> tuple[float, int]:
+    """Seconds of process CPU time for `work`, and the count it returns (GC frozen)."""
+    gc.collect()
+    gc.freeze()
+    start = time.process_time()
+    count = work()
+    seconds = time.process_time() - start
+    gc.unfreeze()
+    return seconds, count
+
+
+def adapter_only(venue: str, frames: list[bytes]) -> int:
+    adapter = make_adapter(venue)
+    events = 0
+    for i, data in enumerate(frames):
+        events += len(adapter.on_message(data, i).events)
+    return events
+
+
+def full_pipeline(venue: str, frames: list[bytes], out: list[Published] | None = None) -> int:
+    adapter = make_adapter(venue)
+    hub = Hub(Config(), epoch=1)
+    publish = hub.publish
+    events = 0
+    for i, data in enumerate(frames):
+        for event in adapter.on_message(data, i).events:
+            events += 1
+            published = publish(event, 1_800_000_000_000_000_000 + i)
+            if out is not None:
+                out.extend(published)
+    return events
+
+
+def delta_bytes(venue: str, frames: list[bytes]) -> dict[str, tuple[int, int]]:
+    """Per channel: (bytes of what was published, bytes had each been a full snapshot)."""
+    adapter = make_adapter(venue)
+    hub = Hub(Config(), epoch=1)
+    sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for i, data in enumerate(frames):
+        for event in adapter.on_message(data, i).events:
+            for item in hub.publish(event, i):
+                channel = item.topic.partition(".")[0]
+                snapshot = hub.snapshot(item.topic, i)
+                full = encode_data(snapshot._replace(offset=item.offset))
+                sizes[channel][0] += item.size
+                sizes[channel][1] += len(full)
+    return {k: (v[0], v[1]) for k, v in sizes.items()}
+
+
+def zstd_figures(messages: list[bytes]) -> dict[str, tuple[float, float]]:
+    """Per compressor: (raw/compressed ratio, microseconds per message)."""
+    out = {}
+    for name, compressor in (
+        ("no dictionary", FrameCompressor()),
+        ("shipped dictionary", FrameCompressor(load_dictionary())),
+    ):
+        start = time.perf_counter()
+        compressed = sum(len(compressor.compress(m)) for m in messages)
+        elapsed = time.perf_counter() - start
+        raw = sum(map(len, messages))
+        out[name] = (raw / compressed, elapsed / len(messages) * 1e6)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=60_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: no pinning)")
+    args = parser.parse_args()
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"# reproduce: .venv/bin/python benchmarks/bench_core.py --frames {args.frames} "
+        f"--runs {args.runs} --cpu {args.cpu}"
+    )
+    print(
+        "\n| venue | adapter events/s | full pipeline events/s | messages/s | JSON render us/msg |"
+    )
+    print("|---|---|---|---|---|")
+    all_messages: list[bytes] = []
+    for venue in VENUES:
+        frames = frames_of(venue, args.frames)
+        adapter_rates, full_rates, message_rates, json_costs = [], [], [], []
+        for _ in range(args.runs):
+            seconds, events = timed(lambda: adapter_only(venue, frames))  # noqa: B023
+            adapter_rates.append(events / seconds)
+            seconds, events = timed(lambda: full_pipeline(venue, frames))  # noqa: B023
+            full_rates.append(events / seconds)
+            published: list[Published] = []
+            full_pipeline(venue, frames, published)
+            message_rates.append(len(published) / seconds)
+            seconds, count = timed(lambda: sum(len(p.json) > 0 for p in published))  # noqa: B023
+            json_costs.append(seconds / count * 1e6)
+        all_messages += [p.payload for p in published[:5000]]
+        print(
+            f"| {venue} | {statistics.median(adapter_rates):,.0f} "
+            f"| {statistics.median(full_rates):,.0f} | {statistics.median(message_rates):,.0f} "
+            f"| {statistics.median(json_costs):.2f} |"
+        )
+    print("\n| venue | channel | bytes published | bytes as full snapshots | ratio |")
+    print("|---|---|---|---|---|")
+    for venue in VENUES:
+        sizes = delta_bytes(venue, frames_of(venue, min(args.frames, 20_000)))
+        total = [0, 0]
+        for channel, (sent, full) in sorted(sizes.items()):
+            total[0] += sent
+            total[1] += full
+            print(f"| {venue} | {channel} | {sent:,} | {full:,} | {sent / full:.0%} |")
+        print(f"| {venue} | all | {total[0]:,} | {total[1]:,} | {total[0] / total[1]:.0%} |")
+    print("\n| zstd per message | raw/compressed | us per message |")
+    print("|---|---|---|")
+    for name, (ratio, cost) in zstd_figures(all_messages).items():
+        print(f"| {name} | {ratio:.2f} | {cost:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
