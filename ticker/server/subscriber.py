@@ -14,7 +14,6 @@ import contextlib
 import logging
 import socket
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import trio
@@ -45,7 +44,37 @@ class SnapshotBurst:
 
 
 class Subscriber:
-    """One WebSocket or SSE connection's fanout-side state."""
+    """One WebSocket or SSE connection's fanout-side state.
+
+    Slotted: thousands exist at once and a per-instance dict was a large part of the
+    memory an idle connection costs.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "backlog",
+        "bytes",
+        "control",
+        "delivered_offset",
+        "draining",
+        "ended",
+        "fanout",
+        "framing",
+        "heartbeat_due",
+        "hub",
+        "messages",
+        "nursery",
+        "opened_at",
+        "outbox",
+        "patterns",
+        "peer",
+        "pending",
+        "pending_offset",
+        "rate_limited",
+        "sock",
+        "stats",
+        "write_timeout_s",
+    )
 
     def __init__(
         self,
@@ -68,7 +97,7 @@ class Subscriber:
         self.write_timeout_s = write_timeout_s
         self.rate_limited = rate_limited
         self.patterns: dict[str, TopicPattern] = {}
-        self.backlog: deque[Published | SnapshotBurst] = deque()
+        self.backlog: list[Published | SnapshotBurst] = []
         self.control: list[bytes] = []
         self.heartbeat_due = False
         self.draining = False
@@ -152,8 +181,10 @@ class Subscriber:
         if self.backlog:
             budget = MAX_WRITE_BYTES
             backlog = self.backlog
-            while backlog and budget > 0:
-                entry = backlog.popleft()
+            taken = 0
+            while taken < len(backlog) and budget > 0:
+                entry = backlog[taken]
+                taken += 1
                 if isinstance(entry, SnapshotBurst):
                     frame = framing.snapshots(entry.items)
                     count += len(entry.items)
@@ -163,6 +194,7 @@ class Subscriber:
                 parts.append(frame)
                 budget -= len(frame)
                 last = entry.offset
+            del backlog[:taken]
         if not self.backlog and self.outbox:
             batch = self.outbox.take()
             for queued in batch.items:

@@ -8,7 +8,6 @@ in between can be missed or sent twice. Both transports use it.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Iterable
 
 from ticker.core.hub import Hub, Published
@@ -121,7 +120,7 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
         return any(p.matches(topic) for p in remaining)
 
     subscriber.outbox.retain(still_wanted)
-    kept: deque[Published | SnapshotBurst] = deque()
+    kept: list[Published | SnapshotBurst] = []
     for entry in subscriber.backlog:
         if isinstance(entry, SnapshotBurst):
             entry.items = [item for item in entry.items if still_wanted(item.topic)]
