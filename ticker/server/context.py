@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ticker.config import Config
-from ticker.core.compression import FrameCompressor
+from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
@@ -32,7 +32,5 @@ class ServerContext:
     def zstd_framing(self) -> WebSocketFraming:
         """The framing for zstd clients, created (and the dictionary loaded) on first use."""
         if self.ws_zstd_framing is None:
-            from ticker.core.compression import load_dictionary
-
             self.ws_zstd_framing = WebSocketFraming(FrameCompressor(load_dictionary()))
         return self.ws_zstd_framing

@@ -70,11 +70,3 @@ _BAD_ENDS = frozenset(
         EndReason.PROTOCOL_ERROR,
     }
 )
-
-
-async def wait_readable_or_timeout(sock: object, timeout_s: float) -> bool:
-    """Wait until `sock` has input; False if `timeout_s` passed first."""
-    with trio.move_on_after(timeout_s):
-        await trio.lowlevel.wait_readable(sock)  # type: ignore[arg-type]
-        return True
-    return False
