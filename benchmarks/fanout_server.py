@@ -80,16 +80,16 @@ class Publisher:
         self.sent = 0
         self.scope: trio.CancelScope | None = None
 
-    def peek(self) -> NormalizedEvent:
+    def peek(self, ahead: int = 0) -> NormalizedEvent:
         """The next event to send (`sent` counts the ones the channel took)."""
-        return self.events[self.sent % len(self.events)]
+        return self.events[(self.sent + ahead) % len(self.events)]
 
     async def prime(self) -> None:
         """Publish one quote per symbol, so a subscriber gets a snapshot of each."""
         stats = self.handle.context.stats
         target = stats.ingest_events + len(SYMBOLS)
         for _ in SYMBOLS:
-            await self.handle.events.send(self.peek())
+            await self.handle.publish(self.peek())
             self.sent += 1
         with trio.fail_after(10):
             while stats.ingest_events < target:  # noqa: ASYNC110 (the hub has no event)
@@ -102,10 +102,10 @@ class Publisher:
         while trio.current_time() < deadline:
             try:
                 for _ in range(FLOOD_CHUNK):
-                    send.send_nowait(self.peek())
+                    send.send_nowait((self.peek(),))
                     self.sent += 1
             except trio.WouldBlock:
-                await send.send(self.peek())
+                await send.send((self.peek(),))
                 self.sent += 1
             else:
                 await trio.lowlevel.checkpoint()
@@ -122,7 +122,7 @@ class Publisher:
         deadline = trio.current_time() + seconds
         while trio.current_time() < deadline:
             target = stats.ingest_events + 1
-            await send.send(self.peek())
+            await send.send((self.peek(),))
             self.sent += 1
             for _ in range(LOCKSTEP_SPIN_LIMIT):
                 if stats.ingest_events >= target:
@@ -144,24 +144,28 @@ class Publisher:
             due = min(total, int((trio.current_time() - start) * per_s) + 1)
             for _ in range(due - done):
                 try:
-                    send.send_nowait(self.peek())
+                    send.send_nowait((self.peek(),))
                 except trio.WouldBlock:
-                    await send.send(self.peek())
+                    await send.send((self.peek(),))
                 self.sent += 1
             done = due
             await trio.sleep_until(start + done / per_s)
 
     async def paced(self, per_s: float, seconds: float) -> None:
-        """`per_s` events a second, each with its own `await send`, as the venue ingest
-        tasks send (ticker/server/ingest.py `_forward`). A send to a hub waiting in
-        `receive` hands it that one event and yields, so a hub that falls behind still
-        takes batches of one and never coalesces."""
+        """`per_s` events a second, as the venue ingest tasks send them
+        (ticker/server/ingest.py): everything due at a wake-up goes as one batch, as a
+        socket read returns everything the venue sent meanwhile."""
         send = self.handle.events
         start = trio.current_time()
-        for i in range(int(per_s * seconds)):
-            await trio.sleep_until(start + i / per_s)
-            await send.send(self.peek())
-            self.sent += 1
+        total = int(per_s * seconds)
+        done = 0
+        while done < total:
+            await trio.sleep_until(start + done / per_s)
+            due = min(total, int((trio.current_time() - start) * per_s) + 1)
+            batch = [self.peek(i) for i in range(due - done)]
+            await send.send(batch)
+            self.sent += len(batch)
+            done = due
 
     async def run(self, mode: str, args: list[float], task_status: trio.TaskStatus[None]) -> None:
         with trio.CancelScope() as scope:

@@ -137,7 +137,7 @@ async def run_feeds(
     from ticker.server.ingest import run_venue
 
     counters: dict[str, IngestCounters] = {}
-    send, receive = trio.open_memory_channel[NormalizedEvent](config.ingest_queue_events)
+    send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
     with trio.move_on_after(duration_s if duration_s is not None else float("inf")):
         async with trio.open_nursery() as nursery:
             start_ns = time.time_ns()
@@ -147,8 +147,9 @@ async def run_feeds(
                 )
             send.close()
             async with receive:
-                async for event in receive:
-                    print(json.dumps(event_json(event), separators=(",", ":")), flush=True)
+                async for batch in receive:
+                    for event in batch:
+                        print(json.dumps(event_json(event), separators=(",", ":")), flush=True)
     if stats:
         for venue, c in counters.items():
             print(f"# {venue}: {dataclasses.asdict(c)}", file=sys.stderr)

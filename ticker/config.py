@@ -30,8 +30,9 @@ class Config:
     """Messages per second each simulated venue sends."""
     seed: int = 1
     """Seed of the venue simulators; the same seed gives the same market."""
-    ingest_queue_events: int = 4096
-    """Events waiting between the venue tasks and the hub; full blocks the venues."""
+    ingest_queue_batches: int = 1024
+    """Batches (one venue message's events each) waiting between the venue tasks and the
+    hub; full blocks the venues."""
     reconnect_min_s: float = 0.1
     """First reconnect delay after a venue disconnect (doubles, with jitter)."""
     reconnect_max_s: float = 5.0
@@ -44,8 +45,9 @@ class Config:
     """The replay buffer keeps at most this many messages..."""
     replay_max_bytes: int = 64 * 1024 * 1024
     """...and at most this many bytes of encoded messages."""
-    publish_batch_events: int = 512
-    """The hub takes at most this many waiting events before fanning out once."""
+    publish_batch_events: int = 64
+    """The hub takes at most this many waiting events before fanning out once (more
+    coalesces better; fewer keeps the loop responsive while a batch fans out)."""
 
     # Fanout and connections.
     fanout_leaf_size: int = 256
@@ -81,7 +83,7 @@ class Config:
             "keyframe_interval",
             "replay_max_messages",
             "replay_max_bytes",
-            "ingest_queue_events",
+            "ingest_queue_batches",
             "publish_batch_events",
             "fanout_leaf_size",
             "outbox_max_bytes",

@@ -74,7 +74,7 @@ async def test_stuck_client_is_evicted_while_50_others_get_every_trade_in_order(
         await until(lambda: all_subscribed(server, 51))
         for i in range(trades):
             side = TakerSide.BUY if i % 2 else TakerSide.SELL
-            await server.events.send(Trade("itx", "BTC-USD", i, 10_000 + i, 1 + i, side, f"id-{i}"))
+            await server.publish(Trade("itx", "BTC-USD", i, 10_000 + i, 1 + i, side, f"id-{i}"))
     assert len(results) == 50
     final = server.hub.snapshot("trade.BTC-USD", 0)
     assert all(m.data("trade.BTC-USD") == final.data for m in results)
@@ -98,7 +98,7 @@ async def test_stalled_writes_evict_after_the_write_timeout(nursery: trio.Nurser
     stats = server.context.stats
     for i in range(50_000):
         levels = tuple((10_000 + j, 1 + i) for j in range(20))
-        await server.events.send(BookUpdate("cbx", "BTC-USD", i, levels, (), False))
+        await server.publish(BookUpdate("cbx", "BTC-USD", i, levels, (), False))
         if i % 10 == 9:
             await until(partial(lambda n: stats.ingest_events >= n, i + 1))
             if stats.ends["slow_write"]:
@@ -126,7 +126,7 @@ async def test_a_slow_reader_that_keeps_up_with_conflation_is_not_evicted(
     async def publish() -> None:
         for i in range(3000):
             symbol = symbols[i % 3]
-            await server.events.send(Quote("cbx", symbol, i, 100 + i, 1 + i % 7, 10_000, 1))
+            await server.publish(Quote("cbx", symbol, i, 100 + i, 1 + i % 7, 10_000, 1))
 
     async with trio.open_nursery() as inner:
         inner.start_soon(publish)
@@ -171,7 +171,7 @@ async def test_no_task_socket_or_memory_leak_after_1000_connect_disconnect_cycle
     nursery: trio.Nursery,
 ) -> None:
     server = await start_server(nursery)
-    await server.events.send(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
 
     async def cycle(i: int) -> None:
         if i % 2:

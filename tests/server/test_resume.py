@@ -31,7 +31,7 @@ def random_event(rng: random.Random, i: int) -> NormalizedEvent:
 
 async def publish(server: ServerHandle, rng: random.Random, count: int, start: int) -> None:
     for i in range(start, start + count):
-        await server.events.send(random_event(rng, i))
+        await server.publish(random_event(rng, i))
     target = start + count
     await until(lambda: server.context.stats.ingest_events >= target)
 
@@ -204,7 +204,7 @@ async def test_sse_heartbeat_carries_the_position(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     server = await start_server(nursery, replace(TEST_CONFIG, heartbeat_s=15))
-    await server.events.send(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
     await until(lambda: server.hub.position.offset == 1)
     client = await SseClient.connect(server.port, "topics=trade.*")
     await client.event()
@@ -219,13 +219,13 @@ async def test_sse_max_rate_conflates_updates_per_topic(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     server = await start_server(nursery)
-    await server.events.send(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
     client = await SseClient.connect(server.port, "topics=quote.BTC-USD&max_rate=2")
     await client.event()
     await client.event()
     await client.event()  # the first snapshot
     for i in range(100):  # 100 updates over 1 s of (virtual) time
-        await server.events.send(Quote("cbx", "BTC-USD", i, 101 + i, 1, 200, 1))
+        await server.publish(Quote("cbx", "BTC-USD", i, 101 + i, 1, 200, 1))
         await trio.sleep(0.01)
     updates = []
     with trio.move_on_after(1.0):

@@ -24,7 +24,7 @@ def url(server: ServerHandle) -> str:
 
 
 async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHandle) -> None:
-    await server.events.send(quote(0))
+    await server.publish(quote(0))
     async with open_websocket_url(url(server), subprotocols=["ticker.v1"]) as ws:
         (hello,) = await receive(ws)
         assert isinstance(hello, Hello) and hello.epoch == 7 and hello.compression is None
@@ -35,7 +35,7 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
         mirror = Mirror()
         assert mirror.apply(snapshot) == Applied(1)
         for i in range(1, 20):
-            await server.events.send(quote(i))
+            await server.publish(quote(i))
         received = 0
         while received < 19:
             for message in await receive(ws):
@@ -51,8 +51,8 @@ async def test_unsubscribe_stops_a_topic(server: ServerHandle) -> None:
         await ws.send_message(encode_client(Subscribe(("quote.BTC-USD", "quote.ETH-USD"))))
         await ws.get_message()  # two empty snapshots
         await ws.send_message(encode_client(Unsubscribe(("quote.BTC-USD",))))
-        await server.events.send(quote(1, "BTC-USD"))
-        await server.events.send(quote(1, "ETH-USD"))
+        await server.publish(quote(1, "BTC-USD"))
+        await server.publish(quote(1, "ETH-USD"))
         messages = await receive(ws)
         assert [m.topic for m in messages if isinstance(m, DataMessage)] == ["quote.ETH-USD"]
 
@@ -146,7 +146,7 @@ async def test_trades_are_never_conflated_and_arrive_in_order(server: ServerHand
         await ws.send_message(encode_client(Subscribe(("trade.BTC-USD",))))
         await ws.get_message()
         for i in range(50):
-            await server.events.send(Trade("fxa", "BTC-USD", i, 100 + i, 1, TakerSide.BUY, str(i)))
+            await server.publish(Trade("fxa", "BTC-USD", i, 100 + i, 1, TakerSide.BUY, str(i)))
         prices: list[int] = []
         while len(prices) < 50:
             for m in await receive(ws):
@@ -161,7 +161,7 @@ async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_diction
     from ticker.core.compression import FrameDecompressor, load_dictionary
 
     decompressor = FrameDecompressor(load_dictionary())
-    await server.events.send(quote(0))
+    await server.publish(quote(0))
     protocols = ["ticker.v1.zstd", "ticker.v1"]
     async with open_websocket_url(url(server), subprotocols=protocols) as ws:
         assert ws.subprotocol == "ticker.v1.zstd"
@@ -176,6 +176,6 @@ async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_diction
         await ws.send_message(encode_client(Subscribe(("quote.*",))))
         (snapshot,) = await next_messages()
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
-        await server.events.send(quote(1))
+        await server.publish(quote(1))
         (delta,) = await next_messages()
         assert isinstance(delta, DataMessage) and delta.data == {"bid": 101}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
@@ -34,14 +35,18 @@ class ServerHandle:
 
     port: int
     context: ServerContext
-    events: trio.MemorySendChannel[NormalizedEvent]
-    """Send normalized events here to publish them (as the venues do)."""
+    events: trio.MemorySendChannel[Sequence[NormalizedEvent]]
+    """Send batches of normalized events here to publish them (as the venues do)."""
     ingest: dict[str, IngestCounters]
     cancel_scope: trio.CancelScope
 
     @property
     def hub(self) -> Hub:
         return self.context.hub
+
+    async def publish(self, *events: NormalizedEvent) -> None:
+        """Publish `events` as one batch; waits while the hub's queue is full."""
+        await self.events.send(events)
 
     def stop(self) -> None:
         """Stop the server: every connection gets the shutdown close, then tasks end."""
@@ -75,7 +80,7 @@ async def serve(
     context = ServerContext(
         config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
     )
-    send, receive = trio.open_memory_channel[NormalizedEvent](config.ingest_queue_events)
+    send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
     ingest: dict[str, IngestCounters] = {}
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_hub, context, receive)
@@ -91,17 +96,22 @@ async def serve(
 
 
 async def run_hub(
-    context: ServerContext, events: trio.MemoryReceiveChannel[NormalizedEvent]
+    context: ServerContext, events: trio.MemoryReceiveChannel[Sequence[NormalizedEvent]]
 ) -> None:
-    """The single writer: take what waits (up to a batch), publish it, fan it out once."""
+    """The single writer: take what waits (up to a batch), publish it, fan it out once.
+
+    Producers send batches (one venue message's events, say); the hub takes every batch
+    that waits until it holds `publish_batch_events`, so one fanout pass carries as many
+    messages as arrived meanwhile and the connections get them in one write.
+    """
     hub, fanout, stats = context.hub, context.fanout, context.stats
     limit = context.config.publish_batch_events
     async with events:
         async for first in events:
-            batch = [first]
+            batch = list(first)
             try:
                 while len(batch) < limit:
-                    batch.append(events.receive_nowait())
+                    batch += events.receive_nowait()
             except trio.WouldBlock:
                 pass
             now_ns = time.time_ns()

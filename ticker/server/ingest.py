@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 
 import trio
 
@@ -28,12 +29,14 @@ log = logging.getLogger("ticker.ingest")
 
 TIMER_PERIOD_S = 0.25
 """How often the adapter's `on_timer` runs (overdue resyncs are re-requested)."""
+READ_BATCH_MESSAGES = 256
+"""At most this many venue messages go into one batch (one `read`) before we yield."""
 
 
 async def run_venue(
     venue: str,
     config: Config,
-    events: trio.MemorySendChannel[NormalizedEvent],
+    events: trio.MemorySendChannel[Sequence[NormalizedEvent]],
     counters: dict[str, IngestCounters],
     faults: FaultPlan | None = None,
     start_ns: int | None = None,
@@ -60,12 +63,18 @@ async def run_venue(
     backoff_s = config.reconnect_min_s
     next_timer = origin_trio + TIMER_PERIOD_S
     task_status.started()
+    # Everything the venue sent while we were busy is handled as one read, as a socket
+    # read returns all that waits: its events go to the hub as one batch, so a hub that
+    # falls behind catches up in large batches instead of one fanout per event.
+    pending: list[NormalizedEvent] = []
+    read = 0
     async with events:
         while True:
             item = feed.next()
             if isinstance(item, Disconnect):
+                pending += adapter.on_disconnect(time.time_ns()).events
+                await _send(pending, events)
                 log.warning("venue %s disconnected; reconnecting in about %.2f s", venue, backoff_s)
-                await _forward(adapter.on_disconnect(time.time_ns()), events, feed)
                 delay = backoff_s * (0.5 + jitter.random())
                 await trio.sleep(delay)
                 simulator.advance(int(delay * 1e9))
@@ -74,19 +83,31 @@ async def run_venue(
             if isinstance(item, Stall):
                 continue  # the simulator's clock moved on; pacing below waits it out
             due = origin_trio + (item.ts_ns - origin_sim) / 1e9
-            await trio.sleep_until(due)
+            if due > trio.current_time() or read >= READ_BATCH_MESSAGES:
+                await _send(pending, events)
+                read = 0
+                await trio.sleep_until(due)
             now_ns = time.time_ns()
-            await _forward(adapter.on_message(item.data, now_ns), events, feed)
+            pending += _handle(adapter.on_message(item.data, now_ns), feed)
+            read += 1
             backoff_s = config.reconnect_min_s
             if trio.current_time() >= next_timer:
                 next_timer = trio.current_time() + TIMER_PERIOD_S
-                await _forward(adapter.on_timer(now_ns), events, feed)
+                pending += _handle(adapter.on_timer(now_ns), feed)
 
 
-async def _forward(
-    output: AdapterOutput, events: trio.MemorySendChannel[NormalizedEvent], feed: FaultyFeed
-) -> None:
+def _handle(output: AdapterOutput, feed: FaultyFeed) -> list[NormalizedEvent]:
+    """Route the adapter's snapshot requests to the venue; return its events."""
     for request in output.requests:
         feed.request(request)
-    for event in output.events:
-        await events.send(event)
+    return output.events
+
+
+async def _send(
+    pending: list[NormalizedEvent], events: trio.MemorySendChannel[Sequence[NormalizedEvent]]
+) -> None:
+    """Send what `pending` holds as one batch (waits while the hub's queue is full)."""
+    if pending:
+        batch = pending.copy()
+        pending.clear()
+        await events.send(batch)
