@@ -78,6 +78,13 @@ class Config:
     sse_max_rate_per_s: float = 50.0
     """Upper limit for an SSE client's `max_rate`."""
 
+    # Publishing (feed replayers push normalized events into a running server).
+    publish_token: str = ""
+    """Token a publisher must present on /v1/publish; empty disables publishing. Never
+    logged."""
+    max_publishers: int = 4
+    """Publisher connections accepted at once."""
+
     def __post_init__(self) -> None:
         positive = (
             "keyframe_interval",
@@ -97,6 +104,7 @@ class Config:
             "handshake_timeout_s",
             "reconnect_min_s",
             "sse_max_rate_per_s",
+            "max_publishers",
         )
         for name in positive:
             if getattr(self, name) <= 0:
