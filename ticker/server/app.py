@@ -81,7 +81,7 @@ async def serve(
         config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
     )
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
-    ingest: dict[str, IngestCounters] = {}
+    ingest = context.ingest
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_hub, context, receive)
         nursery.start_soon(run_heartbeats, context)
@@ -114,6 +114,7 @@ async def run_hub(
                     batch += events.receive_nowait()
             except trio.WouldBlock:
                 pass
+            started = time.perf_counter()
             now_ns = time.time_ns()
             published: list[Published] = []
             for event in batch:
@@ -122,6 +123,7 @@ async def run_hub(
             stats.published += len(published)
             if published:
                 fanout.publish(published)
+                stats.fanout_latency.observe(time.perf_counter() - started)
 
 
 async def run_heartbeats(context: ServerContext) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
+from ticker.ingest.adapter import IngestCounters
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
 from ticker.server.stats import ServerStats
@@ -27,7 +28,15 @@ class ServerContext:
     ws_framing: WebSocketFraming = field(default_factory=WebSocketFraming)
     ws_zstd_framing: WebSocketFraming | None = None
     sse_framing: SseFraming = field(default_factory=SseFraming)
+    ingest: dict[str, IngestCounters] = field(default_factory=dict)
+    """Each running venue's adapter counters, by venue name."""
     shutting_down: bool = False
+    """Set when the drain starts: readiness turns false and new connections are refused."""
+
+    @property
+    def ready(self) -> bool:
+        """Ready to take clients: not draining, and the hub has published data."""
+        return not self.shutting_down and self.stats.published > 0
 
     def zstd_framing(self) -> WebSocketFraming:
         """The framing for zstd clients, created (and the dictionary loaded) on first use."""

@@ -27,6 +27,29 @@ class EndReason(enum.Enum):
     SHUTDOWN = "shutdown"
 
 
+FANOUT_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+"""Upper bounds of the fanout latency histogram (seconds); the last bucket is +Inf."""
+
+
+@dataclass(slots=True)
+class LatencyHistogram:
+    """Counts of observations per bucket (cumulative only when read), and their sum."""
+
+    bounds: tuple[float, ...] = FANOUT_BUCKETS_S
+    counts: list[int] = field(default_factory=lambda: [0] * (len(FANOUT_BUCKETS_S) + 1))
+    total: int = 0
+    sum_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.total += 1
+        self.sum_s += seconds
+        for i, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self.counts[i] += 1
+                return
+        self.counts[-1] += 1
+
+
 @dataclass(slots=True)
 class ServerStats:
     """Monotonic counters of one server process."""
@@ -45,3 +68,6 @@ class ServerStats:
     bad_requests: int = 0
     published: int = 0
     ingest_events: int = 0
+    fanout_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Per hub batch: from taking the batch off the channel to the end of its fanout
+    (every idle connection written)."""
