@@ -22,6 +22,10 @@ class Config:
     """Address to listen on."""
     port: int = 8080
     """TCP port for every endpoint; 0 picks a free one."""
+    certfile: str = ""
+    """PEM certificate chain: set it (with keyfile) to serve https and wss on the port."""
+    keyfile: str = ""
+    """PEM private key of certfile (empty: the key is in certfile)."""
 
     # Venues and ingest.
     venues: tuple[str, ...] = VENUES
@@ -77,6 +81,10 @@ class Config:
     """The `retry:` SSE tells browsers to wait before reconnecting."""
     sse_max_rate_per_s: float = 50.0
     """Upper limit for an SSE client's `max_rate`."""
+    drain_timeout_s: float = 10.0
+    """On SIGTERM, open streams are sent away within this time, then the process exits."""
+    drain_batch_size: int = 500
+    """Streams sent away per batch during a drain (batches spread over half the timeout)."""
 
     # Publishing (feed replayers push normalized events into a running server).
     publish_token: str = ""
@@ -105,6 +113,8 @@ class Config:
             "reconnect_min_s",
             "sse_max_rate_per_s",
             "max_publishers",
+            "drain_timeout_s",
+            "drain_batch_size",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -119,6 +129,8 @@ class Config:
             raise ConfigError("send_buffer_bytes must be >= 0")
         if self.sse_retry_ms < 0:
             raise ConfigError("sse_retry_ms must be >= 0")
+        if self.keyfile and not self.certfile:
+            raise ConfigError("keyfile needs certfile")
         unknown = set(self.venues) - set(VENUES)
         if unknown or not self.venues:
             raise ConfigError(f"venues must be a non-empty subset of {VENUES}, got {self.venues}")

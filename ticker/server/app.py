@@ -8,8 +8,10 @@ the listener. `task_status.started` hands back a `ServerHandle` once the port li
 from __future__ import annotations
 
 import logging
+import random
+import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -17,14 +19,18 @@ import trio
 from feeds.faults import FaultPlan
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
+from ticker.errors import ConfigError
 from ticker.ingest.adapter import IngestCounters
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
+from ticker.server.drain import DrainResult, drain
 from ticker.server.fanout import Fanout
+from ticker.server.gateway import Gateway
 from ticker.server.ingest import run_venue
 from ticker.server.listener import serve_listener
 from ticker.server.stats import ServerStats
 from ticker.venues.reference import LISTINGS
+from ticker.wire.tls import server_context
 
 log = logging.getLogger("ticker.server")
 
@@ -48,10 +54,34 @@ class ServerHandle:
         """Publish `events` as one batch; waits while the hub's queue is full."""
         await self.events.send(events)
 
+    async def drain(self) -> DrainResult:
+        """Refuse new clients and send every open stream away (see `ticker.server.drain`),
+        within `drain_timeout_s`; then stop the server."""
+        config = self.context.config
+        result = await drain(
+            self.context,
+            deadline_s=config.drain_timeout_s,
+            batch_size=config.drain_batch_size,
+            rng=random.Random(),
+        )
+        self.stop()
+        return result
+
     def stop(self) -> None:
         """Stop the server: every connection gets the shutdown close, then tasks end."""
         self.context.shutting_down = True
         self.cancel_scope.cancel()
+
+
+AppFactory = Callable[[ServerContext], object]
+"""Makes the ASGI application served on every non-streaming path."""
+
+
+def default_app(context: ServerContext) -> object:
+    """The application of `ticker.app` (dashboard, snapshot, health, metrics)."""
+    from ticker.app import create_app
+
+    return create_app(context)
 
 
 def known_symbols(venues: tuple[str, ...]) -> frozenset[str]:
@@ -65,6 +95,7 @@ async def serve(
     run_venues: bool = True,
     faults: FaultPlan | None = None,
     epoch: int | None = None,
+    app: AppFactory | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a server until cancelled.
@@ -75,11 +106,22 @@ async def serve(
         faults: fault injection for the simulated venues.
         epoch: the stream epoch; default the start time in seconds (new on each start,
             since history does not survive a restart).
+        app: makes the ASGI application for every non-streaming path from the context
+            (default `ticker.app.create_app`).
+
+    Raises:
+        ConfigError: the certificate or key cannot be loaded.
     """
     hub = Hub(config, epoch if epoch is not None else int(time.time()))
     context = ServerContext(
         config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
     )
+    if config.certfile:
+        try:
+            context.tls = server_context(config.certfile, config.keyfile or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load certfile/keyfile: {exc}") from exc
+    gateway = Gateway((app or default_app)(context))
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
     ingest = context.ingest
     async with trio.open_nursery() as nursery:
@@ -91,7 +133,8 @@ async def serve(
                 await nursery.start(
                     run_venue, venue, config, send.clone(), ingest, faults, start_ns
                 )
-        port = await nursery.start(serve_listener, context)
+        await nursery.start(gateway.run)
+        port = await nursery.start(serve_listener, context, gateway)
         task_status.started(ServerHandle(port, context, send, ingest, nursery.cancel_scope))
 
 

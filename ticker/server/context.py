@@ -5,7 +5,10 @@ A plain container created by `ticker.server.app.serve`; no behaviour of its own.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
+
+import trio
 
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
@@ -30,6 +33,10 @@ class ServerContext:
     sse_framing: SseFraming = field(default_factory=SseFraming)
     ingest: dict[str, IngestCounters] = field(default_factory=dict)
     """Each running venue's adapter counters, by venue name."""
+    tls: ssl.SSLContext | None = None
+    """Set when the server has a certificate: every connection is TLS."""
+    accepting: trio.CancelScope | None = None
+    """The listener's accept loop; cancelled when the drain begins."""
     shutting_down: bool = False
     """Set when the drain starts: readiness turns false and new connections are refused."""
 

@@ -3,8 +3,9 @@
 Accepts connections, reads each request head (bounded in size and time), and hands the
 socket to the endpoint that serves it: `/v1/ws` and `/v1/sse` are served by our own
 streaming code (DESIGN.md: hypercorn and trio-websocket measured 6-15x too slow for the
-per-message path). Any other path gets a 404 here; the application routes (dashboard,
-snapshot, health, metrics) will be handed the socket and the bytes already read.
+per-message path). Every other path goes to the application gateway
+(`ticker.server.gateway`) with the bytes already read. With TLS configured, the TLS
+handshake happens here first, and both paths run over `ticker.wire.tls.TlsSocket`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,19 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
-from ticker.server.sse_session import serve_sse
-from ticker.server.websocket_session import serve_websocket
+from ticker.server.gateway import Gateway
+from ticker.server.sse_session import accept_sse
+from ticker.server.websocket_session import accept_websocket
 from ticker.wire.http import BadRequest, head_end, parse_head, render_error
+from ticker.wire.tls import TlsSocket
+from ticker.wire.transport import Transport
 
 log = logging.getLogger("ticker.server")
 
@@ -43,6 +49,7 @@ def open_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
 
 async def serve_listener(
     context: ServerContext,
+    gateway: Gateway | None = None,
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -54,35 +61,49 @@ async def serve_listener(
         log.info("listening on %s:%d", config.host, port)
         async with trio.open_nursery() as nursery:
             task_status.started(port)
-            while True:
-                await trio.lowlevel.wait_readable(listener)
-                while True:
-                    try:
-                        sock, address = listener.accept()
-                    except BlockingIOError:
-                        break
-                    except OSError as exc:
-                        if exc.errno not in ACCEPT_ERRORS:
-                            raise
-                        log.warning("accept failed (%s); pausing 100 ms", exc)
-                        await trio.sleep(0.1)
-                        break
-                    sock.setblocking(False)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    if config.send_buffer_bytes:
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_SNDBUF, config.send_buffer_bytes
-                        )
-                    nursery.start_soon(
-                        handle_connection, sock, f"{address[0]}:{address[1]}", context
-                    )
+            with trio.CancelScope() as accepting:
+                context.accepting = accepting
+                await _accept_forever(listener, context, gateway, nursery)
+            # The drain began: refuse new connections at once, keep serving open ones.
+            trio.lowlevel.notify_closing(listener)
+            listener.close()
+            log.info("stopped accepting connections on %s:%d", config.host, port)
+            await trio.sleep_forever()
     finally:
-        trio.lowlevel.notify_closing(listener)
-        listener.close()
+        if listener.fileno() >= 0:
+            trio.lowlevel.notify_closing(listener)
+            listener.close()
 
 
-async def read_head(sock: socket.socket, timeout_s: float) -> bytes | None:
-    """Read one request head; None if the client went away or was too slow.
+async def _accept_forever(
+    listener: socket.socket, context: ServerContext, gateway: Gateway | None, nursery: trio.Nursery
+) -> None:
+    config = context.config
+    while True:
+        await trio.lowlevel.wait_readable(listener)
+        while True:
+            try:
+                sock, address = listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno not in ACCEPT_ERRORS:
+                    raise
+                log.warning("accept failed (%s); pausing 100 ms", exc)
+                await trio.sleep(0.1)
+                break
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if config.send_buffer_bytes:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.send_buffer_bytes)
+            nursery.start_soon(
+                handle_connection, sock, f"{address[0]}:{address[1]}", context, gateway
+            )
+
+
+async def read_head(sock: Transport, timeout_s: float) -> tuple[bytes, bytes] | None:
+    """Read one request head: (the head, any bytes after it); None if the client went
+    away or was too slow.
 
     Raises:
         BadRequest: the head is too large.
@@ -90,10 +111,10 @@ async def read_head(sock: socket.socket, timeout_s: float) -> bytes | None:
     buffer = bytearray()
     with trio.move_on_after(timeout_s):
         while True:
-            await trio.lowlevel.wait_readable(sock)
             try:
                 data = sock.recv(4096)
             except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
                 continue
             except OSError:
                 return None
@@ -102,32 +123,57 @@ async def read_head(sock: socket.socket, timeout_s: float) -> bytes | None:
             buffer += data
             end = head_end(buffer)
             if end >= 0:
-                if end != len(buffer):
-                    raise BadRequest("data after the request head is not supported here")
-                return bytes(buffer)
+                return bytes(buffer[:end]), bytes(buffer[end:])
     return None
 
 
-async def handle_connection(sock: socket.socket, peer: str, context: ServerContext) -> None:
+async def handle_connection(
+    sock: socket.socket, peer: str, context: ServerContext, gateway: Gateway | None
+) -> None:
     """Route one accepted connection; every error becomes a response and a counter."""
+    transport: Transport = sock
     try:
         try:
-            raw = await read_head(sock, context.config.handshake_timeout_s)
-            if raw is None:
+            timeout_s = context.config.handshake_timeout_s
+            if context.tls is not None:
+                tls = TlsSocket(sock, context.tls)
+                with trio.move_on_after(timeout_s) as too_slow:
+                    await tls.handshake()
+                if too_slow.cancelled_caught:
+                    return
+                transport = tls
+            request = await read_head(transport, timeout_s)
+            if request is None:
                 return
+            raw, extra = request
             head = parse_head(raw)
-            if head.path == "/v1/ws":
-                await serve_websocket(sock, peer, head, context)
-            elif head.path == "/v1/sse":
-                await serve_sse(sock, peer, head, context)
+            session: Callable[[], Awaitable[None]] | None
+            if head.path in STREAMS:
+                if extra:
+                    raise BadRequest("a stream request must not carry a body")
+                session = STREAMS[head.path](transport, peer, head, context)
+            elif gateway is not None:
+                del head
+                await gateway.serve(transport, raw + extra, tls=context.tls is not None)
+                return
             else:
                 raise BadRequest(f"no endpoint at {head.path}; streams: /v1/ws, /v1/sse", 404)
+            del head, raw  # a long-lived connection keeps nothing of its request
+            if session is not None:
+                await session()
         except ProtocolError as exc:
             context.stats.bad_requests += 1
             log.info("bad request from %s: %s", peer, exc)
             with contextlib.suppress(OSError):
-                sock.send(render_error(exc.http_status, str(exc)))
-        except OSError as exc:
+                transport.send(render_error(exc.http_status, str(exc)))
+        except (OSError, ssl.SSLError) as exc:
             log.debug("connection from %s failed: %s", peer, exc)
     finally:
-        sock.close()
+        transport.close()
+
+
+STREAMS: dict[str, Callable[..., Callable[[], Awaitable[None]] | None]] = {
+    "/v1/ws": accept_websocket,
+    "/v1/sse": accept_sse,
+}
+"""The paths served by our own streaming code; everything else goes to the gateway."""

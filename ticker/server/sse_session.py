@@ -10,7 +10,8 @@ with the reason before any stream starts.
 from __future__ import annotations
 
 import math
-import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -24,6 +25,7 @@ from ticker.server.subscriber import Subscriber
 from ticker.server.subscriptions import parse_patterns, subscribe
 from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.sse import encode_retry, response_head
+from ticker.wire.transport import Transport, send_small
 
 MAX_IGNORED_INPUT_BYTES = 64 * 1024
 
@@ -46,13 +48,16 @@ def parse_max_rate(head: RequestHead, limit: float) -> float | None:
     return rate
 
 
-async def serve_sse(
-    sock: socket.socket, peer: str, head: RequestHead, context: ServerContext
-) -> None:
-    """Serve one SSE stream whose request head has been read.
+def accept_sse(
+    sock: Transport, peer: str, head: RequestHead, context: ServerContext
+) -> Callable[[], Awaitable[None]]:
+    """Answer one SSE request; the session to run.
+
+    Takes what it needs from `head` and keeps no reference to it.
 
     Raises:
         BadRequest: bad method, topics, position or max_rate (nothing was sent yet).
+        OSError: the connection broke.
     """
     config = context.config
     if head.method != "GET":
@@ -73,6 +78,8 @@ async def serve_sse(
     max_rate = parse_max_rate(head, config.sse_max_rate_per_s)
     if len(context.fanout) >= config.max_connections:
         raise BadRequest("connection limit reached", 503)
+    if context.shutting_down:
+        raise BadRequest("the server is shutting down; connect to another", 503)
     subscriber = Subscriber(
         sock,
         peer,
@@ -87,7 +94,7 @@ async def serve_sse(
     hello = Hello(PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None)
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
     subscriber.control.append(context.sse_framing.control(hello))
-    sock.send(response_head())  # small, into an empty send buffer
+    send_small(sock, response_head())
 
     async def read_loop() -> EndReason:
         # Inside the session: the connection is in the fanout and its nursery exists.
@@ -107,7 +114,7 @@ async def serve_sse(
             nursery.start_soon(_flush_at_rate, subscriber, 1 / max_rate)
         return await _wait_for_close(sock)
 
-    await run_session(subscriber, "sse", context, read_loop)
+    return partial(run_session, subscriber, "sse", context, read_loop)
 
 
 async def _flush_at_rate(subscriber: Subscriber, period_s: float) -> None:
@@ -117,7 +124,7 @@ async def _flush_at_rate(subscriber: Subscriber, period_s: float) -> None:
         subscriber.flush_nowait()
 
 
-async def _wait_for_close(sock: socket.socket) -> EndReason:
+async def _wait_for_close(sock: Transport) -> EndReason:
     """An SSE client sends nothing after its request; wait for it to go away."""
     ignored = 0
     while True:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from ticker.core.outbox import Offer, Outbox
 from ticker.core.topics import TopicPattern
 from ticker.server.framing import Framing
 from ticker.server.stats import EndReason, ServerStats
+from ticker.wire.transport import Transport
 
 if TYPE_CHECKING:
     from ticker.server.fanout import Fanout
@@ -78,7 +78,7 @@ class Subscriber:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: Transport,
         peer: str,
         framing: Framing,
         hub: Hub,

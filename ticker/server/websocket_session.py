@@ -9,8 +9,9 @@ message and a counter; broken framing closes the connection with its code.
 
 from __future__ import annotations
 
-import socket
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 
@@ -23,6 +24,7 @@ from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
 from ticker.server.subscriptions import subscribe, unsubscribe
 from ticker.wire.http import BadRequest, RequestHead, render_response
+from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
     Close,
     FrameReader,
@@ -70,17 +72,25 @@ def handshake_response(head: RequestHead) -> tuple[bytes, bool]:
     return render_response(101, headers, content_length=False), chosen == SUBPROTOCOL_ZSTD
 
 
-async def serve_websocket(
-    sock: socket.socket, peer: str, head: RequestHead, context: ServerContext
-) -> None:
-    """Serve one WebSocket connection whose request head has been read."""
+def accept_websocket(
+    sock: Transport, peer: str, head: RequestHead, context: ServerContext
+) -> Callable[[], Awaitable[None]] | None:
+    """Answer one WebSocket upgrade; the session to run, or None if it was refused.
+
+    Takes what it needs from `head` and keeps no reference to it, so the request head
+    is freed before the connection's long life begins.
+
+    Raises:
+        BadRequest: not a valid upgrade for this endpoint (nothing was sent yet).
+        OSError: the connection broke.
+    """
     response, zstd = handshake_response(head)
-    sock.send(response)  # small, into an empty send buffer
+    send_small(sock, response)
     config = context.config
-    if len(context.fanout) >= config.max_connections:
-        sock.send(encode_close(CLOSE_LIMIT_REACHED, "connection limit reached"))
+    if len(context.fanout) >= config.max_connections or context.shutting_down:
+        send_small(sock, encode_close(CLOSE_LIMIT_REACHED, "connection limit reached"))
         context.stats.ends[EndReason.LIMIT.value] += 1
-        return
+        return None
     framing = context.zstd_framing() if zstd else context.ws_framing
     subscriber = Subscriber(
         sock,
@@ -105,11 +115,11 @@ async def serve_websocket(
         subscriber.flush_nowait()  # the hello, now that the session's nursery exists
         return await _read_commands(sock, subscriber, context)
 
-    await run_session(subscriber, "ws", context, read_loop)
+    return partial(run_session, subscriber, "ws", context, read_loop)
 
 
 async def _read_commands(
-    sock: socket.socket, subscriber: Subscriber, context: ServerContext
+    sock: Transport, subscriber: Subscriber, context: ServerContext
 ) -> EndReason:
     """Read client frames until the client closes, breaks the protocol or goes silent."""
     config = context.config

@@ -1,0 +1,66 @@
+"""Graceful drain: readiness off, new connections refused, every stream sent away with
+its position in batches, and the drain ends within its deadline."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import trio
+
+from tests.server.conftest import TEST_CONFIG, RawWebSocket, SseClient, start_server
+from ticker.core.messages import DataMessage, Hello
+from ticker.errors import CLOSE_SHUTDOWN
+from ticker.model.events import Quote
+from ticker.server.drain import drain
+
+
+async def test_drain_sends_every_stream_away_with_its_position(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery, replace(TEST_CONFIG, drain_batch_size=3))
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    sockets = []
+    for _ in range(7):
+        ws = await RawWebSocket.connect(server.port)
+        assert isinstance((await ws.messages())[0], Hello)
+        await ws.subscribe("quote.BTC-USD")
+        assert isinstance((await ws.messages())[0], DataMessage)
+        sockets.append(ws)
+    streams = []
+    for _ in range(4):
+        sse = await SseClient.connect(server.port, "topics=quote.*")
+        assert sse.status == 200
+        while (await sse.event()).get("event") != "snapshot":
+            pass
+        streams.append(sse)
+    assert server.context.ready
+
+    with trio.fail_after(30):
+        result = await drain(server.context, deadline_s=2, batch_size=3, rng=random.Random(1))
+
+    assert (result.ended, result.cut) == (11, 0)
+    assert not server.context.ready
+    position = f"7-{server.hub.position.offset}"
+    for ws in sockets:
+        with pytest.raises(ConnectionAbortedError) as closed:
+            await ws.messages()
+        code, reason = closed.value.args
+        assert code == CLOSE_SHUTDOWN
+        assert reason.decode().endswith(f"last={position}")
+        await ws.close()
+    for sse in streams:
+        event = await sse.event()
+        assert event["event"] == "end"
+        assert event["data"] == f'{{"reason":"shutdown","last":"{position}"}}'
+        await sse.stream.aclose()
+    assert server.context.stats.ends["shutdown"] == 11
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream("127.0.0.1", server.port)
+
+
+async def test_a_drain_with_no_clients_ends_at_once(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery)
+    with trio.fail_after(5):
+        result = await drain(server.context, deadline_s=30, batch_size=10, rng=random.Random(1))
+    assert (result.ended, result.cut) == (0, 0)
+    assert result.seconds < 30
