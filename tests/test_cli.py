@@ -9,6 +9,7 @@ import pytest
 from ticker.cli import build_parser, main, parse_faults
 from ticker.config import Config
 from ticker.errors import ConfigError
+from ticker.settings import env_name
 
 
 def test_every_setting_is_a_documented_flag_with_its_default(
@@ -19,7 +20,9 @@ def test_every_setting_is_a_documented_flag_with_its_default(
     help_text = " ".join(capsys.readouterr().out.split())
     for name in Config.names():
         assert "--" + name.replace("_", "-") in help_text
-    assert "(default: 524288)" in help_text  # outbox_max_bytes
+        assert env_name(name) in help_text
+    assert "(env TICKER_OUTBOX_MAX_BYTES; default: 524288)" in help_text
+    assert "--config FILE" in help_text
     assert "Bytes queued for one connection" in help_text
 
 
@@ -68,3 +71,52 @@ def test_feeds_prints_normalized_events_as_json_lines() -> None:
     book = next(e for e in events if e["type"] == "book")
     assert all(isinstance(price, str) for price, _ in book["bids"])
     assert "# itx:" in done.stderr
+
+
+async def test_sigterm_drains_the_server_and_exits_within_the_deadline() -> None:
+    """The real `ticker serve` process: SIGTERM sends a WS client the shutdown close and
+    an SSE client its final event, refuses new connections, logs the drain and exits 0."""
+    import re
+    import signal
+
+    import trio
+
+    from tests.server.conftest import RawWebSocket, SseClient
+    from ticker.errors import CLOSE_SHUTDOWN
+
+    command = [sys.executable, "-m", "ticker.cli", "serve", "--port", "0"]
+    command += ["--venue-rate-per-s", "50", "--drain-timeout-s", "4"]
+    process = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    log = b""
+    try:
+        with trio.fail_after(30):
+            while not (found := re.search(rb"listening on 127\.0\.0\.1:(\d+)", log)):
+                log += await process.stderr.receive_some(65536)
+            port = int(found.group(1))
+            ws = await RawWebSocket.connect(port)
+            await ws.messages()
+            await ws.subscribe("quote.*")
+            sse = await SseClient.connect(port, "topics=trade.*")
+            assert sse.status == 200
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionAbortedError) as closed:
+                while True:
+                    await ws.messages()
+            assert closed.value.args[0] == CLOSE_SHUTDOWN
+            while (event := await sse.event()).get("event") != "end":
+                pass
+            assert json.loads(event["data"])["reason"] == "shutdown"
+            while chunk := await process.stderr.receive_some(65536):
+                log += chunk
+            assert await process.wait() == 0
+            await ws.close()
+            await sse.stream.aclose()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await process.stderr.aclose()
+    text = log.decode()
+    assert "SIGTERM: draining (deadline 4.0 s)" in text
+    assert re.search(r"drain done in [\d.]+ s: 2 streams sent away, 0 cut", text), text

@@ -15,6 +15,7 @@ import inspect
 import itertools
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from ticker.errors import ConfigError
 from ticker.ingest.adapter import IngestCounters
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
 from ticker.model.fixed import format_nanos
+from ticker.settings import CONFIG_FILE_ENV, env_name, load_config
 
 log = logging.getLogger("ticker")
 
@@ -52,15 +54,28 @@ def _setting_docs() -> dict[str, str]:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     docs = _setting_docs()
-    group = parser.add_argument_group("settings (defaults are the embedded defaults)")
+    group = parser.add_argument_group(
+        "settings (precedence: flag, then environment variable, then the --config file, "
+        "then the embedded default)"
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"TOML file of settings, keys as below without dashes (env {CONFIG_FILE_ENV})",
+    )
     for field in dataclasses.fields(Config):
         default = field.default
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{docs.get(field.name, '')} (default: {_show(default)})"
+        help_text = (
+            f"{docs.get(field.name, '')} (env {env_name(field.name)}; default: {_show(default)})"
+        )
         if isinstance(default, tuple):
             group.add_argument(flag, type=_csv, dest=field.name, default=None, help=help_text)
         elif isinstance(default, bool):
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, dest=field.name)
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, dest=field.name, help=help_text
+            )
         else:
             kind = type(default)
             group.add_argument(flag, type=kind, dest=field.name, default=None, help=help_text)
@@ -75,12 +90,8 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    given = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Config)
-        if getattr(args, f.name, None) is not None
-    }
-    return Config(**given)
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Config)}
+    return load_config(flags, config_file=getattr(args, "config", None))
 
 
 def parse_faults(text: str) -> FaultPlan:
@@ -160,12 +171,22 @@ async def run_serve(config: Config, faults: FaultPlan) -> None:
     """Run the server until interrupted."""
     from ticker.server.app import serve
 
-    async with trio.open_nursery() as nursery:
-        handle = await nursery.start(partial(serve, config, faults=faults))
-        log.info(
-            "ticker serving ws://%s:%d/v1/ws and http://%s:%d/v1/sse (epoch %d)",
-            config.host, handle.port, config.host, handle.port, handle.hub.epoch,
-        )  # fmt: skip
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(partial(serve, config, faults=faults))
+            scheme = "s" if config.certfile else ""
+            log.info(
+                "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) epoch %d",
+                scheme, config.host, handle.port, scheme, handle.hub.epoch,
+            )  # fmt: skip
+            async for signum in signals:
+                log.info(
+                    "%s: draining (deadline %.1f s)",
+                    signal.Signals(signum).name,
+                    config.drain_timeout_s,
+                )
+                break
+            await handle.drain()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             trio.run(run_serve, config, faults)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:
+        print(f"ticker: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"ticker: {exc}", file=sys.stderr)
         return 1
