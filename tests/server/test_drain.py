@@ -33,13 +33,13 @@ async def test_drain_sends_every_stream_away_with_its_position(nursery: trio.Nur
         while (await sse.event()).get("event") != "snapshot":
             pass
         streams.append(sse)
-    assert server.context.ready
+    ready_before = server.context.ready
 
     with trio.fail_after(30):
         result = await drain(server.context, deadline_s=2, batch_size=3, rng=random.Random(1))
 
     assert (result.ended, result.cut) == (11, 0)
-    assert not server.context.ready
+    assert (ready_before, server.context.ready) == (True, False)
     position = f"7-{server.hub.position.offset}"
     for ws in sockets:
         with pytest.raises(ConnectionAbortedError) as closed:
