@@ -88,3 +88,38 @@ def test_bytes_never_exceed_the_bound_and_order_is_kept(
             expected.append(n)
     taken = [item.n for item in box.take().items if not item.conflatable]
     assert taken == expected
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.booleans(), st.integers(1, 40), st.sampled_from("ABC")), max_size=8),
+        max_size=12,
+    ),
+    st.integers(1, 120),
+)
+def test_offer_all_is_the_same_as_offering_one_by_one(
+    batches: list[list[tuple[bool, int, str]]], max_bytes: int
+) -> None:
+    together: Outbox[Item] = Outbox(max_bytes)
+    one_by_one: Outbox[Item] = Outbox(max_bytes)
+    n = 0
+    for batch in batches:
+        items = []
+        for conflatable, size, symbol in batch:
+            topic = f"{'quote' if conflatable else 'trade'}.{symbol}-X"
+            items.append(Item(topic, conflatable, size, n))
+            n += 1
+        result, conflated = together.offer_all(items)
+        expected_conflated = 0
+        expected = Offer.QUEUED
+        for item in items:
+            single = one_by_one.offer(item)
+            if single is Offer.EVICT:
+                expected = Offer.EVICT
+                break
+            expected_conflated += single is Offer.CONFLATED
+        assert (result, conflated) == (expected, expected_conflated)
+        assert together.bytes == one_by_one.bytes <= max_bytes
+        if result is Offer.EVICT:
+            break
+    assert together.take() == one_by_one.take()

@@ -91,6 +91,24 @@ class Outbox(Generic[T]):
         self.bytes += size
         return Offer.QUEUED
 
+    def offer_all(self, items: list[T]) -> tuple[Offer, int]:
+        """Offer `items` in order: EVICT at the first that cannot be taken (the rest are
+        not offered), else QUEUED; and how many were conflated. Never blocks."""
+        if not self._conflated:
+            size = sum(item.size for item in items)
+            if self.bytes + size <= self.max_bytes:
+                self._items += items
+                self.bytes += size
+                return Offer.QUEUED, 0
+        conflated = 0
+        for item in items:
+            result = self.offer(item)
+            if result is Offer.EVICT:
+                return Offer.EVICT, conflated
+            if result is Offer.CONFLATED:
+                conflated += 1
+        return Offer.QUEUED, conflated
+
     def conflate(self, topic: str) -> None:
         """Mark `topic` so its next write is one snapshot (rate-limited connections)."""
         self._conflated[topic] = None

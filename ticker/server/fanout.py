@@ -1,11 +1,15 @@
 """The fanout tree: from the hub's published messages down to connection outboxes.
 
-Two tiers inside one process: the root keeps, per topic, the leaves that have a
-subscriber to it; each leaf holds at most `leaf_size` connections and, per topic, the
-ones subscribed (exact topics and `channel.*` patterns resolved once and cached). A
-message costs the root one step per interested leaf and a leaf one step per interested
-connection. Delivery is synchronous: when `publish` returns, every outbox holds every
-message up to the hub's position, which is what lets a conflated snapshot or a heartbeat
+Three tiers inside one process. The root keeps, per topic, the groups that want it.
+Each leaf holds at most `leaf_size` connections, and within a leaf a group is the
+connections with the same set of topic patterns: they want the same messages of any
+batch, so a batch is filtered once per group, not once per connection, and the framed
+bytes of what a group gets are built once per framing and shared by every member whose
+socket is idle (`SharedWrite`). A message costs the root one step per interested group
+and a group one step per member.
+
+Delivery is synchronous: when `publish` returns, every connection has been written to
+or holds the batch in its outbox, which is what lets a conflated snapshot or a heartbeat
 carry the current position truthfully. Never awaits.
 """
 
@@ -15,51 +19,78 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ticker.core.hub import Published
-from ticker.core.topics import WILDCARD, TopicPattern
+from ticker.core.topics import TopicPattern
 
 if TYPE_CHECKING:
+    from ticker.server.framing import Framing
     from ticker.server.subscriber import Subscriber
 
 
-class Leaf:
-    """Up to `leaf_size` connections and their subscriptions."""
+class SharedWrite:
+    """One group's part of a batch, and its framed bytes, built once per framing."""
 
-    __slots__ = ("_exact", "_resolved", "_wild", "subscribers")
+    __slots__ = ("_data", "items", "last_offset")
+
+    def __init__(self, items: list[Published]) -> None:
+        self.items = items
+        self.last_offset = items[-1].offset
+        self._data: dict[Framing, bytes] = {}
+
+    def data(self, framing: Framing) -> bytes:
+        """The bytes of one write carrying every item, in `framing`."""
+        data = self._data.get(framing)
+        if data is None:
+            data = framing.wrap([framing.frame(item) for item in self.items])
+            self._data[framing] = data
+        return data
+
+
+class Group:
+    """Connections of one leaf that hold exactly the same topic patterns."""
+
+    __slots__ = ("key", "members", "patterns")
+
+    def __init__(self, key: frozenset[str], patterns: tuple[TopicPattern, ...]) -> None:
+        self.key = key
+        self.patterns = patterns
+        self.members: dict[Subscriber, None] = {}
+
+    def wants(self, topic: str) -> bool:
+        return any(pattern.matches(topic) for pattern in self.patterns)
+
+
+class Leaf:
+    """Up to `leaf_size` connections, grouped by their pattern sets."""
+
+    __slots__ = ("_group_of", "groups", "subscribers")
 
     def __init__(self) -> None:
         self.subscribers: dict[Subscriber, None] = {}
-        self._exact: dict[str, dict[Subscriber, None]] = {}
-        self._wild: dict[str, dict[Subscriber, None]] = {}
-        self._resolved: dict[str, list[Subscriber]] = {}
+        self.groups: dict[frozenset[str], Group] = {}
+        self._group_of: dict[Subscriber, Group] = {}
 
-    def subscribe(self, subscriber: Subscriber, pattern: TopicPattern) -> None:
-        if pattern.symbol == WILDCARD:
-            self._wild.setdefault(pattern.channel, {})[subscriber] = None
-        else:
-            self._exact.setdefault(str(pattern), {})[subscriber] = None
-        self._resolved.clear()
+    def regroup(self, subscriber: Subscriber) -> None:
+        """Move `subscriber` to the group of its current patterns (none if it has none)."""
+        self._leave_group(subscriber)
+        if not subscriber.patterns:
+            return
+        key = frozenset(subscriber.patterns)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(key, tuple(subscriber.patterns.values()))
+        group.members[subscriber] = None
+        self._group_of[subscriber] = group
 
-    def unsubscribe(self, subscriber: Subscriber, pattern: TopicPattern) -> None:
-        table = self._wild if pattern.symbol == WILDCARD else self._exact
-        key = pattern.channel if pattern.symbol == WILDCARD else str(pattern)
-        members = table.get(key)
-        if members is not None:
-            members.pop(subscriber, None)
-            if not members:
-                del table[key]
-        self._resolved.clear()
+    def remove(self, subscriber: Subscriber) -> None:
+        self._leave_group(subscriber)
+        del self.subscribers[subscriber]
 
-    def has_topic(self, topic: str) -> bool:
-        return bool(self.resolve(topic))
-
-    def resolve(self, topic: str) -> list[Subscriber]:
-        """Connections subscribed to `topic`, exactly or by pattern, each once."""
-        members = self._resolved.get(topic)
-        if members is None:
-            found = dict(self._exact.get(topic, {}))
-            found.update(self._wild.get(topic.partition(".")[0], {}))
-            members = self._resolved[topic] = list(found)
-        return members
+    def _leave_group(self, subscriber: Subscriber) -> None:
+        group = self._group_of.pop(subscriber, None)
+        if group is not None:
+            del group.members[subscriber]
+            if not group.members:
+                del self.groups[group.key]
 
 
 class Fanout:
@@ -69,7 +100,7 @@ class Fanout:
         self.leaf_size = leaf_size
         self.leaves: list[Leaf] = []
         self._leaf_of: dict[Subscriber, Leaf] = {}
-        self._topic_leaves: dict[str, list[Leaf]] = {}
+        self._topic_groups: dict[str, list[Group]] = {}
 
     def __len__(self) -> int:
         return len(self._leaf_of)
@@ -89,43 +120,44 @@ class Fanout:
         leaf.subscribers[subscriber] = None
         self._leaf_of[subscriber] = leaf
         subscriber.fanout = self
+        if subscriber.patterns:
+            self.patterns_changed(subscriber)
 
     def remove(self, subscriber: Subscriber) -> None:
         """Take a connection and all its subscriptions out of the tree."""
         leaf = self._leaf_of.pop(subscriber, None)
         if leaf is None:
             return
-        for pattern in subscriber.patterns.values():
-            leaf.unsubscribe(subscriber, pattern)
-        del leaf.subscribers[subscriber]
+        leaf.remove(subscriber)
         if not leaf.subscribers:
             self.leaves.remove(leaf)
-        self._topic_leaves.clear()
+        self._topic_groups.clear()
 
-    def subscribe(self, subscriber: Subscriber, pattern: TopicPattern) -> None:
-        self._leaf_of[subscriber].subscribe(subscriber, pattern)
-        self._topic_leaves.clear()
-
-    def unsubscribe(self, subscriber: Subscriber, pattern: TopicPattern) -> None:
-        self._leaf_of[subscriber].unsubscribe(subscriber, pattern)
-        self._topic_leaves.clear()
+    def patterns_changed(self, subscriber: Subscriber) -> None:
+        """Call after `subscriber.patterns` changed (subscribe or unsubscribe)."""
+        self._leaf_of[subscriber].regroup(subscriber)
+        self._topic_groups.clear()
 
     def publish(self, items: list[Published]) -> None:
-        """Offer every item to every subscribed outbox, then write to idle sockets."""
-        touched: dict[Leaf, None] = {}
-        topic_leaves = self._topic_leaves
+        """Give every connection its part of `items`: written at once where the socket is
+        idle, queued in its outbox otherwise."""
+        parts: dict[Group, list[Published]] = {}
+        topic_groups = self._topic_groups
         for item in items:
-            topic = item.topic
-            leaves = topic_leaves.get(topic)
-            if leaves is None:
-                leaves = [leaf for leaf in self.leaves if leaf.has_topic(topic)]
-                topic_leaves[topic] = leaves
-            for leaf in leaves:
-                touched[leaf] = None
-                for subscriber in leaf.resolve(topic):
-                    subscriber.deliver(item)
-        for leaf in touched:
-            for subscriber in list(leaf.subscribers):
-                # A rate-limited stream writes on its own ticks, never on publish.
-                if subscriber.outbox and not subscriber.rate_limited:
-                    subscriber.flush_nowait()
+            groups = topic_groups.get(item.topic)
+            if groups is None:
+                groups = topic_groups[item.topic] = self._groups_wanting(item.topic)
+            for group in groups:
+                part = parts.get(group)
+                if part is None:
+                    parts[group] = [item]
+                else:
+                    part.append(item)
+        for group, part in parts.items():
+            shared = SharedWrite(part)
+            # A copy: a connection may end (and leave its group) while it is written.
+            for subscriber in tuple(group.members):
+                subscriber.publish(shared)
+
+    def _groups_wanting(self, topic: str) -> list[Group]:
+        return [g for leaf in self.leaves for g in leaf.groups.values() if g.wants(topic)]

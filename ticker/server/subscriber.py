@@ -1,10 +1,11 @@
 """One streaming connection as the fanout sees it: outbox, write path and its end.
 
-The fanout offers messages synchronously (`deliver`) and then calls `flush_nowait`,
-which writes whatever waits straight into the socket when it is idle: one send for
-however many messages are queued. Only when the kernel buffer is full does a drain task
+The fanout hands each connection its part of a batch synchronously (`publish`): when
+the socket is idle it is written at once, with bytes framed once and shared by every
+connection that wants the same part; otherwise it joins the outbox, and `flush_nowait`
+writes whatever waits in one send. Only when the kernel buffer is full does a drain task
 take over, bounded by the write timeout. Every way a connection ends goes through
-`end`, once. It owns a non-blocking stdlib socket; it never awaits in `deliver` or
+`end`, once. It owns a non-blocking socket; it never awaits in `publish` or
 `flush_nowait`, so the fanout never waits on one subscriber.
 """
 
@@ -25,7 +26,7 @@ from ticker.server.stats import EndReason, ServerStats
 from ticker.wire.transport import Transport
 
 if TYPE_CHECKING:
-    from ticker.server.fanout import Fanout
+    from ticker.server.fanout import Fanout, SharedWrite
 
 log = logging.getLogger("ticker.server")
 
@@ -113,24 +114,57 @@ class Subscriber:
 
     # -- called by the fanout, synchronously ----------------------------------------
 
-    def deliver(self, item: Published) -> None:
-        """Offer one published message; evict on overflow. Never blocks."""
-        if self.rate_limited and item.conflatable:
-            self.outbox.conflate(item.topic)
+    def publish(self, shared: SharedWrite) -> None:
+        """Take this connection's part of a batch; write it now if the socket is idle.
+
+        The common case (nothing queued, no write in progress) writes the group's shared
+        bytes straight into the socket without touching the outbox. Never blocks.
+        """
+        if self.ended is not None:
             return
-        result = self.outbox.offer(item)
+        if self.rate_limited:
+            self._offer_rate_limited(shared.items)
+            return
+        idle = not (
+            self.draining or self.outbox or self.control or self.backlog or self.heartbeat_due
+        )
+        if idle:
+            data = shared.data(self.framing)
+            if len(data) <= self.outbox.max_bytes:
+                self._count(len(shared.items), data)
+                self.pending_offset = shared.last_offset
+                self._send(data)
+                return
+        result, conflated = self.outbox.offer_all(shared.items)
+        self.stats.conflations += conflated
         if result is Offer.EVICT:
             self.end(EndReason.SLOW_OUTBOX)
-        elif result is Offer.CONFLATED:
-            self.stats.conflations += 1
+            return
+        self.flush_nowait()
 
     def flush_nowait(self) -> None:
         """Write what waits now if the socket is idle; hand the rest to a drain task."""
         if self.draining or self.ended is not None:
             return
         data = self._collect()
-        if data is None:
-            return
+        if data is not None:
+            self._send(data)
+
+    def _offer_rate_limited(self, items: list[Published]) -> None:
+        """A rate-limited stream conflates latest-value topics and writes on its ticks."""
+        for item in items:
+            if item.conflatable:
+                self.outbox.conflate(item.topic)
+                continue
+            result = self.outbox.offer(item)
+            if result is Offer.EVICT:
+                self.end(EndReason.SLOW_OUTBOX)
+                return
+            if result is Offer.CONFLATED:
+                self.stats.conflations += 1
+
+    def _send(self, data: bytes) -> None:
+        """Write `data` (counted, bringing us to `pending_offset`) or start a drain."""
         try:
             sent = self.sock.send(data)
         except BlockingIOError:
@@ -215,15 +249,18 @@ class Subscriber:
         if last:
             self.pending_offset = last
         data = framing.wrap(parts)
+        self._count(count, data)
+        return data
+
+    def _count(self, messages: int, data: bytes) -> None:
         stats = self.stats
         stats.writes += 1
-        stats.messages_sent += count
+        stats.messages_sent += messages
         stats.bytes_sent += len(data)
-        if count > 1:
+        if messages > 1:
             stats.coalesced_writes += 1
-        self.messages += count
+        self.messages += messages
         self.bytes += len(data)
-        return data
 
     async def _drain(self) -> None:
         """Finish a write the kernel could not take at once, then whatever followed."""

@@ -79,7 +79,7 @@ def subscribe(
         position = Position.parse(position_text)
     for pattern in patterns:
         subscriber.patterns[str(pattern)] = pattern
-        fanout.subscribe(subscriber, pattern)
+    fanout.patterns_changed(subscriber)
     now = time.time_ns()
     if position is not None:
         answer = hub.since(position)
@@ -110,10 +110,10 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
     for text in texts:
         pattern = TopicPattern.parse(text.strip())
         if subscriber.patterns.pop(str(pattern), None) is not None:
-            fanout.unsubscribe(subscriber, pattern)
             removed.add(str(pattern))
     if not removed:
         return
+    fanout.patterns_changed(subscriber)
     remaining = list(subscriber.patterns.values())
 
     def still_wanted(topic: str) -> bool:
