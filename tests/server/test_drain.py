@@ -64,3 +64,22 @@ async def test_a_drain_with_no_clients_ends_at_once(nursery: trio.Nursery) -> No
         result = await drain(server.context, deadline_s=30, batch_size=10, rng=random.Random(1))
     assert (result.ended, result.cut) == (0, 0)
     assert result.seconds < 30
+
+
+async def test_a_stream_request_that_arrives_while_draining_is_sent_away(
+    nursery: trio.Nursery,
+) -> None:
+    """Between the drain starting and the listener closing, a request can slip in: a
+    WebSocket gets the shutdown close with the position, SSE a 503."""
+    server = await start_server(nursery)
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    server.context.shutting_down = True
+    ws = await RawWebSocket.connect(server.port)
+    with pytest.raises(ConnectionAbortedError) as closed:
+        await ws.messages()
+    assert closed.value.args == (CLOSE_SHUTDOWN, b"server shutdown; last=7-1")
+    await ws.close()
+    sse = await SseClient.connect(server.port, "topics=quote.*")
+    assert sse.status == 503
+    assert b"shutting down" in await sse.body()
+    await sse.stream.aclose()

@@ -17,7 +17,7 @@ import trio
 
 from ticker.core.codec import decode_client
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
-from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, ProtocolError
+from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
 from ticker.server.context import ServerContext
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
@@ -87,7 +87,13 @@ def accept_websocket(
     response, zstd = handshake_response(head)
     send_small(sock, response)
     config = context.config
-    if len(context.fanout) >= config.max_connections or context.shutting_down:
+    if context.shutting_down:
+        position = context.hub.position
+        reason = f"server shutdown; last={position.epoch}-{position.offset}"
+        send_small(sock, encode_close(CLOSE_SHUTDOWN, reason))
+        context.stats.ends[EndReason.SHUTDOWN.value] += 1
+        return None
+    if len(context.fanout) >= config.max_connections:
         send_small(sock, encode_close(CLOSE_LIMIT_REACHED, "connection limit reached"))
         context.stats.ends[EndReason.LIMIT.value] += 1
         return None
