@@ -1,0 +1,117 @@
+"""`create_app`: the quart-trio application and its routes.
+
+Routes: `/` (the dashboard), `/static/*` (its files), `/v1/snapshot`, `/healthz`,
+`/readyz` and `/metrics`. Each handler reads the shared `ServerContext` synchronously
+and answers; errors are JSON (`{"error": ..., "status": ...}`) with the status the
+protocol's errors carry, and a bad request is counted. Must not stream (the server's own
+sockets serve `/v1/sse` and `/v1/ws`) and must not change the hub's or the fanout's state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ticker.app.dashboard import (
+    STATIC_FOLDER,
+    STATIC_PACKAGE,
+    content_security_policy,
+    page_html,
+    stream_origin,
+)
+from ticker.app.health import readiness
+from ticker.app.metrics import metrics_registry, render_metrics
+from ticker.app.snapshot import parse_topics_query, render_snapshot
+from ticker.errors import ProtocolError
+from ticker.server.context import ServerContext
+
+JSON = "application/json"
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+"""No route takes a body; anything larger is refused before it is read."""
+
+
+def _json_response(body: object, status: int = 200) -> Response:
+    response = Response(json.dumps(body, separators=(",", ":")), status, content_type=JSON)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def create_app(context: ServerContext) -> QuartTrio:
+    """The application serving one server's dashboard, snapshot, health and metrics.
+
+    Args:
+        context: the server's shared state; read at request time, never modified.
+    """
+    app = QuartTrio(STATIC_PACKAGE, static_folder=STATIC_FOLDER, static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BODY_BYTES
+    # The page's files are small: browsers revalidate them (ETag) instead of caching them
+    # for Quart's default 12 h, so a new release never runs with an old script.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None
+    registry = metrics_registry(context)
+    page = page_html()
+
+    @app.get("/")
+    async def dashboard() -> Response:
+        extra = stream_origin(request.args.get("stream"), request.host)
+        response = Response(page, 200, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = content_security_policy(extra)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/v1/snapshot")
+    async def snapshot() -> Response:
+        topics = request.args.getlist("topics")
+        # Validate and build without awaiting: the document reflects one position.
+        patterns = parse_topics_query(
+            topics[-1] if topics else None,
+            context.known_symbols,
+            context.config.max_subscriptions,
+        )
+        body = render_snapshot(context.hub, patterns, time.time_ns())
+        response = Response(body, 200, content_type=JSON)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return _json_response({"alive": True})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        state = readiness(context)
+        if state.ready:
+            return _json_response({"ready": True})
+        return _json_response({"ready": False, "reason": state.reason}, 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body, content_type = render_metrics(registry, request.headers.get("Accept"))
+        response = Response(body, 200, content_type=content_type)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(ProtocolError)
+    async def protocol_error(error: ProtocolError) -> Response:
+        context.stats.bad_requests += 1
+        return _json_response({"error": str(error), "status": error.http_status}, error.http_status)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        response = _json_response({"error": error.description, "status": status}, status)
+        if error.code == 405:
+            response.headers["Allow"] = "GET, HEAD"
+        return response
+
+    @app.after_request
+    async def common_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    return app
