@@ -186,6 +186,9 @@ async def test_a_client_that_does_not_trust_the_certificate_is_refused(
     with pytest.raises(trio.BrokenResourceError):
         await stream.do_handshake()
     await stream.aclose()
+    with trio.fail_after(10):
+        while server.context.stats.tls_failures == 0:  # noqa: ASYNC110 (a counter)
+            await trio.sleep(0.01)
     # The server stays healthy for the next (plain-text-speaking) client too.
     response = await http_request(server.port, b"GET /hello HTTP/1.1\r\n\r\n")
     assert response == b""  # TLS-only port: a plain request is dropped, not answered

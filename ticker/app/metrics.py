@@ -101,6 +101,11 @@ class ServerCollector:
             stats.bad_requests,
         )
         yield CounterMetricFamily(
+            "ticker_tls_failures",
+            "Connections dropped for a failed TLS handshake or a bad TLS record.",
+            stats.tls_failures,
+        )
+        yield CounterMetricFamily(
             "ticker_resumes", "Subscriptions resumed from the replay buffer.", stats.resumes
         )
         yield CounterMetricFamily(

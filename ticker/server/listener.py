@@ -22,6 +22,7 @@ import trio
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
 from ticker.server.gateway import Gateway
+from ticker.server.publish_session import accept_publish
 from ticker.server.sse_session import accept_sse
 from ticker.server.websocket_session import accept_websocket
 from ticker.wire.http import BadRequest, head_end, parse_head, render_error
@@ -166,7 +167,10 @@ async def handle_connection(
             log.info("bad request from %s: %s", peer, exc)
             with contextlib.suppress(OSError):
                 transport.send(render_error(exc.http_status, str(exc)))
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:
+            context.stats.tls_failures += 1
+            log.info("TLS handshake or record from %s failed: %s", peer, exc)
+        except OSError as exc:
             log.debug("connection from %s failed: %s", peer, exc)
     finally:
         transport.close()
@@ -175,5 +179,6 @@ async def handle_connection(
 STREAMS: dict[str, Callable[..., Callable[[], Awaitable[None]] | None]] = {
     "/v1/ws": accept_websocket,
     "/v1/sse": accept_sse,
+    "/v1/publish": accept_publish,
 }
 """The paths served by our own streaming code; everything else goes to the gateway."""

@@ -66,6 +66,8 @@ class ServerStats:
     resumes: int = 0
     resets: int = 0
     bad_requests: int = 0
+    tls_failures: int = 0
+    """Connections dropped for a failed TLS handshake or a bad TLS record."""
     published: int = 0
     ingest_events: int = 0
     fanout_latency: LatencyHistogram = field(default_factory=LatencyHistogram)

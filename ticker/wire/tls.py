@@ -86,8 +86,8 @@ class TlsSocket:
         """Complete the TLS handshake (the caller bounds it in time).
 
         Raises:
-            ssl.SSLError: the client's handshake is bad.
-            ConnectionResetError: the client closed during the handshake.
+            ssl.SSLError: the client's handshake is bad, or it closed during it
+                (SSLEOFError: a client that does not trust our chain just hangs up).
         """
         while True:
             try:
@@ -186,6 +186,6 @@ class TlsSocket:
                 await trio.lowlevel.wait_readable(self._raw)
                 continue
             if not data:
-                raise ConnectionResetError("the client closed during the TLS handshake")
+                raise ssl.SSLEOFError("the client closed during the TLS handshake")
             self._incoming.write(data)
             return
