@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(sub)
     feeds.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     feeds.add_argument("--stats", action="store_true", help="print ingest counters at the end")
+    from ticker.capture.cli import add_parsers
+
+    add_parsers(commands)
     return parser
 
 
@@ -211,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticker` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "capture_main" in args:  # record, replay: their own flags and exit codes
+        return int(args.capture_main(args))
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -123,6 +123,7 @@ async def serve(
             raise ConfigError(f"cannot load certfile/keyfile: {exc}") from exc
     gateway = Gateway((app or default_app)(context))
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
+    context.publish = send
     ingest = context.ingest
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_hub, context, receive)

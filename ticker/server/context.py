@@ -6,6 +6,7 @@ A plain container created by `ticker.server.app.serve`; no behaviour of its own.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -14,6 +15,7 @@ from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
 from ticker.ingest.adapter import IngestCounters
+from ticker.model.events import NormalizedEvent
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
 from ticker.server.stats import ServerStats
@@ -37,6 +39,8 @@ class ServerContext:
     """Set when the server has a certificate: every connection is TLS."""
     accepting: trio.CancelScope | None = None
     """The listener's accept loop; cancelled when the drain begins."""
+    publish: trio.MemorySendChannel[Sequence[NormalizedEvent]] | None = None
+    """The hub's input queue, for the publish endpoint (`publish_session`)."""
     shutting_down: bool = False
     """Set when the drain starts: readiness turns false and new connections are refused."""
 

@@ -77,5 +77,9 @@ async def drain(
     return result
 
 
+STREAM_TRANSPORTS = ("ws", "sse")
+"""What the drain sends away; publishers (`/v1/publish`) end when the server stops."""
+
+
 def _open_streams(context: ServerContext) -> int:
-    return sum(context.stats.connections_open.values())
+    return sum(context.stats.connections_open[t] for t in STREAM_TRANSPORTS)
