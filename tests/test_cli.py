@@ -120,3 +120,14 @@ async def test_sigterm_drains_the_server_and_exits_within_the_deadline() -> None
     text = log.decode()
     assert "SIGTERM: draining (deadline 4.0 s)" in text
     assert re.search(r"drain done in [\d.]+ s: 2 streams sent away, 0 cut", text), text
+
+
+def test_a_port_in_use_is_a_clear_error_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--venues", "cbx"]) == 1
+    assert "Address already in use" in capsys.readouterr().err

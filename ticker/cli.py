@@ -233,15 +233,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             trio.run(run_feeds, config, faults, args.duration, args.stats)
         else:
             trio.run(run_serve, config, faults)
-    except KeyboardInterrupt:
-        return 130
-    except ConfigError as exc:
-        print(f"ticker: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"ticker: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as raised:  # sorted below; anything else is re-raised
+        error = _sole(raised)
+        if isinstance(error, KeyboardInterrupt):
+            return 130
+        if isinstance(error, ConfigError | OSError):
+            print(f"ticker: {error}", file=sys.stderr)
+            return 2 if isinstance(error, ConfigError) else 1
+        raise
     return 0
+
+
+def _sole(error: BaseException) -> BaseException:
+    """The one error inside nested single-error groups (trio's nurseries wrap them)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 if __name__ == "__main__":
