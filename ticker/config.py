@@ -73,6 +73,9 @@ class Config:
     """Close a connection whose request head does not arrive in this time."""
     max_connections: int = 20_000
     """Streaming connections accepted at once; more get 503 / close 4429."""
+    max_http_connections: int = 1024
+    """Connections served by the application (dashboard, snapshot, metrics) at once; more
+    get 503."""
     max_subscriptions: int = 512
     """Topic patterns one connection may hold."""
     max_frame_bytes: int = 64 * 1024
@@ -103,6 +106,7 @@ class Config:
             "fanout_leaf_size",
             "outbox_max_bytes",
             "max_connections",
+            "max_http_connections",
             "max_subscriptions",
             "max_frame_bytes",
             "write_timeout_s",

@@ -198,3 +198,23 @@ async def test_a_bad_certificate_file_is_a_clear_config_error(tmp_path: Path) ->
     missing = replace(TEST_CONFIG, certfile=str(tmp_path / "none.pem"))
     with pytest.raises(ConfigError, match="certfile"):
         await serve(missing, run_venues=False, app=small_app)
+
+
+async def test_application_connections_are_bounded(nursery: trio.Nursery) -> None:
+    server = await start(nursery, replace(TEST_CONFIG, max_http_connections=1))
+    held = await trio.open_tcp_stream("127.0.0.1", server.port)
+    # A request whose body never comes keeps its connection in the application.
+    await held.send_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+    with trio.fail_after(10):
+        while server.context.stats.connections_open["http"] == 0:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    response = await http_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 503")
+    await held.send_all(b"0123456789")
+    assert (await held.receive_some(65536)).startswith(b"HTTP/1.1 200")
+    await held.aclose()
+    with trio.fail_after(10):
+        while server.context.stats.connections_open["http"]:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    response = await http_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200")

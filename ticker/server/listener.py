@@ -159,7 +159,15 @@ async def handle_connection(
                 session = STREAMS[head.path](transport, peer, head, context)
             elif gateway is not None:
                 del head
-                await gateway.serve(transport, raw + extra, tls=context.tls is not None)
+                stats = context.stats
+                if stats.connections_open["http"] >= context.config.max_http_connections:
+                    raise BadRequest("too many HTTP requests in progress; retry shortly", 503)
+                stats.connections_open["http"] += 1
+                stats.connections_total["http"] += 1
+                try:
+                    await gateway.serve(transport, raw + extra, tls=context.tls is not None)
+                finally:
+                    stats.connections_open["http"] -= 1
                 return
             else:
                 raise BadRequest(f"no endpoint at {head.path}; streams: /v1/ws, /v1/sse", 404)
