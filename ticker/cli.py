@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ticker.capture.cli import add_parsers
 
     add_parsers(commands)
+    from ticker.tail import add_parser as add_tail_parser
+
+    add_tail_parser(commands)
     return parser
 
 
@@ -222,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.Formatter.converter = time.gmtime
+    if args.command == "tail":  # a client: its own flags, no server settings
+        from ticker.tail import run_tail_command
+
+        return run_tail_command(args)
     try:
         config = _config_from(args)
         faults = parse_faults(args.faults)

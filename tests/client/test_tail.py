@@ -1,0 +1,139 @@
+"""`ticker tail`: JSON lines when piped, a table updating in place on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import trio
+from rich.console import Console
+
+from tests.client.conftest import start_server, until
+from ticker.cli import main
+from ticker.client import Position, Update, UpdateKind
+from ticker.client.updates import Loss
+from ticker.model.events import Quote, TakerSide, Trade
+from ticker.server.app import ServerHandle
+from ticker.tail import Board, JsonLines, LiveTable, tail, update_json
+
+
+async def publish_quotes(server: ServerHandle, count: int) -> None:
+    for i in range(count):
+        await server.publish(
+            Quote("cbx", "BTC-USD", i, 43_250_500_000_000 + i, 10**9, 43_251 * 10**9, 1)
+        )
+    await until(lambda: server.context.stats.ingest_events >= count)
+
+
+async def run_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(30):
+        return await trio.run_process(
+            [sys.executable, "-m", "ticker", "tail", *args],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+
+
+@pytest.mark.usefixtures("deadline")
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_piped_tail_writes_one_json_line_per_update(
+    nursery: trio.Nursery, transport: str
+) -> None:
+    server = await start_server(nursery)
+    await publish_quotes(server, 1)
+    extra = ["--sse"] if transport == "sse" else []
+    url = f"ws://127.0.0.1:{server.port}"
+
+    async def keep_publishing() -> None:
+        for i in range(1000):
+            side = TakerSide.BUY
+            await server.publish(Trade("fxa", "BTC-USD", i, 43_250 * 10**9, 10**8, side, f"t{i}"))
+            await trio.sleep(0.01)
+
+    nursery.start_soon(keep_publishing)
+    done = await run_cli(url, "--topics", "quote.*,trade.*", "--count", "4", *extra)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert len(lines) == 4
+    first = lines[0]
+    assert first["kind"] == "snapshot" and first["topic"] == "quote.BTC-USD"
+    assert first["data"]["bid"] == "43250.5"  # exact decimal strings, never floats
+    assert first["position"].startswith("7-")
+    assert all(line["kind"] in ("snapshot", "delta") for line in lines)
+    server.stop()
+
+
+@pytest.mark.usefixtures("deadline")
+async def test_on_a_terminal_tail_redraws_a_table_in_place(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery)
+    await publish_quotes(server, 3)
+    screen = io.StringIO()
+    table = LiveTable(Console(file=screen, force_terminal=True, width=140), "ticker tail")
+
+    async def more() -> None:
+        await trio.sleep(0.3)
+        await publish_quotes(server, 6)
+
+    nursery.start_soon(more)
+    seen = await tail(f"ws://127.0.0.1:{server.port}", "quote.*", table, count=4)
+    assert seen == 4
+    text = screen.getvalue()
+    assert "BTC-USD" in text and "43250.50000" in text
+    assert "connected | position 7-" in text
+    assert text.count("\x1b[2K") > 1  # lines erased and drawn again: updated in place
+    server.stop()
+
+
+def test_bad_arguments_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tail", "ws://127.0.0.1:9", "--topics", "qoute.*"]) == 2
+    assert "unknown channel 'qoute'" in capsys.readouterr().err
+    assert main(["tail", "ftp://127.0.0.1:9"]) == 2
+    assert "scheme must be" in capsys.readouterr().err
+
+
+def update(kind: UpdateKind, topic: str, state: dict[str, object], **extra: object) -> Update:
+    fields: dict[str, object] = {
+        "kind": kind,
+        "topic": topic,
+        "seq": 5,
+        "position": Position(8, 40),
+        "ts_us": 1,
+        "latency_s": 0.0012,
+        "data": state,
+        "state": state,
+    }
+    fields.update(extra)
+    return Update(**fields)  # type: ignore[arg-type]
+
+
+def test_json_lines_say_what_was_lost_and_the_board_marks_the_row() -> None:
+    loss = Loss(Position(7, 10), Position(8, 40), "other_epoch")
+    reset = update(UpdateKind.RESET, "quote.ETH-USD", {"bid": 3_120_250_000_000}, loss=loss)
+    line = json.loads(update_json(reset, with_state=True))
+    assert line["kind"] == "reset"
+    assert line["loss"] == {"after": "7-10", "until": "8-40", "reason": "other_epoch"}
+    assert line["data"] == line["state"] == {"bid": "3120.25"}
+    assert line["latency_ms"] == 1.2
+    out = io.StringIO()
+    JsonLines(out).add(reset)
+    assert out.getvalue().endswith("}\n")
+    now = [100.0]
+    board = Board(clock=lambda: now[0])
+    board.add(reset)
+    board.add(update(UpdateKind.DELTA, "ticker.ETH-USD", {"change": -5 * 10**8, "last": 10**9}))
+    board.add(update(UpdateKind.DELTA, "book.ETH-USD", {"bids": [[1, 2], [0, 1]], "asks": []}))
+
+    def render() -> str:
+        console = Console(file=io.StringIO(), width=160)
+        console.print(board.table("t", "c"))
+        assert isinstance(console.file, io.StringIO)
+        return console.file.getvalue()
+
+    text = render()
+    assert "ETH-USD RESET" in text and "3120.25" in text and "-0.5" in text and "2x0" in text
+    now[0] += 10  # the mark fades after RESET_MARK_S
+    assert "RESET" not in render()

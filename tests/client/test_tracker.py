@@ -1,0 +1,222 @@
+"""The client's pure core: state, positions, gaps, resets, and what is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ticker.client.errors import FeedProtocolError
+from ticker.client.tracker import Tracker
+from ticker.client.updates import UpdateKind
+from ticker.core.messages import DataMessage, Error, Heartbeat, Hello, Reset, ServerMessage
+from ticker.core.position import Position
+
+NOW_NS = 1_763_762_000_000_000_000
+TS_US = NOW_NS // 1000 - 2_500  # published 2.5 ms before "now"
+
+
+def hello(epoch: int = 7, offset: int = 0) -> Hello:
+    return Hello(1, epoch, offset, 15.0, None)
+
+
+def snap(topic: str, seq: int, offset: int, **data: Any) -> DataMessage:
+    return DataMessage(True, topic, seq, offset, TS_US, data)
+
+
+def delta(topic: str, seq: int, offset: int, **data: Any) -> DataMessage:
+    return DataMessage(False, topic, seq, offset, TS_US, data)
+
+
+def book(seq: int, offset: int, bids: list[list[int]], *, snapshot: bool) -> DataMessage:
+    return DataMessage(snapshot, "book.BTC-USD", seq, offset, TS_US, {"bids": bids, "asks": []})
+
+
+def run(tracker: Tracker, *units: list[ServerMessage]) -> list[Any]:
+    updates = []
+    for unit in units:
+        step = tracker.receive(unit, NOW_NS)
+        assert not step.resync and step.refusal is None
+        updates += step.updates
+    return updates
+
+
+def following() -> Tracker:
+    """A tracker that subscribed and holds quote.BTC-USD at seq 3 and a book at seq 5."""
+    tracker = Tracker()
+    tracker.connected()
+    run(
+        tracker,
+        [hello(7, 10)],
+        [snap("quote.BTC-USD", 3, 10, bid=100, ask=101), book(5, 10, [[99, 2]], snapshot=True)],
+    )
+    return tracker
+
+
+def test_snapshots_then_deltas_give_state_position_and_latency() -> None:
+    tracker = following()
+    assert tracker.position == Position(7, 10)
+    updates = run(
+        tracker,
+        [delta("quote.BTC-USD", 4, 11, bid=102)],
+        [book(6, 12, [[99, 0], [98, 1]], snapshot=False)],
+    )
+    assert [u.kind for u in updates] == [UpdateKind.DELTA, UpdateKind.DELTA]
+    quote, depth = updates
+    assert quote.data == {"bid": 102}
+    assert quote.state == {"bid": 102, "ask": 101}
+    assert (quote.seq, quote.position) == (4, Position(7, 11))
+    assert quote.latency_s == pytest.approx(0.0025, abs=1e-6)
+    assert depth.state == {"bids": [[98, 1]], "asks": []}
+    assert tracker.position == Position(7, 12)
+    assert tracker.stats.latency.total == 4
+
+
+def test_a_replay_overlapping_what_is_held_is_skipped_not_applied_twice() -> None:
+    tracker = following()
+    run(tracker, [delta("quote.BTC-USD", 4, 11, bid=102)])
+    assert run(tracker, [delta("quote.BTC-USD", 4, 11, bid=102)]) == []
+    assert tracker.stats.duplicates == 1
+    assert tracker.state("quote.BTC-USD") == {"bid": 102, "ask": 101}
+
+
+def test_a_gap_rewinds_to_the_topic_last_offset_and_asks_for_a_resync() -> None:
+    tracker = following()
+    run(tracker, [delta("quote.BTC-USD", 4, 11, bid=102)], [book(6, 12, [[97, 1]], snapshot=False)])
+    # quote seq 5 (offset 13) never arrived; the book's next delta applies, quote's does not.
+    step = tracker.receive(
+        [book(7, 14, [[96, 1]], snapshot=False), delta("quote.BTC-USD", 6, 15, ask=105)], NOW_NS
+    )
+    assert step.resync
+    assert [u.topic for u in step.updates] == ["book.BTC-USD"]
+    assert tracker.stats.gaps == 1
+    # Resume from the quote's last good offset: the server replays 12..15; what the book
+    # already holds comes back as duplicates and is skipped.
+    assert tracker.resume_position() == Position(7, 11)
+    tracker.connected()
+    updates = run(
+        tracker,
+        [hello(7, 15)],
+        [book(6, 12, [[97, 1]], snapshot=False)],
+        [delta("quote.BTC-USD", 5, 13, bid=103)],
+        [book(7, 14, [[96, 1]], snapshot=False)],
+        [delta("quote.BTC-USD", 6, 15, ask=105)],
+    )
+    assert [(u.topic, u.seq) for u in updates] == [("quote.BTC-USD", 5), ("quote.BTC-USD", 6)]
+    assert tracker.state("quote.BTC-USD") == {"bid": 103, "ask": 105}
+    assert tracker.stats.duplicates == 2
+    assert tracker.position == Position(7, 15)
+
+
+def test_a_delta_for_a_topic_never_held_starts_a_resnapshot() -> None:
+    tracker = following()
+    step = tracker.receive([delta("quote.ETH-USD", 9, 11, bid=5)], NOW_NS)
+    assert step.resync
+    assert tracker.resume_position() is None  # subscribe afresh: snapshots of everything
+    assert tracker.topics() == []
+    tracker.connected()
+    updates = run(
+        tracker,
+        [hello(7, 20)],
+        [snap("quote.BTC-USD", 8, 20, bid=1), snap("quote.ETH-USD", 9, 20, bid=5)],
+    )
+    # book.BTC-USD was held but the server sent no snapshot for it: it is dropped.
+    by_topic = {u.topic: u for u in updates}
+    assert all(u.kind is UpdateKind.RESET for u in updates)
+    assert by_topic["quote.ETH-USD"].loss is not None
+    assert by_topic["quote.ETH-USD"].loss.after == Position(7, 10)
+    assert by_topic["quote.ETH-USD"].loss.until == Position(7, 20)
+    assert by_topic["quote.ETH-USD"].loss.reason == "gap"
+    assert by_topic["book.BTC-USD"].seq == 0
+    assert by_topic["book.BTC-USD"].state == {"bids": [], "asks": []}
+    assert sorted(tracker.topics()) == ["quote.BTC-USD", "quote.ETH-USD"]
+    assert tracker.position == Position(7, 20)
+
+
+def test_a_server_reset_rebuilds_every_topic_and_reports_the_loss() -> None:
+    tracker = following()
+    tracker.connected()
+    # The server restarted (epoch 8): reset, then a burst of snapshots at its position.
+    assert tracker.receive([hello(8, 40)], NOW_NS).updates == []
+    assert tracker.receive([Reset(8, 40, "other_epoch")], NOW_NS).updates == []
+    assert tracker.topics() == []  # nothing stale is ever shown
+    assert tracker.resume_position() == Position(7, 10)  # until the burst has arrived
+    updates = run(tracker, [snap("quote.BTC-USD", 2, 40, bid=7), book(3, 40, [], snapshot=True)])
+    assert [u.kind for u in updates] == [UpdateKind.RESET, UpdateKind.RESET]
+    loss = updates[0].loss
+    assert loss is not None
+    assert (loss.after, loss.until, loss.reason) == (
+        Position(7, 10),
+        Position(8, 40),
+        "other_epoch",
+    )
+    assert tracker.position == Position(8, 40)
+    assert tracker.stats.resets == 1
+    # Afterwards deltas apply as usual.
+    assert run(tracker, [delta("quote.BTC-USD", 3, 41, ask=9)])[0].kind is UpdateKind.DELTA
+
+
+def test_a_reset_without_snapshots_drops_the_topics_at_the_next_message() -> None:
+    tracker = following()
+    tracker.connected()
+    run(tracker, [hello(8, 0)], [Reset(8, 0, "other_epoch")])
+    updates = run(tracker, [delta("quote.BTC-USD", 1, 1, bid=1)])
+    dropped = [u for u in updates if u.seq == 0]
+    assert {u.topic for u in dropped} == {"quote.BTC-USD", "book.BTC-USD"}
+    assert all(u.kind is UpdateKind.RESET for u in dropped)
+    assert updates[-1].kind is UpdateKind.DELTA and updates[-1].state == {"bid": 1}
+    assert tracker.position == Position(8, 1)
+
+
+def test_a_reset_interrupted_by_a_reconnect_keeps_where_the_loss_began() -> None:
+    tracker = following()
+    tracker.connected()
+    run(tracker, [hello(8, 40)], [Reset(8, 40, "other_epoch")])
+    tracker.connected()  # dropped before the snapshots came
+    run(tracker, [hello(8, 45)], [Reset(8, 45, "other_epoch")])
+    updates = run(tracker, [snap("quote.BTC-USD", 2, 45, bid=7)])
+    assert updates[0].loss is not None
+    assert updates[0].loss.after == Position(7, 10)
+    assert updates[0].loss.until == Position(8, 45)
+    assert tracker.stats.resets == 1
+
+
+def test_conflated_snapshots_are_exact_but_a_jump_in_trades_is_a_loss() -> None:
+    tracker = following()
+    run(tracker, [snap("trade.BTC-USD", 4, 10, price=1)])
+    updates = run(
+        tracker,
+        [snap("quote.BTC-USD", 7, 11, bid=110)],  # seq 4..6 coalesced by the server
+        [snap("trade.BTC-USD", 6, 12, price=3)],  # trade seq 5 is gone
+    )
+    assert updates[0].kind is UpdateKind.SNAPSHOT and updates[0].skipped == 3
+    assert updates[1].kind is UpdateKind.RESET
+    assert updates[1].loss is not None and updates[1].loss.reason == "skipped"
+    assert tracker.stats.conflated == 1
+
+
+def test_a_first_subscription_resumes_from_the_hello_when_nothing_else_came() -> None:
+    # Subscribed to topics with no state yet: no snapshots; evicted before any data.
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)])
+    assert tracker.resume_position() == Position(7, 42)
+    tracker.connected()
+    run(tracker, [hello(7, 50)])  # a later hello does not move it
+    assert tracker.resume_position() == Position(7, 42)
+
+
+def test_heartbeats_move_the_position_and_errors_are_refusals() -> None:
+    tracker = following()
+    run(tracker, [Heartbeat(7, 30, TS_US)])
+    assert tracker.position == Position(7, 30)
+    step = tracker.receive([Error(4400, "unknown symbol 'NOPE-USD'")], NOW_NS)
+    assert step.refusal == Error(4400, "unknown symbol 'NOPE-USD'")
+
+
+def test_protocol_violations_raise() -> None:
+    tracker = Tracker()
+    with pytest.raises(FeedProtocolError, match="before the hello"):
+        tracker.receive([snap("quote.BTC-USD", 1, 1, bid=1)], NOW_NS)
+    with pytest.raises(FeedProtocolError, match="version 2"):
+        tracker.receive([Hello(2, 7, 0, 15.0, None)], NOW_NS)

@@ -1,0 +1,311 @@
+"""The client's view of the stream: topic state, position, gaps and resets.
+
+It takes what one connection receives, one unit at a time (a WebSocket frame, or SSE
+events up to one carrying an `id:`), keeps every topic's state in a `Mirror`, checks
+every per-topic sequence, and turns messages into `Update`s. It decides where to resume
+from, when a gap needs a resync, and which topics a reset rebuilt or dropped; the
+answers are values the connection loop acts on. Pure: no sockets, no clocks (`now_ns`
+comes in), so every rule here is tested without an event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from ticker.client.errors import FeedProtocolError
+from ticker.client.stats import FeedStats
+from ticker.client.updates import Loss, Update, UpdateKind
+from ticker.core.delta import book_data
+from ticker.core.messages import (
+    PROTOCOL_VERSION,
+    DataMessage,
+    Error,
+    Heartbeat,
+    Hello,
+    Reset,
+    ServerMessage,
+)
+from ticker.core.mirror import Mirror, RefusalReason, Refused
+from ticker.core.position import Position
+from ticker.core.topics import ChannelKind, channel_kind
+
+GAP_REASON = "gap"
+SKIPPED_REASON = "skipped"
+
+
+class _Outcome(enum.Enum):
+    DUPLICATE = "duplicate"
+    """Already applied (a replay after a gap resync overlaps what is held): skipped."""
+    RESYNC = "resync"
+    """A gap: the position was rewound or a re-snapshot begun."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one unit produced, and what the connection loop must do next.
+
+    Attributes:
+        updates: to hand to the caller, in order.
+        resync: a sequence gap was found: end this connection and reconnect at once
+            from `Tracker.resume_position()` (replay from before the gap, or fresh
+            snapshots). Messages after the gap in this unit were not applied.
+        refusal: the server refused the subscription (an `error` message).
+    """
+
+    updates: list[Update]
+    resync: bool = False
+    refusal: Error | None = None
+
+
+@dataclass(slots=True)
+class _PendingReset:
+    """A reset in progress: topics are forgotten until their snapshots arrive.
+
+    `until` is None for a re-snapshot the client asked for itself (subscribing without
+    a position): then the first snapshot's offset names it.
+    """
+
+    after: Position | None
+    until: Position | None
+    reason: str
+    awaiting: dict[str, None] = field(default_factory=dict)
+    rebuilt: bool = False
+
+
+class Tracker:
+    """Topic state, stream position and loss accounting of one feed.
+
+    Args:
+        stats: counters to bump (resets, gaps, duplicates, latency).
+    """
+
+    def __init__(self, stats: FeedStats | None = None) -> None:
+        self.stats = stats if stats is not None else FeedStats()
+        self.mirror = Mirror()
+        self.epoch: int | None = None
+        """The epoch of the stream the current connection follows (from its hello)."""
+        self.heartbeat_s: float | None = None
+        """The server's heartbeat period from the last hello (None: not told)."""
+        self.position: Position | None = None
+        """The position of the last unit processed completely."""
+        self._topic_offsets: dict[str, int] = {}
+        self._pending: _PendingReset | None = None
+
+    # -- what the connection loop asks ------------------------------------------------
+
+    def resume_position(self) -> Position | None:
+        """The position to subscribe with on the next connection (None: fresh snapshots).
+
+        During a reset whose snapshots have not all arrived, it is still the position
+        from before the reset, so the server answers with the reset again.
+        """
+        if self._pending is not None and self._pending.until is None:
+            return None
+        return self.position
+
+    def state(self, topic: str) -> dict[str, Any] | None:
+        """The topic's whole state, or None when it is not held."""
+        return self.mirror.data(topic) if topic in self.mirror else None
+
+    def topics(self) -> list[str]:
+        """Every topic whose state is held."""
+        return self.mirror.topics()
+
+    def connected(self) -> None:
+        """A new connection starts: its hello will say which epoch it follows."""
+        self.epoch = None
+        self.heartbeat_s = None
+
+    # -- the stream ---------------------------------------------------------------------
+
+    def receive(self, unit: list[ServerMessage], now_ns: int) -> Step:
+        """Apply one unit of messages.
+
+        Raises:
+            FeedProtocolError: a hello of another protocol version, or data before any
+                hello.
+        """
+        self.stats.units += 1
+        updates: list[Update] = []
+        reached: Position | None = None
+        for message in unit:
+            if isinstance(message, DataMessage):
+                epoch = self._require_epoch()
+                pending = self._pending
+                if pending is not None:
+                    if self._rebuilds(pending, message, epoch):
+                        updates.append(self._rebuild(pending, message, epoch, now_ns))
+                        reached = Position(epoch, message.offset)
+                        continue
+                    updates += self._finish_reset(now_ns)
+                outcome = self._apply(message, epoch, now_ns)
+                if outcome is _Outcome.RESYNC:
+                    # Nothing after a gap is applied: the resync brings it back in order.
+                    return Step(updates, resync=True)
+                if outcome is not _Outcome.DUPLICATE:
+                    updates.append(outcome)
+                reached = Position(epoch, message.offset)
+            elif isinstance(message, Heartbeat):
+                # Written after everything up to its position: a safe resume point.
+                updates += self._finish_reset(now_ns)
+                reached = Position(message.epoch, message.offset)
+            elif isinstance(message, Reset):
+                self._begin_reset(Position(message.epoch, message.offset), message.reason)
+            elif isinstance(message, Hello):
+                if message.version != PROTOCOL_VERSION:
+                    raise FeedProtocolError(
+                        f"server speaks protocol version {message.version}, "
+                        f"this client {PROTOCOL_VERSION}"
+                    )
+                self.epoch = message.epoch
+                self.heartbeat_s = message.heartbeat_s or None
+                if self.position is None and self._pending is None:
+                    # A first subscription is live from (at latest) here: a reconnect
+                    # before anything else arrived resumes from the hello's position
+                    # rather than starting afresh and silently skipping what came since.
+                    reached = Position(message.epoch, message.offset)
+            else:
+                return Step(updates, refusal=message)
+        pending = self._pending
+        if pending is not None and pending.rebuilt:
+            # A burst of snapshots travels as one unit: every topic it rebuilds is in it.
+            updates += self._finish_reset(now_ns)
+        if reached is not None and self._pending is None:
+            self.position = reached
+        return Step(updates)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _require_epoch(self) -> int:
+        if self.epoch is None:
+            raise FeedProtocolError("a data message arrived before the hello")
+        return self.epoch
+
+    def _apply(self, message: DataMessage, epoch: int, now_ns: int) -> Update | _Outcome:
+        """Apply one data message: its update, or why there is none."""
+        topic = message.topic
+        last_offset = self._topic_offsets.get(topic)
+        if last_offset is not None and message.offset <= last_offset:
+            # Already applied: a replay from before a gap resync overlaps what we hold.
+            self.stats.duplicates += 1
+            return _Outcome.DUPLICATE
+        held = topic in self.mirror
+        held_seq = self.mirror.seq(topic)
+        result = self.mirror.apply(message)
+        if isinstance(result, Refused):
+            self._resync(topic, result, epoch)
+            return _Outcome.RESYNC
+        self._topic_offsets[topic] = message.offset
+        position = Position(epoch, message.offset)
+        if not message.snapshot:
+            return self._update(UpdateKind.DELTA, message, position, now_ns)
+        skipped = message.seq - held_seq - 1 if held else 0
+        if skipped > 0 and channel_kind(topic) is ChannelKind.EVENT:
+            # Events are never conflated: a jump means events were missed.
+            self.stats.resets += 1
+            after = Position(epoch, last_offset) if last_offset is not None else None
+            loss = Loss(after, position, SKIPPED_REASON)
+            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
+        if skipped > 0:
+            self.stats.conflated += 1
+        return self._update(UpdateKind.SNAPSHOT, message, position, now_ns, skipped=max(skipped, 0))
+
+    def _update(
+        self,
+        kind: UpdateKind,
+        message: DataMessage,
+        position: Position,
+        now_ns: int,
+        *,
+        loss: Loss | None = None,
+        skipped: int = 0,
+    ) -> Update:
+        latency_s = now_ns / 1e9 - message.ts_us / 1e6
+        self.stats.latency.observe(latency_s)
+        return Update(
+            kind,
+            message.topic,
+            message.seq,
+            position,
+            message.ts_us,
+            latency_s,
+            message.data,
+            self.mirror.data(message.topic),
+            loss,
+            skipped,
+        )
+
+    def _resync(self, topic: str, refused: Refused, epoch: int) -> None:
+        """A delta does not follow the state held: replay from before it, or re-snapshot."""
+        self.stats.gaps += 1
+        last_offset = self._topic_offsets.get(topic)
+        if refused.reason is RefusalReason.GAP and last_offset is not None:
+            # Everything of this topic up to `last_offset` is applied; the server replays
+            # from there (what other topics already hold comes back as duplicates), or
+            # answers with a reset if that is no longer in its replay buffer.
+            self.position = Position(epoch, last_offset)
+        else:
+            self._begin_reset(None, GAP_REASON)
+
+    def _begin_reset(self, until: Position | None, reason: str) -> None:
+        """Forget every topic until a burst of snapshots rebuilds it."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _PendingReset(self.position, until, reason)
+            self.stats.resets += 1
+        else:
+            # A reset again before the last one finished (a reconnect in between): the
+            # loss still starts where the first one began.
+            pending.until, pending.reason, pending.rebuilt = until, reason, False
+        for topic in self.mirror.topics():
+            pending.awaiting[topic] = None
+            self.mirror.forget(topic)
+        self._topic_offsets.clear()
+
+    @staticmethod
+    def _rebuilds(pending: _PendingReset, message: DataMessage, epoch: int) -> bool:
+        """True for a snapshot of the burst that follows the reset."""
+        if not message.snapshot:
+            return False
+        until = pending.until
+        return until is None or (until.epoch == epoch and until.offset == message.offset)
+
+    def _rebuild(
+        self, pending: _PendingReset, message: DataMessage, epoch: int, now_ns: int
+    ) -> Update:
+        if pending.until is None:
+            pending.until = Position(epoch, message.offset)
+        pending.rebuilt = True
+        pending.awaiting.pop(message.topic, None)
+        self.mirror.forget(message.topic)
+        self.mirror.apply(message)  # a snapshot of a topic not held is always applied
+        self._topic_offsets[message.topic] = message.offset
+        loss = Loss(pending.after, pending.until, pending.reason)
+        position = Position(epoch, message.offset)
+        return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
+
+    def _finish_reset(self, now_ns: int) -> list[Update]:
+        """End a reset: topics its burst did not rebuild no longer exist on the server."""
+        pending = self._pending
+        if pending is None:
+            return []
+        self._pending = None
+        if pending.until is not None:
+            self.position = pending.until
+        if pending.until is None or not pending.awaiting:
+            return []
+        loss = Loss(pending.after, pending.until, pending.reason)
+        ts_us = now_ns // 1000
+        dropped = []
+        for topic in pending.awaiting:
+            empty = _empty_state(topic)
+            dropped.append(
+                Update(UpdateKind.RESET, topic, 0, pending.until, ts_us, 0.0, empty, empty, loss)
+            )
+        return dropped
+
+
+def _empty_state(topic: str) -> dict[str, Any]:
+    return book_data({}, {}) if channel_kind(topic) is ChannelKind.BOOK else {}
