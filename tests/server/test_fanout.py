@@ -133,3 +133,22 @@ async def test_a_connection_that_breaks_mid_batch_leaves_the_rest_alone() -> Non
             assert len(trades) == 12
             client_end.close()
         server_end.close()
+
+
+async def test_a_connection_that_left_the_tree_is_ignored_by_patterns_changed() -> None:
+    """A subscribe handled after the connection ended (its reply's write failed) must
+    not raise: the tree no longer knows it."""
+    hub = Hub(Config(), 7)
+    fanout = Fanout(leaf_size=4)
+    mine, peer = socket.socketpair()
+    subscriber = Subscriber(
+        mine, "test", WebSocketFraming(), hub, ServerStats(),
+        outbox_max_bytes=1 << 20, write_timeout_s=5,
+    )  # fmt: skip
+    fanout.add(subscriber)
+    fanout.remove(subscriber)
+    subscriber.patterns["quote.*"] = TopicPattern.parse("quote.*")
+    fanout.patterns_changed(subscriber)
+    assert len(fanout) == 0 and fanout.leaves == []
+    mine.close()
+    peer.close()

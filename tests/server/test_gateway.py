@@ -218,3 +218,23 @@ async def test_application_connections_are_bounded(nursery: trio.Nursery) -> Non
             await trio.sleep(0.01)
     response = await http_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_bug_serving_one_connection_costs_that_connection_only(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error is logged with its traceback and counted; the server stays."""
+    from ticker.server import listener
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(listener.STREAMS, "/v1/sse", broken)
+    server = await start(nursery)
+    response = await http_request(
+        server.port, b"GET /v1/sse?topics=quote.* HTTP/1.1\r\nHost: t\r\n\r\n"
+    )
+    assert response == b""
+    assert server.context.stats.internal_errors == 1
+    response = await http_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response.startswith(b"HTTP/1.1 200")

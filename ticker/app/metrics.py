@@ -106,6 +106,11 @@ class ServerCollector:
             stats.tls_failures,
         )
         yield CounterMetricFamily(
+            "ticker_internal_errors",
+            "Connections closed because serving them raised an unexpected error (a bug).",
+            stats.internal_errors,
+        )
+        yield CounterMetricFamily(
             "ticker_resumes", "Subscriptions resumed from the replay buffer.", stats.resumes
         )
         yield CounterMetricFamily(

@@ -134,8 +134,12 @@ class Fanout:
         self._topic_groups.clear()
 
     def patterns_changed(self, subscriber: Subscriber) -> None:
-        """Call after `subscriber.patterns` changed (subscribe or unsubscribe)."""
-        self._leaf_of[subscriber].regroup(subscriber)
+        """Call after `subscriber.patterns` changed (subscribe or unsubscribe); a
+        connection that already left the tree (it ended) is ignored."""
+        leaf = self._leaf_of.get(subscriber)
+        if leaf is None:
+            return
+        leaf.regroup(subscriber)
         self._topic_groups.clear()
 
     def publish(self, items: list[Published]) -> None:

@@ -184,6 +184,10 @@ async def handle_connection(
             log.info("TLS handshake or record from %s failed: %s", peer, exc)
         except OSError as exc:
             log.debug("connection from %s failed: %s", peer, exc)
+        except Exception:
+            # A bug must cost one connection, never the server.
+            context.stats.internal_errors += 1
+            log.exception("internal error serving %s; connection closed", peer)
     finally:
         transport.close()
 

@@ -68,6 +68,8 @@ class ServerStats:
     bad_requests: int = 0
     tls_failures: int = 0
     """Connections dropped for a failed TLS handshake or a bad TLS record."""
+    internal_errors: int = 0
+    """Connections closed because serving them raised an unexpected error (a bug)."""
     published: int = 0
     ingest_events: int = 0
     fanout_latency: LatencyHistogram = field(default_factory=LatencyHistogram)

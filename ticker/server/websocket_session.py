@@ -163,6 +163,8 @@ async def _read_commands(
             context.stats.bad_requests += 1
             return EndReason.PROTOCOL_ERROR
         for event in events:
+            if subscriber.ended is not None:  # a reply's write failed: stop here
+                return subscriber.ended
             if isinstance(event, Message):
                 if not _handle_command(event, subscriber, context):
                     errors += 1
