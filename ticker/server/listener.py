@@ -145,6 +145,7 @@ async def handle_connection(
                 with trio.move_on_after(timeout_s) as too_slow:
                     await tls.handshake()
                 if too_slow.cancelled_caught:
+                    context.stats.tls_failures += 1
                     return
                 transport = tls
             request = await read_head(transport, timeout_s)

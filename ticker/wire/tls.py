@@ -13,8 +13,10 @@ What the contract keeps:
 - `send(data)` encrypts `data` and writes what the kernel takes. Ciphertext the kernel
   did not take stays here, and to make the caller come back for it `send` then reports
   one byte short; the caller's retry with that byte flushes the ciphertext first (the
-  byte itself was already encrypted). Callers must retry with exactly the unsent tail,
-  as `Subscriber` does. At most one write's ciphertext waits here.
+  byte itself was already encrypted). Callers retry with the unsent tail of the same
+  buffer, as `Subscriber` does; a send of another buffer means the caller gave that
+  write up, and the owed byte (already on its way) is forgotten. At most one write's
+  ciphertext waits here.
 
 This module owns only the byte transform; it knows nothing of HTTP or WebSocket.
 """
@@ -47,7 +49,16 @@ def server_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 class TlsSocket:
     """A server-side TLS connection over a non-blocking socket, used like the socket."""
 
-    __slots__ = ("_eof", "_incoming", "_outgoing", "_owed", "_raw", "_tls", "_unsent")
+    __slots__ = (
+        "_eof",
+        "_incoming",
+        "_outgoing",
+        "_owed",
+        "_owed_for",
+        "_raw",
+        "_tls",
+        "_unsent",
+    )
 
     def __init__(self, raw: socket.socket, context: ssl.SSLContext) -> None:
         self._raw = raw
@@ -56,6 +67,7 @@ class TlsSocket:
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._unsent = memoryview(b"")
         self._owed = 0
+        self._owed_for: object = None
         self._eof = False
 
     def fileno(self) -> int:
@@ -111,6 +123,8 @@ class TlsSocket:
             if self._unsent:
                 raise BlockingIOError
         view = memoryview(data)
+        if self._owed and view.obj is not self._owed_for:
+            self._owed = 0  # the caller gave up that write; its byte went out anyway
         already = min(self._owed, len(view))
         self._owed -= already
         if len(view) > already:
@@ -119,11 +133,15 @@ class TlsSocket:
             self._push()
         if self._unsent:
             self._owed = 1
+            self._owed_for = view.obj
             return len(view) - 1
         return len(view)
 
     def recv(self, _max_bytes: int) -> bytes:
-        """All plaintext one socket read completes; b"" at the end of the stream.
+        """All plaintext available now; b"" at the end of the stream.
+
+        Records already inside the TLS object come first (a client's first request can
+        arrive in the same read as its handshake's end); otherwise one socket read.
 
         Raises:
             BlockingIOError: no complete record yet.
@@ -131,10 +149,20 @@ class TlsSocket:
         """
         if self._eof:
             return b""
+        plaintext = self._decrypt()
+        if plaintext or self._eof:
+            return plaintext
         data = self._raw.recv(RAW_RECV_BYTES)
         if not data:
             return b""
         self._incoming.write(data)
+        plaintext = self._decrypt()
+        if not plaintext and not self._eof:
+            raise BlockingIOError
+        return plaintext
+
+    def _decrypt(self) -> bytes:
+        """Every complete record the TLS object holds, as plaintext."""
         chunks: list[bytes] = []
         while True:
             try:
@@ -150,10 +178,6 @@ class TlsSocket:
         if self._outgoing.pending:  # post-handshake messages (key update, tickets)
             self._unsent = memoryview(bytes(self._unsent) + self._outgoing.read())
             self._push()
-        if not chunks:
-            if self._eof:
-                return b""
-            raise BlockingIOError
         return b"".join(chunks)
 
     # -- internals -------------------------------------------------------------------
@@ -185,6 +209,8 @@ class TlsSocket:
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(self._raw)
                 continue
+            except ConnectionError as exc:
+                raise ssl.SSLEOFError(f"the client reset the TLS handshake: {exc}") from exc
             if not data:
                 raise ssl.SSLEOFError("the client closed during the TLS handshake")
             self._incoming.write(data)
