@@ -118,7 +118,7 @@ async def test_sigterm_drains_the_server_and_exits_within_the_deadline() -> None
             await process.wait()
         await process.stderr.aclose()
     text = log.decode()
-    assert "SIGTERM: draining (deadline 4.0 s)" in text
+    assert "SIGTERM: draining (deadline 4.0 s;" in text
     assert re.search(r"drain done in [\d.]+ s: 2 streams sent away, 0 cut", text), text
 
 

@@ -171,22 +171,23 @@ async def run_serve(config: Config, faults: FaultPlan) -> None:
     """Run the server until interrupted."""
     from ticker.server.app import serve
 
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            handle = await nursery.start(partial(serve, config, faults=faults))
-            scheme = "s" if config.certfile else ""
-            log.info(
-                "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) epoch %d",
-                scheme, config.host, handle.port, scheme, handle.hub.epoch,
-            )  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(partial(serve, config, faults=faults))
+        scheme = "s" if config.certfile else ""
+        log.info(
+            "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) epoch %d",
+            scheme, config.host, handle.port, scheme, handle.hub.epoch,
+        )  # fmt: skip
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 log.info(
-                    "%s: draining (deadline %.1f s)",
+                    "%s: draining (deadline %.1f s; a second signal stops at once)",
                     signal.Signals(signum).name,
                     config.drain_timeout_s,
                 )
                 break
-            await handle.drain()
+        # Out of the receiver: a second SIGINT interrupts, a second SIGTERM terminates.
+        await handle.drain()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ on one port, with a trio-websocket client verifying the chain.
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,6 +39,10 @@ def small_app(context: ServerContext) -> QuartTrio:
     @app.route("/hello")
     async def hello() -> dict[str, object]:
         return {"epoch": context.hub.epoch, "ready": context.ready}
+
+    @app.route("/big")
+    async def big() -> bytes:
+        return b"x" * 4_000_000
 
     @app.route("/echo", methods=["POST"])
     async def echo() -> bytes:
@@ -238,3 +243,32 @@ async def test_a_bug_serving_one_connection_costs_that_connection_only(
     assert server.context.stats.internal_errors == 1
     response = await http_request(server.port, b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 200")
+
+
+async def test_an_app_client_that_never_reads_is_cut_at_the_write_timeout(
+    nursery: trio.Nursery,
+) -> None:
+    """hypercorn writes in a shielded scope; our stream's own deadline frees the slot."""
+    config = replace(TEST_CONFIG, write_timeout_s=0.5, send_buffer_bytes=4096)
+    server = await start(nursery, config)
+    sock = trio.socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", server.port))
+    await sock.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+    stats = server.context.stats
+    with trio.fail_after(20):
+        while stats.connections_total["http"] == 0 or stats.connections_open["http"]:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    sock.close()
+
+
+async def test_protocol_upgrades_other_than_websocket_are_refused(nursery: trio.Nursery) -> None:
+    server = await start(nursery)
+    request = (
+        b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    )
+    response = await http_request(server.port, request)
+    assert response.startswith(b"HTTP/1.1 400")
+    assert b"upgrades are served only" in response
+    assert server.context.stats.connections_total["http"] == 0

@@ -121,7 +121,11 @@ async def serve(
             context.tls = server_context(config.certfile, config.keyfile or None)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load certfile/keyfile: {exc}") from exc
-    gateway = Gateway((app or default_app)(context))
+    gateway = Gateway(
+        (app or default_app)(context),
+        read_timeout_s=config.handshake_timeout_s,
+        write_timeout_s=config.write_timeout_s,
+    )
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
     context.publish = send
     ingest = context.ingest

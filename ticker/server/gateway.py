@@ -16,6 +16,7 @@ application serves is `ticker.app`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
@@ -62,10 +63,13 @@ def close_after_response(app: AsgiApp) -> AsgiApp:
 class HandoffStream(trio.abc.Stream):
     """A trio stream over an accepted connection, replaying the bytes already read."""
 
-    def __init__(self, transport: Transport, already_read: bytes, *, tls: bool) -> None:
+    def __init__(
+        self, transport: Transport, already_read: bytes, *, tls: bool, write_timeout_s: float
+    ) -> None:
         self._transport = transport
         self._already_read = already_read
         self._tls = tls
+        self._write_timeout_s = write_timeout_s
         self._closed = False
 
     # hypercorn reads the peer and local addresses and, for TLS, the ALPN choice from
@@ -102,19 +106,27 @@ class HandoffStream(trio.abc.Stream):
                 raise trio.BrokenResourceError(str(exc)) from exc
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Write everything, or fail with BrokenResourceError after the write timeout.
+
+        hypercorn writes inside a shielded cancel scope, so without our own deadline a
+        client that never reads would hold its connection (and a shutdown) forever.
+        """
         view = memoryview(data)
-        while view:
-            if self._closed:
-                raise trio.ClosedResourceError
-            try:
-                sent = self._transport.send(view)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                raise trio.BrokenResourceError(str(exc)) from exc
-            view = view[sent:]
-            if view:
-                await trio.lowlevel.wait_writable(self._transport)
+        with trio.move_on_after(self._write_timeout_s) as deadline:
+            while view:
+                if self._closed:
+                    raise trio.ClosedResourceError
+                try:
+                    sent = self._transport.send(view)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    raise trio.BrokenResourceError(str(exc)) from exc
+                view = view[sent:]
+                if view:
+                    await trio.lowlevel.wait_writable(self._transport)
+        if deadline.cancelled_caught:
+            raise trio.BrokenResourceError("the client did not read within the write timeout")
         await trio.lowlevel.checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -131,11 +143,13 @@ class HandoffStream(trio.abc.Stream):
 class Gateway:
     """Runs the application's lifespan and serves the connections handed to it."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, *, read_timeout_s: float, write_timeout_s: float) -> None:
+        self.write_timeout_s = write_timeout_s
         self.config = HypercornConfig()
         self.config.accesslog = None
         self.config.errorlog = None
         self.config.keep_alive_timeout = 5
+        self.config.read_timeout = max(1, math.ceil(read_timeout_s))  # a body that never comes
         self.app = wrap_app(
             cast(Any, close_after_response(cast(AsgiApp, app))),
             self.config.wsgi_max_body_size,
@@ -155,7 +169,9 @@ class Gateway:
 
     async def serve(self, transport: Transport, already_read: bytes, *, tls: bool) -> None:
         """Serve one connection with hypercorn until it closes."""
-        stream = HandoffStream(transport, already_read, tls=tls)
+        stream = HandoffStream(
+            transport, already_read, tls=tls, write_timeout_s=self.write_timeout_s
+        )
         state = ConnectionState(self.state.copy())
         server = TCPServer(self.app, self.config, self.worker, state, cast(Any, stream))
         await server.run()

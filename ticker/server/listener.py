@@ -159,6 +159,8 @@ async def handle_connection(
                     raise BadRequest("a stream request must not carry a body")
                 session = STREAMS[head.path](transport, peer, head, context)
             elif gateway is not None:
+                if head.header("upgrade"):
+                    raise BadRequest("protocol upgrades are served only on /v1/ws and /v1/publish")
                 del head
                 stats = context.stats
                 if stats.connections_open["http"] >= context.config.max_http_connections:
