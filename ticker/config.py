@@ -6,7 +6,7 @@ start-up with a clear message, never deep inside a task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from ticker.errors import ConfigError
 
@@ -90,7 +90,7 @@ class Config:
     """Streams sent away per batch during a drain (batches spread over half the timeout)."""
 
     # Publishing (feed replayers push normalized events into a running server).
-    publish_token: str = ""
+    publish_token: str = field(default="", repr=False)
     """Token a publisher must present on /v1/publish; empty disables publishing. Never
     logged."""
     max_publishers: int = 4

@@ -51,3 +51,20 @@ def test_sse_pieces() -> None:
     assert encode_event("heartbeat", "{}") == "event: heartbeat\ndata: {}\n\n"
     assert encode_retry(2000) == "retry: 2000\n\n"
     assert encode_chunk(b"hello") == b"5\r\nhello\r\n"
+
+
+def test_a_malformed_head_is_refused_without_quoting_its_bytes() -> None:
+    """h11 quotes the bad line; it may carry a credential, and the message is logged."""
+    from ticker.wire.http import BadRequest, parse_head
+
+    raw = b"GET / HTTP/1.1\r\nHost: t\r\nAuthorization : Bearer s3cr3t\r\n\r\n"
+    with pytest.raises(BadRequest, match="malformed request") as refused:
+        parse_head(raw)
+    assert "s3cr3t" not in str(refused.value)
+    assert refused.value.http_status == 400
+
+
+def test_the_publish_token_is_not_in_the_config_repr() -> None:
+    from ticker.config import Config
+
+    assert "s3cr3t" not in repr(Config(publish_token="s3cr3t"))

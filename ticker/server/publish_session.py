@@ -147,7 +147,7 @@ def accept_publish(
     if not token_matches(presented_token(head), config.publish_token):
         stats.bad_requests += 1
         stats.ends["unauthorized"] += 1
-        log.warning("publish refused from %s: missing or wrong token", peer)
+        log.info("publish refused from %s: missing or wrong token", peer)
         message = "a valid publish token is required (Authorization: Bearer <token>)"
         send_small(sock, _refusal(401, "Unauthorized", message, bearer=True))
         return None

@@ -8,6 +8,7 @@ renders plain responses; it never touches a socket.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -75,6 +76,9 @@ def head_end(buffer: bytes | bytearray) -> int:
     return end + 4
 
 
+_QUOTED_BYTES = re.compile(r"(bytearray\()?b(['\"]).*", re.DOTALL)
+
+
 def parse_head(raw: bytes) -> RequestHead:
     """Parse one complete request head.
 
@@ -86,7 +90,9 @@ def parse_head(raw: bytes) -> RequestHead:
     try:
         event = connection.next_event()
     except h11.RemoteProtocolError as exc:
-        raise BadRequest(f"malformed request: {exc}", exc.error_status_hint) from None
+        # h11 quotes the offending line; it may hold a credential, so it is cut off.
+        reason = _QUOTED_BYTES.sub("...", str(exc))
+        raise BadRequest(f"malformed request: {reason}", exc.error_status_hint) from None
     if not isinstance(event, h11.Request):
         raise BadRequest("incomplete request head")
     headers: dict[str, str] = {}
