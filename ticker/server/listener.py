@@ -159,7 +159,11 @@ async def handle_connection(
                     raise BadRequest("a stream request must not carry a body")
                 session = STREAMS[head.path](transport, peer, head, context)
             elif gateway is not None:
-                if head.header("upgrade"):
+                upgrade = head.header("upgrade").lower()
+                if "websocket" in upgrade:
+                    message = f"no WebSocket endpoint at {head.path}; see /v1/ws, /v1/publish"
+                    raise BadRequest(message, 404)
+                if upgrade:
                     raise BadRequest("protocol upgrades are served only on /v1/ws and /v1/publish")
                 del head
                 stats = context.stats
