@@ -141,7 +141,14 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
     assert client.status == 200
     assert b"text/event-stream" in client.head and b"X-Accel-Buffering: no" in client.head
     assert (await client.event())["retry"] == "1000"
-    assert (await client.event())["event"] == "hello"
+    hello = await client.event()
+    assert hello["event"] == "hello" and "id" not in hello
+    assert json.loads(hello["data"]) == {
+        "version": 1,
+        "epoch": 7,
+        "offset": server.hub.position.offset,
+        "heartbeat_s": 3600,
+    }
     snapshots = await read_sse_data(client, len(server.hub.topics()))
     await publish(server, rng, 30, 40)
     first = await read_sse_data(client, 10)

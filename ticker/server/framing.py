@@ -110,7 +110,8 @@ class SseFraming:
     def control(self, message: ServerMessage) -> bytes:
         if isinstance(message, Hello):
             data = (
-                f'{{"version":{message.version},"epoch":{message.epoch},"offset":{message.offset}}}'
+                f'{{"version":{message.version},"epoch":{message.epoch},'
+                f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}}}'
             )
             return encode_event("hello", data).encode()
         if isinstance(message, Reset):
