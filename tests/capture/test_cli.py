@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from ticker.capture.format import CaptureReader, RecordKind
+from feeds.simulator import EPOCH_NS
+from ticker.capture.format import CaptureHeader, CaptureReader, CaptureWriter, RecordKind
 from ticker.capture.options import REPLAY_OPTIONS, parse_duration, parse_time_ns
+from ticker.capture.record import Recorder, SimulatedVenues, record_live, simulated_header
 from ticker.capture.sample import write_sample
 from ticker.cli import build_parser, main
 from ticker.config import Config
@@ -302,3 +304,74 @@ async def test_an_interrupted_recording_leaves_a_complete_capture(tmp_path: Path
     reader = CaptureReader(io.BytesIO(out.read_bytes()))
     records = list(reader.records())  # complete: the end marker is there
     assert reader.end is not None and reader.end.records == len(records) > 0
+
+
+async def test_ctrl_c_on_a_lingering_embedded_server_exits_130_without_a_traceback(
+    sample: Path,
+) -> None:
+    import signal
+
+    command = [sys.executable, "-m", "ticker", "replay", str(sample), "--serve", "--port", "0",
+               "--topspeed", "--linger", "inf", "--no-progress"]  # fmt: skip
+    with trio.fail_after(DEADLINE_S):
+        process = await trio.lowlevel.open_process(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert process.stderr is not None
+        err = b""
+        try:
+            while b"replay done; serving" not in err:
+                chunk = await process.stderr.receive_some(4096)
+                assert chunk, err.decode()
+                err += chunk
+            process.send_signal(signal.SIGINT)
+            while chunk := await process.stderr.receive_some(4096):
+                err += chunk
+            code = await process.wait()
+        finally:
+            process.kill()
+    text = err.decode()
+    assert code == 130, text
+    assert "Traceback" not in text and "ExceptionGroup" not in text
+    assert "ticker replay: interrupted" in text
+
+
+def test_a_raw_capture_of_a_venue_without_an_adapter_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "zzz.tcap"
+    with path.open("wb") as file:
+        writer = CaptureWriter(file, CaptureHeader("t", "test", ("zzz",), ("BTC-USD",)))
+        writer.add(RecordKind.RAW, 1, "zzz", b"{}")
+        writer.close()
+    code, _, err = run(["replay", str(path), "--validate"], capsys)
+    assert code == 3
+    assert f"{path}: byte 0: raw records of venue zzz need an adapter" in err
+
+
+def test_a_token_with_a_line_break_exits_2_without_showing_it(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["replay", str(sample), "--target", "ws://127.0.0.1:9", "--token", "s3cret\r\n"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "line break" in err and "s3cret" not in err
+
+
+async def test_a_quiet_live_recording_is_still_flushed_on_time() -> None:
+    sim = SimulatedVenues(("cbx",), ("BTC-USD",), seed=1, rate_per_s=0.001, start_ns=EPOCH_NS)
+    header = simulated_header(
+        sim, created_ns=EPOCH_NS, seed=1, rate_per_s=0.001, faults=None, normalized=False
+    )
+    writer = CaptureWriter(io.BytesIO(), header)
+    recorder = Recorder(writer, sim, normalized=False, sink=lambda event: None)
+    flushes: list[int] = []
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            record = partial(
+                record_live, recorder, 3600.0, start_ns=EPOCH_NS,
+                progress=lambda r: flushes.append(r.writer.bytes_written), flush_interval_s=0.02,
+            )  # fmt: skip
+            nursery.start_soon(record)
+            while len(flushes) < 3:  # noqa: ASYNC110  # an arrival is due only every ~1000 s
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ticker.capture import format as format_module
 from ticker.capture.errors import CorruptCapture, NotACapture, TruncatedCapture
 from ticker.capture.format import (
     BlockInfo,
@@ -194,3 +196,64 @@ def test_bytes_after_the_end_marker_are_refused(capture: Captured) -> None:
     assert isinstance(error, CorruptCapture)
     assert f"byte {len(capture.data)}: unexpected bytes after the end marker" in str(error)
     assert got == capture.records()
+
+
+def _with_block(frame: bytes, raw_bytes: int) -> bytes:
+    """A capture of one block whose descriptor is built around `frame` as it is."""
+    file = io.BytesIO()
+    writer = CaptureWriter(file, HEADER)
+    writer.flush()  # just the header
+    head = file.getvalue()
+    descriptor = format_module._BLOCK.pack(1, 1, 1, len(frame), raw_bytes, zlib.crc32(frame))
+    end = format_module._END.pack(1, 1, 1, 1)
+    return (
+        head
+        + format_module._skippable(format_module._BLOCK_TAG, descriptor)
+        + frame
+        + format_module._skippable(format_module._END_TAG, end)
+    )
+
+
+def test_a_block_declaring_more_content_than_its_descriptor_is_refused_unread() -> None:
+    # A zstd frame header declaring 512 MiB (single segment, 8-byte content size), then
+    # one RLE block: a few bytes that would expand enormously.
+    declared = 512 << 20
+    frame = bytes([0x28, 0xB5, 0x2F, 0xFD, 0xE0]) + declared.to_bytes(8, "little")
+    frame += bytes([0x03, 0x00, 0x02, 0x00])  # last block, RLE, 64 KiB of one byte
+    assert zstandard.frame_content_size(frame) == declared
+    data = _with_block(frame, 100)
+    reader = CaptureReader(io.BytesIO(data), "bomb.tcap")
+    (block,) = list(reader.blocks())
+    got, error = read_all(data)
+    assert got == []
+    assert isinstance(error, CorruptCapture)
+    assert f"byte {block.frame_offset}: the block declares {declared} bytes" in str(error)
+    # Cut short, the same block recovers nothing rather than expanding.
+    got, error = read_all(data[: block.frame_offset + len(frame) - 1])
+    assert got == [] and isinstance(error, TruncatedCapture)
+
+
+def test_a_window_after_a_truncated_block_names_where_the_file_ends() -> None:
+    records = [Record(1000 + i, RecordKind.RAW, "cbx", b"x" * 50) for i in range(35)]
+    data = write(records, block_records=10)
+    last = list(CaptureReader(io.BytesIO(data)).blocks())[-1]
+    cut = data[: last.frame_offset + 5]
+    reader = CaptureReader(io.BytesIO(cut), "cut.tcap")
+    with pytest.raises(TruncatedCapture) as caught:
+        list(reader.records(records[-1].recv_ns + 10))  # after the last block's records
+    assert str(caught.value) == (
+        f"cut.tcap: byte {len(cut)}: the file ends inside the block at byte {last.offset}"
+    )
+
+
+def test_a_damaged_block_size_in_a_finished_capture_is_corruption_not_truncation() -> None:
+    records = [Record(1000 + i, RecordKind.RAW, "cbx", b"x" * 50) for i in range(35)]
+    data = write(records, block_records=10)
+    blocks = list(CaptureReader(io.BytesIO(data)).blocks())
+    size_field = blocks[1].frame_offset - 12  # compressed_bytes, raw_bytes, crc32 end it
+    damaged = bytearray(data)
+    damaged[size_field + 2] ^= 0x01  # 64 KiB more: past the end of the file
+    got, error = read_all(bytes(damaged))
+    assert isinstance(error, CorruptCapture), error
+    assert f"byte {blocks[1].offset}: block descriptor is damaged" in str(error)
+    assert got == records[:10]

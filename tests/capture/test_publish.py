@@ -13,8 +13,13 @@ from trio_websocket import open_websocket_url
 
 from ticker.capture.errors import TargetError
 from ticker.capture.player import RemoteTarget, play
-from ticker.capture.publish_protocol import encode_batch
-from ticker.capture.publisher import WINDOW_BATCHES, open_publisher, parse_target
+from ticker.capture.publish_protocol import MAX_BATCH_EVENTS, encode_batch
+from ticker.capture.publisher import (
+    WINDOW_BATCHES,
+    check_token,
+    open_publisher,
+    parse_target,
+)
 from ticker.capture.replay import ReplayOptions
 from ticker.config import Config
 from ticker.core.codec import decode_frame
@@ -251,3 +256,95 @@ async def test_a_batch_too_big_for_one_message_is_split() -> None:
             assert counts.events_acked == 40
             await until(lambda: handle.context.stats.ingest_events == 40)
             handle.stop()
+
+
+async def test_more_events_than_a_batch_may_hold_go_as_several_batches() -> None:
+    events = [quote(i) for i in range(2 * MAX_BATCH_EVENTS + 1)]
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery)
+            async with open_publisher(url(handle), TOKEN) as publisher:
+                await publisher.publish(events)
+                await publisher.drain()
+                counts = publisher.counts
+            assert counts.batches_sent == 3 and counts.batches_refused == 0
+            assert counts.events_acked == len(events)
+            handle.stop()
+
+
+async def test_a_replay_with_the_largest_batches_and_a_warm_up_is_accepted_whole(
+    capture: Captured,
+) -> None:
+    records = capture.records()
+    options = ReplayOptions(speed=None, start_ns=records[len(records) // 3].recv_ns)
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery)
+            async with open_publisher(url(handle), TOKEN) as publisher:
+                result = await play(
+                    capture.opener(), options, RemoteTarget(publisher),
+                    batch_events=MAX_BATCH_EVENTS, loops=3,
+                )  # fmt: skip
+                counts = publisher.counts
+            assert result.error is None and result.published_events > MAX_BATCH_EVENTS
+            assert counts.batches_refused == 0, counts.reasons
+            assert counts.events_acked == result.published_events
+            handle.stop()
+
+
+def test_a_token_that_cannot_go_in_a_header_is_refused_without_repeating_it() -> None:
+    for bad in ("s3cret\r", "s3cret\nX-Evil: 1", "s3cret words", "s3cret\there", "s3\x7fcret"):
+        with pytest.raises(ValueError) as caught:
+            check_token(bad)
+        assert "s3" not in str(caught.value)
+    with pytest.raises(ValueError, match="empty"):
+        check_token("")
+    check_token("t\u00f6k\u00e9n-\u00e0")  # printable non-ASCII is fine
+
+
+async def test_open_publisher_checks_the_token_before_connecting() -> None:
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens: a connection attempt would fail
+        with trio.fail_after(DEADLINE_S), pytest.raises(ValueError, match="not shown"):
+            async with open_publisher(f"ws://127.0.0.1:{port}", "s3cret-token\r"):
+                pass
+
+
+async def test_a_non_ascii_token_authenticates() -> None:
+    token = "t\u00f6k\u00e9n-\u00e0"  # U+00E0 ends in byte 0xA0, which str.strip eats
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery, replace(CONFIG, publish_token=token))
+            async with open_publisher(url(handle), token) as publisher:
+                await publisher.publish([quote(1)])
+                await publisher.drain()
+                assert publisher.counts.events_acked == 1
+            with pytest.raises(TargetError, match="HTTP 401"):
+                async with open_publisher(url(handle), "t\u00f6k\u00e9n-\u00e1"):
+                    pass
+            handle.stop()
+
+
+async def test_a_target_that_stops_acknowledging_fails_the_publisher_in_bounded_time() -> None:
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery)
+            held_send, held_receive = trio.open_memory_channel[Sequence[NormalizedEvent]](1)
+            handle.context.publish = held_send  # nobody reads it: acknowledgements stop
+            async with open_publisher(
+                url(handle), TOKEN, window_batches=2, window_timeout_s=0.5
+            ) as publisher:
+                with pytest.raises(TargetError, match=r"acknowledged no batch in 0\.5 s"):
+                    for i in range(10):
+                        await publisher.publish([quote(i)])
+                # The server took one batch into its (full) queue, then acknowledged no more.
+                assert publisher.counts.batches_sent == 2 + 1
+
+                async def take_all() -> None:  # the server may now read the close
+                    async for _ in held_receive:
+                        pass
+
+                nursery.start_soon(take_all)
+            handle.stop()
+            nursery.cancel_scope.cancel()

@@ -85,3 +85,19 @@ async def test_a_recorded_stream_replays_into_the_same_books_quotes_and_trades(
             assert trades(copy.hub) == trades(source.hub)
             copy.stop()
             source.stop()
+
+
+async def test_a_quiet_stream_is_still_flushed_on_time() -> None:
+    flushes: list[int] = []
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery)  # no venues: nothing ever arrives
+            file = io.BytesIO()
+            writer = CaptureWriter(file, stream_header(f"ws://127.0.0.1:{handle.port}", None, 0))
+            record = partial(
+                record_stream, writer, f"ws://127.0.0.1:{handle.port}", 3600.0,
+                progress=lambda w: flushes.append(w.bytes_written), flush_interval_s=0.02,
+            )  # fmt: skip
+            nursery.start_soon(record)
+            await until(lambda: len(flushes) >= 3)
+            nursery.cancel_scope.cancel()

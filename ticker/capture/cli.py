@@ -40,10 +40,11 @@ from ticker.capture.options import (
     resolve,
 )
 from ticker.capture.player import EmbeddedTarget, NullTarget, PlayResult, RemoteTarget, play
-from ticker.capture.publisher import PublishCounts, open_publisher, parse_target
+from ticker.capture.publisher import PublishCounts, check_token, open_publisher, parse_target
 from ticker.capture.record import Recorder, SimulatedVenues, record_live, simulated_header
 from ticker.capture.replay import ReplayFaults, ReplayOptions
 from ticker.capture.stream_source import record_stream, stream_header
+from ticker.venues import VENUES
 
 log = logging.getLogger("ticker.capture")
 
@@ -248,6 +249,21 @@ def replay_options(values: Mapping[str, Any]) -> ReplayOptions:
     )
 
 
+def _check_venues_known(readers: Sequence[CaptureReader]) -> None:
+    """A raw capture is replayed through venue adapters: this build must have them.
+
+    Raises:
+        CaptureError: a raw capture names a venue with no adapter here.
+    """
+    for reader in readers:
+        unknown = sorted(set(reader.header.venues) - set(VENUES))
+        if reader.header.kind == "raw" and unknown:
+            raise CaptureError(
+                reader.path, 0, f"raw records of venue {', '.join(unknown)} need an adapter "
+                f"this build does not have (it has {', '.join(VENUES)})",
+            )  # fmt: skip
+
+
 def _check_against_headers(values: Mapping[str, Any], readers: Sequence[CaptureReader]) -> None:
     venues = {v for r in readers for v in r.header.venues}
     symbols = {s for r in readers for s in r.header.symbols}
@@ -271,6 +287,7 @@ def main_replay(args: argparse.Namespace, environ: Mapping[str, str] | None = No
             parse_target(values["target"])
             if not values["token"]:
                 raise UsageError("--target needs a publish token: TICKER_REPLAY_TOKEN or --token")
+            check_token(values["token"])
         options = replay_options(values)
     except (UsageError, ValueError) as exc:
         print(f"ticker replay: {exc}", file=sys.stderr)
@@ -279,6 +296,7 @@ def main_replay(args: argparse.Namespace, environ: Mapping[str, str] | None = No
     with contextlib.ExitStack() as files:
         try:
             readers = _open_readers(args.files, files)
+            _check_venues_known(readers)
         except CaptureError as exc:
             print(f"ticker replay: {exc}", file=sys.stderr)
             return ExitCode.BAD_CAPTURE
@@ -305,7 +323,9 @@ def _run_replay(
         "records", None if total is None else total * values["loop"], tty=tty, stream=sys.stderr
     )
     try:
-        outcome = trio.run(_replay, readers, options, values, ReplayProgress(display), environ)
+        outcome = _unwrap_single(
+            trio.run, _replay, readers, options, values, ReplayProgress(display), environ
+        )
     except KeyboardInterrupt:
         print("ticker replay: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -320,6 +340,23 @@ def _run_replay(
     if values["json"]:
         print(json.dumps(report), file=sys.stdout)
     return _exit_code(result, publish, validate=values["validate"], stream=sys.stderr)
+
+
+def _unwrap_single(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)`, re-raising an exception group of one exception as that exception.
+
+    The embedded server's nursery wraps what ends it (Ctrl-C arrives as KeyboardInterrupt
+    in whichever task was running): the caller handles the exception itself.
+    """
+    try:
+        return function(*args)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, BaseExceptionGroup):
+            raise
+        raise leaf from None
 
 
 def _exit_code(

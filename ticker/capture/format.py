@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Final, NamedTuple
 import msgpack
 import zstandard
 
-from ticker.capture.errors import CorruptCapture, NotACapture, TruncatedCapture
+from ticker.capture.errors import CaptureError, CorruptCapture, NotACapture, TruncatedCapture
 
 SCHEMA_VERSION: Final = 1
 SKIPPABLE_MAGIC: Final = 0x184D2A5C
@@ -283,6 +283,35 @@ class CaptureReader:
             raise TruncatedCapture(path, self.size, "the file ends inside the header")
         self.header = _header_from(body, path, len(head))
         self.data_offset = len(head) + body_size
+        self.ends_with_marker = self._tail_is_end_marker()
+        """Whether the file's last bytes look like an end marker: if so, a block that runs
+        past the end of the file has a damaged descriptor rather than being cut short."""
+
+    def _tail_is_end_marker(self) -> bool:
+        marker = _FRAME.size + len(_END_TAG) + _END.size
+        if self.size < self.data_offset + marker:
+            return False
+        self._file.seek(self.size - marker)
+        tail = self._file.read(marker)
+        magic, size = _FRAME.unpack_from(tail)
+        return (
+            magic == SKIPPABLE_MAGIC
+            and size == len(_END_TAG) + _END.size
+            and tail[_FRAME.size : _FRAME.size + len(_END_TAG)] == _END_TAG
+        )
+
+    def _past_end(self, block: BlockInfo) -> CaptureError | None:
+        """Why `block` cannot be read whole, if its frame runs past the end of the file."""
+        if block.frame_offset + block.compressed_bytes <= self.size:
+            return None
+        if self.ends_with_marker:
+            return CorruptCapture(
+                self.path, block.offset, "block descriptor is damaged: its block would run "
+                f"past the end of the file (byte {self.size})",
+            )  # fmt: skip
+        return TruncatedCapture(
+            self.path, self.size, f"the file ends inside the block at byte {block.offset}"
+        )
 
     # ------------------------------------------------------------ descriptors
 
@@ -334,10 +363,9 @@ class CaptureReader:
             if isinstance(item, EndInfo):
                 self._check_end(item)
                 return
-            if item.frame_offset + item.compressed_bytes > self.size:
-                raise TruncatedCapture(
-                    self.path, self.size, f"the file ends inside the block at byte {offset}"
-                )
+            error = self._past_end(item)
+            if error is not None:
+                raise error
             yield item
             offset = item.frame_offset + item.compressed_bytes
 
@@ -382,6 +410,11 @@ class CaptureReader:
             next_offset = item.frame_offset + item.compressed_bytes
             if end_ns is not None and item.first_ns > end_ns:
                 return
+            past_end = self._past_end(item)
+            if isinstance(past_end, CorruptCapture):
+                raise past_end
+            if past_end is not None and (start_ns is not None and item.last_ns < start_ns):
+                raise past_end  # skipping it would look for the next block past the end
             if start_ns is not None and item.last_ns < start_ns:
                 count += item.records
                 offset = next_offset
@@ -408,6 +441,12 @@ class CaptureReader:
             raise CorruptCapture(
                 self.path, block.frame_offset, "block checksum mismatch: the block is damaged"
             )
+        declared = _content_size(frame)
+        if declared >= 0 and declared != block.raw_bytes:
+            raise CorruptCapture(
+                self.path, block.frame_offset, f"the block declares {declared} bytes of content, "
+                f"its descriptor {block.raw_bytes} (at most {MAX_BLOCK_BYTES})",
+            )  # fmt: skip
         try:
             raw = zstandard.ZstdDecompressor().decompress(frame, max_output_size=MAX_BLOCK_BYTES)
         except zstandard.ZstdError as exc:
@@ -431,16 +470,29 @@ class CaptureReader:
     def _truncated_block(
         self, block: BlockInfo, partial: bytes
     ) -> tuple[list[Record], TruncatedCapture]:
-        try:
-            raw = zstandard.ZstdDecompressor().decompressobj().decompress(partial)
-        except zstandard.ZstdError:
-            raw = b""
+        raw = b""
+        # Only a frame that declares its size within the descriptor's is decompressed: a
+        # few damaged bytes must not expand into gigabytes.
+        if _content_size(partial) == block.raw_bytes:
+            try:
+                raw = zstandard.ZstdDecompressor().decompressobj().decompress(partial)
+            except zstandard.ZstdError:
+                raw = b""
         records, _ = _parse_records(raw, self.header.venues)
         error = TruncatedCapture(
             self.path, self.size, f"the file ends inside the block at byte {block.offset} "
             f"({len(records)} of its {block.records} records recovered)",
         )  # fmt: skip
         return records, error
+
+
+def _content_size(frame: bytes) -> int:
+    """The content size a zstd frame's header declares; -1 if it declares none or its
+    header is too damaged or too short to read."""
+    try:
+        return max(int(zstandard.frame_content_size(frame)), -1)
+    except zstandard.ZstdError:
+        return -1
 
 
 def _header_from(body: bytes, path: str, offset: int) -> CaptureHeader:

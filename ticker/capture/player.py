@@ -181,17 +181,19 @@ async def play(
     loop_start = started
 
     async def flush() -> None:
+        """Hand over everything pending, in batches of at most `batch_events`."""
         if not pending:
             return
         handed = trio.current_time()
         for due in dues:
             result.lateness.observe(handed - (loop_start + due))
-        batch = pending.copy()
-        pending.clear()
         dues.clear()
-        await target.publish(batch)
-        result.batches += 1
-        result.published_events += len(batch)
+        while pending:
+            batch = pending[:batch_events]
+            del pending[:batch_events]
+            await target.publish(batch)
+            result.batches += 1
+            result.published_events += len(batch)
 
     paced = options.speed is not None
     records = 0

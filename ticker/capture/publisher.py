@@ -1,10 +1,11 @@
 """The replayer's client for a server's publish endpoint (`GET /v1/publish`).
 
 `open_publisher` connects with the bearer token and yields a `RemotePublisher`:
-`publish(events)` sends one batch and waits while `window_batches` batches are
-unacknowledged (so the server's backpressure holds the replay back), `drain()` waits
-for every acknowledgement, so at the end the caller knows exactly what was accepted.
-Every way the target can fail becomes one `TargetError` with a plain message.
+`publish(events)` sends one batch (split to fit the protocol's limits) and waits while
+`window_batches` batches are unacknowledged (so the server's backpressure holds the replay
+back), at most `window_timeout_s`; `drain()` waits for every acknowledgement, so at the end
+the caller knows exactly what was accepted. Every way the target can fail becomes one
+`TargetError` with a plain message, which never repeats the token.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from trio_websocket import (
 
 from ticker.capture.errors import TargetError
 from ticker.capture.publish_protocol import (
+    MAX_BATCH_EVENTS,
     MAX_MESSAGE_BYTES,
     PUBLISH_PATH,
     SUBPROTOCOL,
@@ -39,6 +41,8 @@ from ticker.model.events import NormalizedEvent
 
 WINDOW_BATCHES = 8
 """Batches sent but not yet acknowledged, at most."""
+WINDOW_TIMEOUT_S = 60.0
+"""How long `publish` waits for the target to acknowledge a batch when the window is full."""
 MAX_REASONS = 10
 """Refusal reasons kept for the report (the count is exact; the list is bounded)."""
 
@@ -89,10 +93,17 @@ class PublishCounts:
 class RemotePublisher:
     """Publishes batches over one connection; use through `open_publisher`."""
 
-    def __init__(self, ws: WebSocketConnection, url: PublishUrl, window_batches: int) -> None:
+    def __init__(
+        self,
+        ws: WebSocketConnection,
+        url: PublishUrl,
+        window_batches: int,
+        window_timeout_s: float = WINDOW_TIMEOUT_S,
+    ) -> None:
         self._ws = ws
         self.url = url
         self.window_batches = window_batches
+        self.window_timeout_s = window_timeout_s
         self.counts = PublishCounts()
         self._inflight: dict[int, int] = {}
         self._next_id = 1
@@ -106,11 +117,25 @@ class RemotePublisher:
     async def publish(self, events: Sequence[NormalizedEvent]) -> None:
         """Send one batch; waits while the window of unacknowledged batches is full.
 
+        A batch of more than `MAX_BATCH_EVENTS` events, or too big for one message, goes
+        as several.
+
         Raises:
-            TargetError: the target failed or closed the connection.
+            TargetError: the target failed, closed the connection, or acknowledged
+                nothing for `window_timeout_s` while the window was full.
         """
-        while self.failure is None and len(self._inflight) >= self.window_batches:
-            await self._changed.wait()
+        if len(events) > MAX_BATCH_EVENTS:
+            for start in range(0, len(events), MAX_BATCH_EVENTS):
+                await self.publish(events[start : start + MAX_BATCH_EVENTS])
+            return
+        with trio.move_on_after(self.window_timeout_s) as window:
+            while self.failure is None and len(self._inflight) >= self.window_batches:
+                await self._changed.wait()
+        if window.cancelled_caught:
+            self._fail(
+                f"{self.url} acknowledged no batch in {self.window_timeout_s:g} s "
+                "while the window was full"
+            )
         if self.failure is not None:
             raise TargetError(self.failure)
         batch_id = self._next_id
@@ -127,6 +152,9 @@ class RemotePublisher:
             await self._ws.send_message(message)
         except ConnectionClosed as exc:
             self._fail(_closed_text(exc))
+            raise TargetError(self.failure or "") from None
+        except (trio.BrokenResourceError, OSError):
+            self._fail("the connection to the target broke")
             raise TargetError(self.failure or "") from None
         self.counts.batches_sent += 1
         self.counts.events_sent += len(events)
@@ -214,8 +242,29 @@ def _translate(exc: BaseException, target: PublishUrl) -> BaseException:
         return TargetError(f"{target}: {_closed_text(exc)}")
     if isinstance(exc, HandshakeError | trio.BrokenResourceError | ssl.SSLError | OSError):
         cause = exc.__cause__ or exc
-        return TargetError(f"connection to {target} failed: {cause!r}")
+        if isinstance(cause, OSError | ssl.SSLError | trio.BrokenResourceError):
+            return TargetError(f"connection to {target} failed: {cause!r}")
+        return TargetError(f"connection to {target} failed ({type(cause).__name__})")
+    if isinstance(exc, Exception) and not isinstance(exc, TargetError):
+        # Something unforeseen (a protocol library's error may quote our own headers,
+        # the token among them): say what failed, not what it said.
+        return TargetError(f"connection to {target} failed unexpectedly ({type(exc).__name__})")
     return exc
+
+
+def check_token(token: str) -> None:
+    """A bearer token must be printable, without spaces or control characters.
+
+    Raises:
+        ValueError: it is not (the message does not repeat the token).
+    """
+    if not token:
+        raise ValueError("the publish token is empty")
+    if any(char.isspace() or not char.isprintable() for char in token):
+        raise ValueError(
+            "the publish token holds a space, line break or control character "
+            "(it is not shown here); a token is printable characters only"
+        )
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
@@ -240,6 +289,7 @@ async def open_publisher(
     token: str,
     *,
     window_batches: int = WINDOW_BATCHES,
+    window_timeout_s: float = WINDOW_TIMEOUT_S,
     connect_timeout_s: float = 10.0,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[RemotePublisher]:
@@ -249,13 +299,15 @@ async def open_publisher(
     leaves the socket open when the server refuses the upgrade).
 
     Raises:
-        ValueError: a malformed URL.
+        ValueError: a malformed URL, or a token that cannot go in a header.
         TargetError: unreachable, refused (the message names the HTTP status and says
             so when the token was refused), or failed later.
     """
     target = parse_target(url)
+    check_token(token)
     headers = [(b"Authorization", b"Bearer " + token.encode("utf-8"))]
     stream = await _connect(target, connect_timeout_s, ssl_context)
+    from_caller: list[BaseException] = []  # what the caller's block raised passes unchanged
     try:
         async with trio.open_nursery() as nursery:
             with trio.move_on_after(connect_timeout_s) as handshake:
@@ -266,10 +318,13 @@ async def open_publisher(
                 )  # fmt: skip
             if handshake.cancelled_caught:
                 raise TargetError(f"{target} did not answer the upgrade in {connect_timeout_s:g} s")
-            publisher = RemotePublisher(ws, target, window_batches)
+            publisher = RemotePublisher(ws, target, window_batches, window_timeout_s)
             nursery.start_soon(publisher.read_replies)
             try:
                 yield publisher
+            except BaseException as exc:
+                from_caller.append(exc)
+                raise
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout_s):
                     await ws.aclose()
@@ -278,7 +333,13 @@ async def open_publisher(
         single = _single(group)
         if single is None:
             raise
+        if single in from_caller:
+            raise single from None
         raise _translate(single, target) from None
+    except Exception as exc:
+        if exc in from_caller or isinstance(exc, TargetError):
+            raise
+        raise _translate(exc, target) from None
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(connect_timeout_s):
             await stream.aclose()

@@ -224,20 +224,31 @@ async def record_live(
 
     The simulated venues started at `start_ns`; an arrival at simulated time t is handled
     at t on the trio clock, and its receive time is the wall clock then (never earlier
-    than the previous one, so records stay in order). `progress` is called about once
-    per flush.
+    than the previous one, so records stay in order). The writer is flushed every
+    `flush_interval_s`, quiet or not; `progress` is called at each flush.
     """
     origin_trio = trio.current_time()
     last_ns = 0
     next_flush = origin_trio + flush_interval_s
     behind = 0
+
+    def flush_if_due() -> None:
+        nonlocal next_flush
+        if trio.current_time() >= next_flush:
+            next_flush = trio.current_time() + flush_interval_s
+            recorder.writer.flush()
+            if progress is not None:
+                progress(recorder)
+
     with trio.move_on_after(duration_s):
         while True:
             arrival = recorder.venues.next()
             due = origin_trio + (arrival.ts_ns - start_ns) / 1e9
             now = trio.current_time()
             if due > now:
-                await trio.sleep_until(due)
+                while due > trio.current_time():  # a quiet stretch still flushes on time
+                    await trio.sleep_until(min(due, next_flush))
+                    flush_if_due()
                 behind = 0
             else:
                 behind += 1
@@ -246,8 +257,4 @@ async def record_live(
                     await trio.lowlevel.checkpoint()
             last_ns = max(last_ns, time.time_ns())
             recorder.on_arrival(arrival, last_ns)
-            if trio.current_time() >= next_flush:
-                next_flush = trio.current_time() + flush_interval_s
-                recorder.writer.flush()
-                if progress is not None:
-                    progress(recorder)
+            flush_if_due()

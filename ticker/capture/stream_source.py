@@ -122,7 +122,17 @@ async def record_stream(
             next_flush = trio.current_time() + flush_interval_s
             with trio.move_on_after(duration_s):
                 while True:
-                    frame = await ws.get_message()
+                    # A quiet stream still flushes every `flush_interval_s`.
+                    # (A receive cut short loses nothing: the message stays queued.)
+                    with trio.move_on_at(next_flush) as quiet:
+                        frame = await ws.get_message()
+                    if trio.current_time() >= next_flush:
+                        next_flush = trio.current_time() + flush_interval_s
+                        writer.flush()
+                        if progress is not None:
+                            progress(writer)
+                    if quiet.cancelled_caught:
+                        continue
                     last_ns = max(last_ns, time.time_ns())
                     if not isinstance(frame, bytes):
                         raise TargetError(f"{ws_url} sent a text frame")
@@ -131,11 +141,6 @@ async def record_stream(
                             for event in normalizer.on_message(message):
                                 writer.add(RecordKind.EVENT, last_ns, event.venue,
                                            encode_event(event))  # fmt: skip
-                    if trio.current_time() >= next_flush:
-                        next_flush = trio.current_time() + flush_interval_s
-                        writer.flush()
-                        if progress is not None:
-                            progress(writer)
     except HandshakeError as exc:
         cause = exc.__cause__ or exc
         raise TargetError(f"cannot open the stream {ws_url}: {cause!r}") from None

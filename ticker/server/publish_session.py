@@ -87,17 +87,28 @@ def _refusal(status: int, reason: str, message: str, *, bearer: bool = False) ->
 
 def presented_token(head: RequestHead) -> str | None:
     """The bearer token of the request, or None if there is none."""
-    scheme, _, token = head.header("authorization").strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    # Only ASCII spaces and tabs are trimmed: the value is latin-1 text, where str.strip
+    # would also eat bytes such as 0xA0 that end a UTF-8 character.
+    scheme, _, token = head.header("authorization").strip(" \t").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip(" \t"):
         return None
-    return token.strip()
+    return token.strip(" \t")
 
 
 def token_matches(presented: str | None, expected: str) -> bool:
-    """Constant-time comparison; an empty expected token matches nothing."""
+    """Constant-time comparison of bytes; an empty expected token matches nothing.
+
+    Header values arrive decoded as latin-1, so encoding `presented` as latin-1 gives back
+    the bytes on the wire; the configured token is compared as its UTF-8 bytes (which is
+    how `ticker replay` sends it), so a non-ASCII token works too.
+    """
     if presented is None or not expected:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    try:
+        wire = presented.encode("latin-1")
+    except UnicodeEncodeError:  # not from a header: no byte form to compare
+        return False
+    return hmac.compare_digest(wire, expected.encode("utf-8"))
 
 
 def handshake_response(head: RequestHead) -> bytes:
