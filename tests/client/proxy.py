@@ -1,9 +1,10 @@
 """A TCP relay between a client and a server, with faults on demand (tests only).
 
 It can cut each connection after a number of bytes towards the client (at any point,
-mid-frame included), refuse new connections, abort every connection at once (like a
-crashed server: TCP reset), drop one WebSocket frame of deltas (a gap only the client
-can notice), and terminate TLS in front of a plain server.
+mid-frame included) or after a number of whole WebSocket frames, refuse new
+connections, abort every connection at once (like a crashed server: TCP reset), drop
+one WebSocket frame of deltas (a gap only the client can notice), and terminate TLS in
+front of a plain server.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Proxy:
         self.port = 0
         self.cut_after: Callable[[], int | None] = lambda: None
         """Bytes towards the client before each new connection is cut (None: never)."""
+        self.cut_after_frames: Callable[[], int | None] = lambda: None
+        """WebSocket frames towards the client before each new connection is cut."""
         self.refusing = False
         self.drop_next_delta_frame = False
         self.dropped_frames = 0
@@ -88,13 +91,14 @@ class Proxy:
             await trio.aclose_forcefully(downstream)
             raise
         budget = self.cut_after()
+        frame_limit = self.cut_after_frames()
         try:
             with trio.CancelScope() as scope:
                 self._scopes.add(scope)
                 self._gates[scope] = OPEN
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._pump, downstream, upstream, None, scope)
-                    nursery.start_soon(self._down, upstream, downstream, budget, scope)
+                    nursery.start_soon(self._down, upstream, downstream, budget, scope, frame_limit)
         finally:
             self._scopes.discard(scope)
             self._gates.pop(scope, None)
@@ -124,13 +128,19 @@ class Proxy:
         sink: trio.abc.Stream,
         budget: int | None,
         scope: trio.CancelScope,
+        frame_limit: int | None = None,
     ) -> None:
-        """Server to client: count bytes against the budget, and drop a frame if asked."""
-        frames = _FrameFilter(self)
+        """Server to client: count bytes against the budget (and frames against their
+        limit), and drop a frame if asked."""
+        frames = _FrameFilter(self, frame_limit)
         try:
             while data := await source.receive_some(RECEIVE_BYTES):
                 await self._gates[scope].wait()
                 data = frames.feed(bytes(data))
+                if frames.limit_reached:
+                    await sink.send_all(data)
+                    self.cuts += 1
+                    break
                 if budget is not None and len(data) >= budget:
                     await sink.send_all(data[:budget])
                     self.cuts += 1
@@ -148,8 +158,10 @@ class _FrameFilter:
     """Passes bytes through; on a WebSocket connection it forwards whole frames only,
     and leaves out the first frame of only deltas while the proxy asks for a drop."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Proxy, frame_limit: int | None = None) -> None:
         self.proxy = proxy
+        self.frames_left = frame_limit
+        self.limit_reached = False
         self.buffer = bytearray()
         self.mode = "head"  # then "frames" (WebSocket) or "raw" (anything else)
 
@@ -167,13 +179,16 @@ class _FrameFilter:
             out += self.buffer
             self.buffer.clear()
             return bytes(out)
-        while (frame := self._frame()) is not None:
+        while not self.limit_reached and (frame := self._frame()) is not None:
             raw, payload = frame
             if self.proxy.drop_next_delta_frame and _only_deltas(payload):
                 self.proxy.drop_next_delta_frame = False
                 self.proxy.dropped_frames += 1
                 continue
             out += raw
+            if self.frames_left is not None:
+                self.frames_left -= 1
+                self.limit_reached = self.frames_left <= 0
         return bytes(out)
 
     def _frame(self) -> tuple[bytes, bytes] | None:

@@ -15,11 +15,14 @@ from tests.client.conftest import (
     assert_no_gap_or_duplicate,
     assert_state_equals_server,
     free_port,
+    open_fast_feed,
     publish,
+    random_event,
     settle,
     start_server,
     until,
 )
+from tests.client.proxy import Proxy
 from ticker.client import FeedConfigError, FeedRejected, FeedUnavailable, UpdateKind, open_feed
 from ticker.model.events import Quote
 
@@ -106,6 +109,38 @@ async def test_a_feed_with_max_attempts_gives_up_with_the_reason() -> None:
         async with open_feed(url, ["quote.*"], reconnect_min_s=0.01, max_attempts=3) as feed:
             async for _ in feed:
                 pass
+
+
+async def test_a_server_that_drops_every_connection_after_its_first_data_is_given_up(
+    nursery: trio.Nursery,
+) -> None:
+    # Every connection delivers its hello and one frame of data, then is cut: data came,
+    # but such short connections are failed attempts, so max_attempts trips.
+    server = await start_server(nursery)
+    rng = random.Random(9)
+    await publish(server, rng, 20)
+    proxy = Proxy(server.port)
+    await nursery.start(proxy.run)
+    proxy.cut_after_frames = lambda: 2
+
+    publishing = trio.CancelScope()
+
+    async def keep_publishing() -> None:  # so a resumed connection gets a frame too
+        with publishing:
+            for i in range(100_000):
+                await server.publish(random_event(rng, i))
+                await trio.sleep(0.005)
+
+    nursery.start_soon(keep_publishing)
+    url = f"ws://127.0.0.1:{proxy.port}"
+    with pytest.raises(FeedUnavailable, match="in 4 attempts; last: dropped"):
+        async with open_fast_feed(url, ALL_TOPICS, max_attempts=4) as feed:
+            async for _ in feed:
+                pass
+    publishing.cancel()
+    assert feed.stats.connections == 4 and proxy.cuts == 4
+    assert feed.stats.units >= 8  # each delivered its hello and a frame of data
+    server.stop()
 
 
 async def test_an_error_in_the_callers_block_comes_out_unwrapped(nursery: trio.Nursery) -> None:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.client.backoff import Backoff
+from ticker.client.backoff import Backoff, ReconnectPolicy, healthy_after_s
 from ticker.client.endings import (
+    Ending,
     EndingKind,
     ending_from_close,
     ending_from_status,
@@ -91,6 +92,25 @@ def test_event_stream_details() -> None:
         SseDecoder().feed(b"event: delta\nid: 7-1\ndata: {nope}\n\n")
 
 
+def test_an_sse_burst_without_an_id_is_bounded_in_bytes() -> None:
+    snapshot = (
+        b'event: snapshot\ndata: {"topic":"quote.BTC-USD","seq":2,"offset":3,"ts":1,'
+        b'"data":{"bid":"1.5"}}\n\n'
+    )
+    size = len(snapshot) - len(b"event: snapshot\ndata: \n\n")  # the data's bytes
+    decoder = SseDecoder(max_event_bytes=3 * size)
+    assert decoder.feed(snapshot * 3) == []  # a burst of three fits, still open
+    with pytest.raises(FeedProtocolError, match="4 events without an id: carry more than"):
+        decoder.feed(snapshot)
+    # A burst that ends (an event with an id) starts the count over.
+    decoder = SseDecoder(max_event_bytes=3 * size)
+    closing = snapshot.replace(b"data:", b"id: 7-3\ndata:")
+    for _ in range(3):
+        units = decoder.feed(snapshot * 2 + closing)
+        (unit,) = units
+        assert isinstance(unit, list) and len(unit) == 3
+
+
 def test_urls_choose_the_transport_and_bad_ones_are_refused() -> None:
     ws = Endpoint.parse("ws://127.0.0.1:8080")
     assert (ws.transport, ws.tls, ws.host, ws.port, ws.path) == (
@@ -155,6 +175,39 @@ def test_backoff_doubles_with_jitter_up_to_its_ceiling_and_resets() -> None:
     assert backoff.next_delay() <= 0.1
     with pytest.raises(FeedConfigError):
         Backoff(0, 1, random.Random())
+
+
+def test_only_a_connection_that_lived_long_enough_resets_the_backoff() -> None:
+    # A server that drops every connection right after its hello and snapshots: data
+    # arrived each time, but the connections were short, so they are failures.
+    policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(5)))
+    assert policy.healthy_after_s == 2.0 and healthy_after_s(0.1) == 1.0
+    quick = Ending(EndingKind.DROPPED, healthy=True, lifetime_s=0.05)
+    delays = [policy.delay_after(quick) for _ in range(8)]
+    ceilings = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    assert policy.failures == 8  # max_attempts would trip
+    # One that lived its time worked: failures and backoff start over.
+    lived = Ending(EndingKind.DROPPED, healthy=True, lifetime_s=2.0)
+    assert 0.05 <= policy.delay_after(lived) <= 0.1 and policy.failures == 0
+    # Long but without data (only the hello) is no success either.
+    silent = Ending(EndingKind.STALLED, healthy=False, lifetime_s=60.0)
+    assert policy.delay_after(silent) > 0 and policy.failures == 1
+
+
+def test_a_gap_or_an_eviction_reconnects_at_once_only_the_first_time() -> None:
+    policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(6)))
+    gap = Ending(EndingKind.GAP, healthy=True, lifetime_s=0.01)
+    assert policy.delay_after(gap) == 0.0
+    assert policy.delay_after(gap) > 0  # a gap that keeps coming back waits
+    evicted = Ending(EndingKind.SLOW_CONSUMER, healthy=True, lifetime_s=30.0)
+    assert policy.delay_after(evicted) == 0.0 and policy.failures == 0
+    # Evictions of short connections back off like any failure.
+    quickly_evicted = Ending(EndingKind.SLOW_CONSUMER, healthy=True, lifetime_s=0.2)
+    delays = [policy.delay_after(quickly_evicted) for _ in range(4)]
+    assert all(d > 0 for d in delays) and delays[-1] > delays[0]
+    assert policy.failures == 4
 
 
 def test_latency_histogram_quantiles_are_bucket_bounds() -> None:

@@ -25,7 +25,7 @@ from tests.client.conftest import (
     until,
 )
 from tests.client.proxy import Proxy
-from ticker.client import Position, UpdateKind
+from ticker.client import Loss, Position, UpdateKind
 from ticker.model.events import TakerSide, Trade
 
 pytestmark = pytest.mark.usefixtures("deadline")
@@ -203,23 +203,25 @@ async def test_an_eviction_close_4008_or_sse_end_is_followed_by_a_resume(
     # while the socket buffer is still empty, so its close 4008 (SSE: `end`) arrives.
     config = replace(TEST_CONFIG, outbox_max_bytes=8 * 1024, publish_batch_events=1024)
     server = await start_server(nursery, config)
+    side = TakerSide.BUY
+    # A first trade, so the subscription starts with snapshots: a resume point.
+    await server.publish(Trade("itx", "ETH-USD", 0, 3000, 1, side, "b0"))
+    await until(lambda: server.context.stats.ingest_events == 1)
     url = f"{scheme}://127.0.0.1:{server.port}"
     async with open_fast_feed(url, ["trade.*", "ticker.*"]) as feed:
         collector = Collector(feed)
         nursery.start_soon(collector.run)
-        subscribers = server.context.fanout.subscribers
-        await until(lambda: any(s.patterns for s in subscribers()))
-        side = TakerSide.BUY
+        await until(lambda: feed.position is not None)
         batch = [Trade("itx", "ETH-USD", i, 3000 + i, 1, side, f"b{i}") for i in range(1, 301)]
         await server.publish(*batch)
-        await until(lambda: server.context.stats.ingest_events == len(batch))
+        await until(lambda: server.context.stats.ingest_events == 1 + len(batch))
         await settle(feed, server, collector)
         await until(lambda: server.context.stats.ends["slow_outbox"] == 1)
         assert feed.stats.endings["slow_consumer"] == 1
         assert feed.stats.connections == 2, (feed.stats, server.context.stats)
         assert_state_equals_server(feed, server)
         seen = [u.seq for u in collector.updates if u.topic == "trade.ETH-USD"]
-        assert seen == list(range(1, 301))
+        assert seen == list(range(1, 302))
         assert not collector.of_kind(UpdateKind.RESET)
     server.stop()
 
@@ -270,4 +272,58 @@ async def test_a_connection_gone_silent_is_replaced_after_the_stall_timeout(
         assert_state_equals_server(feed, server)
         assert not collector.of_kind(UpdateKind.RESET)
         assert_no_gap_or_duplicate(collector.updates)
+    server.stop()
+
+
+async def test_a_cut_between_the_hello_and_the_snapshots_still_brings_every_topic(
+    nursery: trio.Nursery,
+) -> None:
+    # Topics with state that then stay quiet: if the hello were a resume point, the
+    # reconnect would replay nothing and the feed would wait forever without state.
+    server = await start_server(nursery)
+    await publish(server, random.Random(12), 60)
+    proxy = Proxy(server.port)
+    await nursery.start(proxy.run)
+    first_only = iter([1])
+    proxy.cut_after_frames = lambda: next(first_only, None)  # the hello, then cut
+    async with open_fast_feed(f"ws://127.0.0.1:{proxy.port}", ALL_TOPICS) as feed:
+        collector = Collector(feed)
+        nursery.start_soon(collector.run)
+        await until(lambda: proxy.cuts == 1 and feed.stats.connections >= 2)
+        await settle(feed, server, collector)
+        assert_state_equals_server(feed, server)
+        assert feed.stats.endings["dropped"] >= 1
+        assert not collector.of_kind(UpdateKind.RESET)
+    server.stop()
+
+
+async def test_an_eviction_before_any_data_resubscribes_and_reports_the_loss(
+    nursery: trio.Nursery,
+) -> None:
+    # Nothing had state at subscribe time, so only the hello came; then one batch
+    # evicts the connection. The hello is no resume point: the reconnect subscribes
+    # afresh, and the trades it cannot replay are reported missing, not skipped silently.
+    config = replace(TEST_CONFIG, outbox_max_bytes=8 * 1024, publish_batch_events=1024)
+    server = await start_server(nursery, config)
+    first_hello = server.hub.position
+    url = f"ws://127.0.0.1:{server.port}"
+    async with open_fast_feed(url, ["trade.*", "ticker.*"]) as feed:
+        collector = Collector(feed)
+        nursery.start_soon(collector.run)
+        subscribers = server.context.fanout.subscribers
+        await until(lambda: any(s.patterns for s in subscribers()))
+        side = TakerSide.SELL
+        batch = [Trade("itx", "ETH-USD", i, 3000 + i, 1, side, f"c{i}") for i in range(1, 301)]
+        await server.publish(*batch)
+        await settle(feed, server, collector)
+        assert feed.stats.endings["slow_consumer"] == 1
+        assert_state_equals_server(feed, server)
+        resets = collector.of_kind(UpdateKind.RESET)
+        assert sorted((u.topic, u.seq) for u in resets) == [
+            ("ticker.ETH-USD", 300),
+            ("trade.ETH-USD", 300),
+        ]
+        until_position = server.hub.position
+        assert {u.loss for u in resets} == {Loss(first_hello, until_position, "resubscribed")}
+        assert feed.stats.resets == 1
     server.stop()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import ssl
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 import trustme
 
 from tests.client.conftest import (
@@ -20,6 +23,9 @@ from tests.client.conftest import (
 )
 from tests.client.proxy import Proxy
 from ticker.client import FeedConfigError, FeedTlsError, open_feed
+from ticker.client.endings import ConnectionEnded, EndingKind
+from ticker.client.endpoint import Endpoint
+from ticker.client.websocket import connect_websocket
 
 pytestmark = pytest.mark.usefixtures("deadline")
 
@@ -71,3 +77,48 @@ async def test_an_untrusted_certificate_stops_the_feed_with_a_clear_error(
         async with open_feed(f"ws://127.0.0.1:{server.port}", ["quote.*"], ca_file=other_ca):
             pass  # pragma: no cover
     server.stop()
+
+
+async def test_the_connect_timeout_is_one_deadline_for_tls_and_the_upgrade(
+    nursery: trio.Nursery, mock_clock: trio.testing.MockClock
+) -> None:
+    # A server whose TLS handshake takes 12 s of the 20 s allowed, and which then never
+    # answers the upgrade: the connect gives up 20 s after it began, not 12 + 20.
+    mock_clock.autojump_threshold = 0.3  # virtual time: jumps only while all is idle
+    ca = trustme.CA()
+    server_context = tls_front(ca)
+
+    async def slow_tls_then_silent(stream: trio.SocketStream) -> None:
+        await trio.sleep(12)
+        tls = trio.SSLStream(stream, server_context, server_side=True)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await tls.do_handshake()
+            while await tls.receive_some():  # reads the upgrade request, never answers
+                pass
+
+    listeners = await nursery.start(
+        partial(trio.serve_tcp, slow_tls_then_silent, 0, host="127.0.0.1")
+    )
+    port = listeners[0].socket.getsockname()[1]
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    started = trio.current_time()
+    ending = None
+    async with trio.open_nursery() as connection_nursery:
+        try:
+            await connect_websocket(
+                connection_nursery,
+                Endpoint.parse(f"wss://127.0.0.1:{port}"),
+                ["quote.*"],
+                None,
+                ssl_context=client_context,
+                zstd=False,
+                connect_timeout_s=20,
+                max_message_bytes=1 << 20,
+            )
+        except ConnectionEnded as exc:
+            ending = exc.ending
+        connection_nursery.cancel_scope.cancel()
+    assert ending is not None and ending.kind is EndingKind.CONNECT_FAILED
+    assert ending.detail == "no WebSocket upgrade within 20 s"
+    assert trio.current_time() - started < 21  # virtual seconds

@@ -8,7 +8,7 @@ import pytest
 
 from ticker.client.errors import FeedProtocolError
 from ticker.client.tracker import Tracker
-from ticker.client.updates import UpdateKind
+from ticker.client.updates import Loss, UpdateKind
 from ticker.core.messages import DataMessage, Error, Heartbeat, Hello, Reset, ServerMessage
 from ticker.core.position import Position
 
@@ -195,15 +195,58 @@ def test_conflated_snapshots_are_exact_but_a_jump_in_trades_is_a_loss() -> None:
     assert tracker.stats.conflated == 1
 
 
-def test_a_first_subscription_resumes_from_the_hello_when_nothing_else_came() -> None:
-    # Subscribed to topics with no state yet: no snapshots; evicted before any data.
+def test_a_first_subscription_has_no_resume_point_until_its_first_data() -> None:
+    # The hello comes before the snapshot burst: resuming from it would skip the
+    # snapshots of topics that do not change, so a cut here means fresh snapshots.
     tracker = Tracker()
     tracker.connected()
     run(tracker, [hello(7, 42)])
-    assert tracker.resume_position() == Position(7, 42)
+    assert tracker.resume_position() is None
+    run(tracker, [Heartbeat(7, 42, TS_US)])  # may precede the subscription's snapshots
+    assert tracker.resume_position() is None
     tracker.connected()
-    run(tracker, [hello(7, 50)])  # a later hello does not move it
-    assert tracker.resume_position() == Position(7, 42)
+    run(tracker, [hello(7, 50)], [snap("quote.BTC-USD", 3, 50, bid=1)])
+    assert tracker.resume_position() == Position(7, 50)
+    run(tracker, [Heartbeat(7, 55, TS_US)])  # now a heartbeat is a resume point
+    assert tracker.resume_position() == Position(7, 55)
+
+
+def test_a_fresh_resubscription_reports_what_may_be_missing_since_the_first_hello() -> None:
+    # Cut after the hello, before any data; the stream moved on before the reconnect:
+    # the events in between are not replayed, so the snapshots come as RESETs.
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)])
+    tracker.connected()
+    assert tracker.resume_position() is None
+    updates = run(
+        tracker,
+        [hello(7, 60)],
+        [snap("trade.BTC-USD", 18, 60, price=5), snap("quote.BTC-USD", 3, 60, bid=1)],
+    )
+    assert [u.kind for u in updates] == [UpdateKind.RESET, UpdateKind.RESET]
+    assert {u.loss for u in updates} == {Loss(Position(7, 42), Position(7, 60), "resubscribed")}
+    assert tracker.stats.resets == 1 and tracker.resume_position() == Position(7, 60)
+    later = run(tracker, [delta("trade.BTC-USD", 19, 61, price=6)])
+    assert [u.kind for u in later] == [UpdateKind.DELTA]
+
+
+def test_a_fresh_resubscription_of_a_stream_that_did_not_move_loses_nothing() -> None:
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)])
+    tracker.connected()
+    updates = run(tracker, [hello(7, 42)], [snap("quote.BTC-USD", 3, 42, bid=1)])
+    assert [u.kind for u in updates] == [UpdateKind.SNAPSHOT]
+    assert tracker.stats.resets == 0
+
+
+def test_a_first_delta_of_a_new_topic_is_a_resume_point() -> None:
+    # Nothing had state at subscribe time (no burst): the first delta makes it live.
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)], [delta("trade.BTC-USD", 1, 43, price=5)])
+    assert tracker.resume_position() == Position(7, 43)
 
 
 def test_heartbeats_move_the_position_and_errors_are_refusals() -> None:

@@ -50,3 +50,26 @@ def test_wrong_or_missing_dictionary_fails_loudly(held_out: list[bytes]) -> None
             decompressor.decompress(data)
     with pytest.raises(BadMessage):
         FrameDecompressor(load_dictionary()).decompress(b"not zstd at all")
+
+
+def test_a_small_frame_declaring_a_huge_size_is_refused_before_decompressing() -> None:
+    bomb = FrameCompressor().compress(bytes(64 * 1024 * 1024))  # 64 MiB of zeros
+    assert len(bomb) < 16 * 1024 and zstandard.frame_content_size(bomb) == 64 * 1024 * 1024
+    with pytest.raises(BadMessage, match="over 16777216"):
+        FrameDecompressor().decompress(bomb)
+    small = FrameCompressor().compress(bytes(5000))
+    assert FrameDecompressor(max_output_bytes=5000).decompress(small) == bytes(5000)
+    with pytest.raises(BadMessage, match="over 4999"):
+        FrameDecompressor(max_output_bytes=4999).decompress(small)
+
+
+def test_a_frame_of_unknown_size_is_read_only_up_to_the_limit() -> None:
+    compressor = zstandard.ZstdCompressor(write_content_size=False)
+    unknown = compressor.compress(bytes(2 * 1024 * 1024))
+    assert zstandard.frame_content_size(unknown) == -1
+    with pytest.raises(BadMessage, match="more than 1048576"):
+        FrameDecompressor(max_output_bytes=1024 * 1024).decompress(unknown)
+    limit = 2 * 1024 * 1024
+    assert FrameDecompressor(max_output_bytes=limit).decompress(unknown) == bytes(limit)
+    with pytest.raises(BadMessage):
+        FrameDecompressor().decompress(b"\x28\xb5\x2f\xfd not really zstd")

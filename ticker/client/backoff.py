@@ -1,16 +1,32 @@
-"""Reconnect delays: exponential backoff with jitter.
+"""Reconnect delays: exponential backoff with jitter, and when a connection counts as
+having worked.
 
 The ceiling doubles on each failed attempt from `min_s` up to `max_s`, and each delay
 is drawn uniformly from the upper half of it ("equal jitter"): clients that lost the
-same server at the same moment spread out, and no delay is ever near zero. Pure: the
-random generator comes in, and the shell does the sleeping.
+same server at the same moment spread out, and no delay is ever near zero. Only a
+connection that delivered data and lived at least `healthy_after_s(max_s)` starts the
+backoff (and the count of failed attempts) over; one that ends sooner is a failure,
+so a server that drops every connection right after its first frames is retried at
+most about once per `max_s`, and `max_attempts` trips. Pure: the random generator and
+the connection's lifetime come in (in its `Ending`), and the shell does the sleeping.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Final
 
+from ticker.client.endings import Ending, EndingKind
 from ticker.client.errors import FeedConfigError
+
+MIN_HEALTHY_LIFETIME_S: Final = 1.0
+"""A connection shorter than this never counts as having worked (see `healthy_after_s`)."""
+
+
+def healthy_after_s(max_s: float) -> float:
+    """How long a connection must last to reset the backoff: the longest delay (so the
+    reconnect rate stays bounded whatever the server does), and at least 1 s."""
+    return max(max_s, MIN_HEALTHY_LIFETIME_S)
 
 
 class Backoff:
@@ -39,3 +55,41 @@ class Backoff:
     def reset(self) -> None:
         """A connection worked: the next failure starts again from `min_s`."""
         self._ceiling = self.min_s
+
+
+class ReconnectPolicy:
+    """After each connection's end: how long to wait, and how many failed in a row.
+
+    Args:
+        backoff: the delays of failed attempts.
+    """
+
+    def __init__(self, backoff: Backoff) -> None:
+        self.backoff = backoff
+        self.healthy_after_s = healthy_after_s(backoff.max_s)
+        self.failures = 0
+        """Connections in a row that did not work (`max_attempts` bounds it)."""
+        self._gaps_in_a_row = 0
+
+    def worked(self, ending: Ending) -> bool:
+        """The connection delivered data and lasted long enough to count as working."""
+        return ending.healthy and ending.lifetime_s >= self.healthy_after_s
+
+    def delay_after(self, ending: Ending) -> float:
+        """Seconds to wait before the next attempt (0: at once); counts failures.
+
+        A connection that worked resets the backoff. A gap, or an eviction as a slow
+        consumer of a connection that worked, reconnects at once: only one that keeps
+        coming back (a gap again, or evictions of short connections) waits.
+        """
+        worked = self.worked(ending)
+        gap = ending.kind is EndingKind.GAP
+        self._gaps_in_a_row = self._gaps_in_a_row + 1 if gap else 0
+        if worked and not gap:
+            self.backoff.reset()
+        self.failures = 0 if worked else self.failures + 1
+        if self._gaps_in_a_row == 1:
+            return 0.0
+        if worked and ending.kind is EndingKind.SLOW_CONSUMER:
+            return 0.0
+        return self.backoff.next_delay()

@@ -58,14 +58,16 @@ class Ending:
         kind: what happened.
         detail: the close reason or error text, for the log line.
         error: set when the feed must stop: raised to the caller.
-        healthy: the connection delivered data before it ended, so the reconnect
-            backoff starts again from its minimum.
+        healthy: the connection delivered data before it ended (with a long enough
+            `lifetime_s`, the reconnect backoff starts again from its minimum).
+        lifetime_s: how long the connection was open (0: it never opened).
     """
 
     kind: EndingKind
     detail: str = ""
     error: FeedError | None = None
     healthy: bool = False
+    lifetime_s: float = 0.0
 
 
 def ending_from_close(code: int, reason: str | None) -> Ending:

@@ -133,13 +133,17 @@ class SseDecoder:
 
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._parser = EventStreamParser(max_event_bytes)
+        self._max_burst_bytes = max_event_bytes
         self._burst: list[ServerMessage] = []
+        self._burst_bytes = 0
 
     def feed(self, data: bytes) -> list[list[ServerMessage] | StreamEnd]:
         """Units completed by `data`, and the stream's end if it came.
 
         Raises:
-            FeedProtocolError: a malformed event.
+            FeedProtocolError: a malformed event, or a burst (events without `id:`)
+                larger than `max_event_bytes` in all: a WebSocket burst is one frame,
+                bounded alike.
         """
         out: list[list[ServerMessage] | StreamEnd] = []
         for event in self._parser.feed(data):
@@ -153,10 +157,17 @@ class SseDecoder:
                 out.append(item)
             elif isinstance(item, DataMessage) and event.id is None:
                 # A burst's snapshots: only its last one carries the id. All or none.
+                self._burst_bytes += len(event.data)
+                if self._burst_bytes > self._max_burst_bytes:
+                    raise FeedProtocolError(
+                        f"{len(self._burst) + 1} events without an id: carry more than "
+                        f"{self._max_burst_bytes} bytes (a burst must end with an id:)"
+                    )
                 self._burst.append(item)
             else:
                 out.append([*self._burst, item])
                 self._burst = []
+                self._burst_bytes = 0
         return out
 
 

@@ -23,7 +23,7 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from ticker.client.backoff import Backoff
+from ticker.client.backoff import Backoff, ReconnectPolicy
 from ticker.client.endings import ConnectionEnded, Ending, EndingKind
 from ticker.client.endpoint import Endpoint, Transport
 from ticker.client.errors import (
@@ -202,34 +202,29 @@ class Feed:
 
     async def _follow(self) -> None:
         options = self.options
-        backoff = Backoff(options.reconnect_min_s, options.reconnect_max_s, self._rng)
-        failures = 0
-        gaps_in_a_row = 0
+        policy = ReconnectPolicy(
+            Backoff(options.reconnect_min_s, options.reconnect_max_s, self._rng)
+        )
         while True:
             ending = await self._session()
             self.last_ending = ending
             self.stats.endings[ending.kind.value] += 1
-            # The caller gets fatal errors raised; healthy endings heal at once.
-            level = logging.INFO if ending.healthy or ending.error else logging.WARNING
-            log.log(level, "feed %s: connection ended: %s %s", self.endpoint,
-                    ending.kind.value, ending.detail)  # fmt: skip
+            # The caller gets fatal errors raised; connections that worked heal at once.
+            worked = policy.worked(ending)
+            level = logging.INFO if worked or ending.error else logging.WARNING
+            log.log(level, "feed %s: connection ended after %.3f s: %s %s", self.endpoint,
+                    ending.lifetime_s, ending.kind.value, ending.detail)  # fmt: skip
             if ending.error is not None:
                 raise ending.error
-            gaps_in_a_row = gaps_in_a_row + 1 if ending.kind is EndingKind.GAP else 0
-            if ending.healthy and ending.kind is not EndingKind.GAP:
-                backoff.reset()
-            if ending.healthy:
-                failures = 0
-            else:
-                failures += 1
-                if options.max_attempts is not None and failures >= options.max_attempts:
-                    raise FeedUnavailable(
-                        f"no usable connection to {self.endpoint} in {failures} attempts; "
-                        f"last: {ending.kind.value} {ending.detail}"
-                    )
-            if gaps_in_a_row == 1:
-                continue  # resync at once; only a gap that keeps coming back waits
-            await trio.sleep(backoff.next_delay())
+            delay_s = policy.delay_after(ending)
+            failures = policy.failures
+            if options.max_attempts is not None and failures >= options.max_attempts:
+                raise FeedUnavailable(
+                    f"no usable connection to {self.endpoint} in {failures} attempts; "
+                    f"last: {ending.kind.value} {ending.detail}"
+                )
+            if delay_s > 0:
+                await trio.sleep(delay_s)
 
     async def _session(self) -> Ending:
         """One connection from connect to its end."""
@@ -274,13 +269,19 @@ class Feed:
         self.compression = connection.compression
         self._tracker.connected()
         units_before = self.stats.units
+        opened_at = trio.current_time()
         try:
             ending = await self._pump(connection, nursery)
         finally:
             self.connected = False
             await connection.aclose()
-        # Healthy: more than the hello arrived, so the server took the subscription.
-        return dataclasses.replace(ending, healthy=self.stats.units - units_before >= 2)
+        # Healthy: more than the hello arrived, so the server took the subscription (the
+        # policy also asks for a minimum lifetime before it counts as having worked).
+        return dataclasses.replace(
+            ending,
+            healthy=self.stats.units - units_before >= 2,
+            lifetime_s=trio.current_time() - opened_at,
+        )
 
     async def _pump(self, connection: FeedConnection, nursery: trio.Nursery) -> Ending:
         """Receive, apply and queue until the connection ends or must be ended."""
@@ -381,7 +382,8 @@ async def open_feed(
             replaced; None: 2.5 heartbeat periods (at least 5 s), or 60 s when the
             server did not say its period (SSE).
         max_attempts: give up (`FeedUnavailable`) after this many failed connections
-            in a row; None: never.
+            in a row (one that ended within `max(reconnect_max_s, 1 s)` is failed, even
+            if data came); None: never.
         max_message_bytes: the largest frame accepted (decompressed, for zstd).
         rng: the backoff jitter's random source.
 

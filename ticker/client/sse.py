@@ -116,6 +116,8 @@ async def connect_sse(
         ConnectionEnded: the connection could not be made or the request was refused.
     """
     del nursery
+    # One deadline for TCP, TLS and the response together.
+    deadline = trio.current_time() + connect_timeout_s
     stream = await open_stream(endpoint, ssl_context, connect_timeout_s)
     try:
         connection = h11.Connection(h11.CLIENT)
@@ -131,7 +133,7 @@ async def connect_sse(
         request = h11.Request(method="GET", target=target, headers=headers)
         data = connection.send(request) + connection.send(h11.EndOfMessage())
         ending: Ending | None = None
-        with trio.move_on_after(connect_timeout_s) as timer:
+        with trio.move_on_at(deadline) as timer:
             await stream.send_all(data)
             ending = await _check_response(stream, connection)
         if timer.cancelled_caught:

@@ -33,6 +33,9 @@ from ticker.core.topics import ChannelKind, channel_kind
 
 GAP_REASON = "gap"
 SKIPPED_REASON = "skipped"
+RESUBSCRIBED_REASON = "resubscribed"
+"""A first subscription's connection ended before any data: the next one subscribed
+afresh, and the stream had moved on since the first hello."""
 
 
 class _Outcome(enum.Enum):
@@ -92,6 +95,11 @@ class Tracker:
         """The position of the last unit processed completely."""
         self._topic_offsets: dict[str, int] = {}
         self._pending: _PendingReset | None = None
+        self._first_hello: Position | None = None
+        """The first connection's hello position, while no data has arrived yet."""
+        self._resubscribed_after: Position | None = None
+        """Set on a fresh resubscription: snapshots of a stream that moved on since the
+        first hello are reported as RESETs (what happened in between may be missing)."""
 
     # -- what the connection loop asks ------------------------------------------------
 
@@ -117,6 +125,8 @@ class Tracker:
         """A new connection starts: its hello will say which epoch it follows."""
         self.epoch = None
         self.heartbeat_s = None
+        if self.position is None and self._pending is None:
+            self._resubscribed_after = self._first_hello
 
     # -- the stream ---------------------------------------------------------------------
 
@@ -150,7 +160,10 @@ class Tracker:
             elif isinstance(message, Heartbeat):
                 # Written after everything up to its position: a safe resume point.
                 updates += self._finish_reset(now_ns)
-                reached = Position(message.epoch, message.offset)
+                if self.position is not None or reached is not None:
+                    reached = Position(message.epoch, message.offset)
+                # Else a first subscription has had no data yet: the heartbeat may have
+                # been written before the subscribe was taken, ahead of its snapshots.
             elif isinstance(message, Reset):
                 self._begin_reset(Position(message.epoch, message.offset), message.reason)
             elif isinstance(message, Hello):
@@ -160,12 +173,13 @@ class Tracker:
                         f"this client {PROTOCOL_VERSION}"
                     )
                 self.epoch = message.epoch
+                # Not a resume point: the hello precedes the subscription's snapshot
+                # burst, and resuming from it would never bring the snapshots of topics
+                # that did not change since. Until the first data arrives a reconnect
+                # subscribes without a position and gets fresh snapshots instead.
                 self.heartbeat_s = message.heartbeat_s or None
-                if self.position is None and self._pending is None:
-                    # A first subscription is live from (at latest) here: a reconnect
-                    # before anything else arrived resumes from the hello's position
-                    # rather than starting afresh and silently skipping what came since.
-                    reached = Position(message.epoch, message.offset)
+                if self.position is None and self._first_hello is None:
+                    self._first_hello = Position(message.epoch, message.offset)
             else:
                 return Step(updates, refusal=message)
         pending = self._pending
@@ -174,6 +188,8 @@ class Tracker:
             updates += self._finish_reset(now_ns)
         if reached is not None and self._pending is None:
             self.position = reached
+        if self.position is not None:
+            self._first_hello = self._resubscribed_after = None
         return Step(updates)
 
     # -- internals ----------------------------------------------------------------------
@@ -201,6 +217,12 @@ class Tracker:
         position = Position(epoch, message.offset)
         if not message.snapshot:
             return self._update(UpdateKind.DELTA, message, position, now_ns)
+        after = self._resubscribed_after
+        if not held and after is not None and _moved_on(after, position):
+            self.stats.resets += 1 if self._first_hello is not None else 0
+            self._first_hello = None  # counted once per resubscription
+            loss = Loss(after, position, RESUBSCRIBED_REASON)
+            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
         skipped = message.seq - held_seq - 1 if held else 0
         if skipped > 0 and channel_kind(topic) is ChannelKind.EVENT:
             # Events are never conflated: a jump means events were missed.
@@ -305,6 +327,10 @@ class Tracker:
                 Update(UpdateKind.RESET, topic, 0, pending.until, ts_us, 0.0, empty, empty, loss)
             )
         return dropped
+
+
+def _moved_on(since: Position, now: Position) -> bool:
+    return now.epoch != since.epoch or now.offset > since.offset
 
 
 def _empty_state(topic: str) -> dict[str, Any]:

@@ -125,6 +125,8 @@ async def connect_websocket(
         ConnectionEnded: the connection could not be made, was refused, or chose a
             subprotocol this client did not offer.
     """
+    # One deadline for TCP, TLS and the upgrade together.
+    deadline = trio.current_time() + connect_timeout_s
     stream = await open_stream(endpoint, ssl_context, connect_timeout_s)
     offered = [SUBPROTOCOL_ZSTD, SUBPROTOCOL] if zstd else [SUBPROTOCOL]
     ws = WebSocketConnection(
@@ -138,7 +140,7 @@ async def connect_websocket(
         receive_buffer_size=RECEIVE_BYTES,
     )
     try:
-        ending = await _handshake(nursery, ws, connect_timeout_s)
+        ending = await _handshake(nursery, ws, deadline, connect_timeout_s)
         if ending is None and ws.subprotocol not in offered:
             ending = _protocol_ending(f"server chose subprotocol {ws.subprotocol!r}")
         if ending is None:
@@ -154,14 +156,15 @@ async def connect_websocket(
         await trio.aclose_forcefully(stream)
         raise ConnectionEnded(ending)
     zstd_chosen = ws.subprotocol == SUBPROTOCOL_ZSTD
-    decompressor = FrameDecompressor(load_dictionary()) if zstd_chosen else None
+    decompressor = FrameDecompressor(load_dictionary(), max_message_bytes) if zstd_chosen else None
     return WebSocketFeedConnection(ws, stream, decompressor)
 
 
 async def _handshake(
-    nursery: trio.Nursery, ws: WebSocketConnection, timeout_s: float
+    nursery: trio.Nursery, ws: WebSocketConnection, deadline: float, timeout_s: float
 ) -> Ending | None:
-    """Run the reader and wait for the upgrade; None when it succeeded."""
+    """Run the reader and wait (until `deadline`, the end of the `timeout_s` the whole
+    connect may take) for the upgrade; None when it succeeded."""
     settled = trio.Event()
     failure: list[Ending] = []
 
@@ -184,7 +187,7 @@ async def _handshake(
 
     nursery.start_soon(read)
     nursery.start_soon(opened)
-    with trio.move_on_after(timeout_s):
+    with trio.move_on_at(deadline):
         await settled.wait()
     if failure:
         return failure[0]

@@ -24,6 +24,8 @@ DICTIONARY_ID: Final = 32769
 DICTIONARY_SIZE: Final = 4096
 LEVEL: Final = 3
 MAX_DECOMPRESSED_BYTES: Final = 16 * 1024 * 1024
+STREAM_CHUNK_BYTES: Final = 256 * 1024
+"""Read size when decompressing a frame that does not declare its content size."""
 
 
 @functools.cache
@@ -61,10 +63,23 @@ class FrameCompressor:
 
 
 class FrameDecompressor:
-    """Decompresses frames made by `FrameCompressor` with the same dictionary."""
+    """Decompresses frames made by `FrameCompressor` with the same dictionary, refusing
+    any that would decompress to more than `max_output_bytes`.
 
-    def __init__(self, dictionary: zstandard.ZstdCompressionDict | None = None) -> None:
+    zstandard ignores `max_output_size` when a frame declares its content size, so the
+    declared size is checked first; a frame that declares none is read in a capped
+    stream, so a small frame claiming gigabytes never allocates them.
+    """
+
+    def __init__(
+        self,
+        dictionary: zstandard.ZstdCompressionDict | None = None,
+        max_output_bytes: int = MAX_DECOMPRESSED_BYTES,
+    ) -> None:
+        if max_output_bytes < 1:
+            raise ValueError(f"max_output_bytes must be >= 1, got {max_output_bytes}")
         self._decompressor = zstandard.ZstdDecompressor(dict_data=dictionary)
+        self.max_output_bytes = max_output_bytes
 
     def decompress(self, data: bytes) -> bytes:
         """The original frame.
@@ -72,7 +87,23 @@ class FrameDecompressor:
         Raises:
             BadMessage: not a zstd frame, wrong dictionary, or larger than allowed.
         """
+        limit = self.max_output_bytes
         try:
-            return self._decompressor.decompress(data, max_output_size=MAX_DECOMPRESSED_BYTES)
+            declared = zstandard.frame_content_size(data)
+            if declared > limit:
+                raise BadMessage(f"frame decompresses to {declared} bytes, over {limit}")
+            if declared >= 0:
+                return self._decompressor.decompress(data, max_output_size=limit)
+            return self._read_capped(data, limit)
         except zstandard.ZstdError as exc:
             raise BadMessage(f"cannot decompress frame: {exc}") from None
+
+    def _read_capped(self, data: bytes, limit: int) -> bytes:
+        """Decompress a frame of unknown content size, at most `limit` bytes of it."""
+        out = bytearray()
+        with self._decompressor.stream_reader(data) as reader:
+            while chunk := reader.read(min(STREAM_CHUNK_BYTES, limit + 1 - len(out))):
+                out += chunk
+                if len(out) > limit:
+                    raise BadMessage(f"frame decompresses to more than {limit} bytes")
+        return bytes(out)
