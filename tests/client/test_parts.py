@@ -234,3 +234,8 @@ def test_frames_of_one_message_or_a_burst_decode_alike() -> None:
     assert decode_messages(burst) == decode_frame(burst) == messages
     with pytest.raises(BadMessage, match="middle of a message"):
         decode_messages(burst[:-2])
+
+
+def test_the_sse_hello_gives_the_heartbeat_period_when_the_server_sends_it() -> None:
+    hello = b'event: hello\ndata: {"version":1,"epoch":7,"offset":3,"heartbeat_s":15}\n\n'
+    assert SseDecoder().feed(hello) == [[Hello(1, 7, 3, 15.0, None)]]

@@ -188,9 +188,10 @@ def _decode(event: SseEvent) -> ServerMessage | StreamEnd | None:
         return Heartbeat(int(obj["epoch"]), int(obj["offset"]), int(obj["ts"]))
     if name == "hello":
         obj = _object(event.data)
-        # SSE's hello does not carry the heartbeat period: 0 means "not told".
+        # heartbeat_s came later to SSE's hello: 0 means "not told" (an older server).
         version = int(obj.get("version", PROTOCOL_VERSION))
-        return Hello(version, int(obj["epoch"]), int(obj["offset"]), 0.0, None)
+        heartbeat_s = float(obj.get("heartbeat_s", 0.0))
+        return Hello(version, int(obj["epoch"]), int(obj["offset"]), heartbeat_s, None)
     if name == "reset":
         obj = _object(event.data)
         return Reset(int(obj["epoch"]), int(obj["offset"]), str(obj["reason"]))
