@@ -83,3 +83,36 @@ async def test_a_stream_request_that_arrives_while_draining_is_sent_away(
     assert sse.status == 503
     assert b"shutting down" in await sse.body()
     await sse.stream.aclose()
+
+
+async def test_a_stream_with_a_write_in_progress_gets_the_rest_then_the_close(
+    nursery: trio.Nursery,
+) -> None:
+    """At shutdown a connection whose kernel buffer is full is not cut mid-frame: its
+    write (and what was queued behind it) finishes, then the close names the last
+    position, which is the last message it received."""
+    config = replace(TEST_CONFIG, send_buffer_bytes=4096, write_timeout_s=10)
+    server = await start_server(nursery, config)
+    await server.publish(Quote("cbx", "BTC-USD", 0, 100, 1, 200, 1))
+    ws = await RawWebSocket.connect(server.port, rcvbuf=4096)
+    await ws.messages()  # hello
+    await ws.subscribe("quote.BTC-USD")
+    await ws.messages()  # the snapshot
+    for i in range(1, 1500):  # far more than the two kernel buffers hold
+        await server.publish(Quote("cbx", "BTC-USD", i, 100 + i, 1, 200 + i, 1))
+    (subscriber,) = server.context.fanout.subscribers()
+    assert subscriber.draining  # a write is in progress: the client does not read
+
+    async def drain_now() -> None:
+        await drain(server.context, deadline_s=20, batch_size=10, rng=random.Random(1))
+
+    nursery.start_soon(drain_now)
+    offsets = []
+    with trio.fail_after(30), pytest.raises(ConnectionAbortedError) as closed:
+        while True:
+            offsets += [m.offset for m in await ws.messages() if isinstance(m, DataMessage)]
+    code, reason = closed.value.args
+    assert code == CLOSE_SHUTDOWN
+    assert offsets == list(range(2, server.hub.position.offset + 1))
+    assert reason.decode().endswith(f"last=7-{offsets[-1]}")
+    await ws.close()

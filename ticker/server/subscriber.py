@@ -55,6 +55,7 @@ class Subscriber:
         "__weakref__",
         "backlog",
         "bytes",
+        "closing_sent",
         "control",
         "delivered_offset",
         "draining",
@@ -109,6 +110,7 @@ class Subscriber:
         self.bytes = 0
         self.opened_at = time.monotonic()
         self.ended: EndReason | None = None
+        self.closing_sent = False
         self.fanout: Fanout | None = None
         self.nursery: trio.Nursery | None = None
 
@@ -186,15 +188,26 @@ class Subscriber:
         """End this connection for `reason` (first call wins); frees it from the fanout.
 
         A slow or shut-down WebSocket gets a close frame naming the last position it was
-        sent, unless a frame is half-written (then the TCP connection is just closed).
+        sent (an SSE stream an `end` event). At shutdown, a write in progress is finished
+        first, with whatever was queued behind it, within the write timeout, so the
+        closing message can follow whole frames; otherwise a half-written frame means the
+        TCP connection is just closed.
         """
         if self.ended is not None:
             return
         self.ended = reason
         if self.fanout is not None:
             self.fanout.remove(self)
-        if self.pending is None:
-            closing = self.framing.closing(reason, f"{self.hub.epoch}-{self.delivered_offset}")
+        if reason is EndReason.SHUTDOWN and self.draining:
+            return  # the drain task finishes the write, then calls _close()
+        self._close()
+
+    def _close(self) -> None:
+        """Send the closing message if no frame is half-written; stop the session."""
+        if self.pending is None and self.ended is not None and not self.closing_sent:
+            self.closing_sent = True
+            position = f"{self.hub.epoch}-{self.delivered_offset}"
+            closing = self.framing.closing(self.ended, position)
             if closing:
                 with contextlib.suppress(OSError):
                     self.sock.send(closing)
@@ -284,3 +297,5 @@ class Subscriber:
             self.end(EndReason.PEER_RESET)
         finally:
             self.draining = False
+            if self.ended is not None:
+                self._close()  # a shutdown waited for this write to finish
