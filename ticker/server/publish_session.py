@@ -41,7 +41,7 @@ from ticker.errors import (
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
 from ticker.server.stats import EndReason
-from ticker.wire.http import BadRequest, RequestHead, render_response
+from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
     Close,
@@ -50,9 +50,9 @@ from ticker.wire.websocket import (
     Opcode,
     Ping,
     WebSocketProtocolError,
-    accept_key,
     encode_close,
     encode_frame,
+    upgrade_response,
 )
 
 log = logging.getLogger("ticker.server")
@@ -111,31 +111,6 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return hmac.compare_digest(wire, expected.encode("utf-8"))
 
 
-def handshake_response(head: RequestHead) -> bytes:
-    """The 101 response for a valid publisher upgrade.
-
-    Raises:
-        BadRequest: not a WebSocket upgrade, wrong version, or no publish subprotocol.
-    """
-    if head.method != "GET":
-        raise BadRequest("the publish endpoint is a WebSocket upgrade (GET)", 405)
-    if "websocket" not in head.header("upgrade").lower():
-        raise BadRequest("this endpoint needs a WebSocket upgrade (Upgrade: websocket)", 426)
-    key = head.header("sec-websocket-key")
-    if not key or head.header("sec-websocket-version") != "13":
-        raise BadRequest("missing Sec-WebSocket-Key or Sec-WebSocket-Version is not 13")
-    offered = [p.strip() for p in head.header("sec-websocket-protocol").split(",")]
-    if SUBPROTOCOL not in offered:
-        raise BadRequest(f"offer the subprotocol {SUBPROTOCOL}")
-    headers = [
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", accept_key(key)),
-        ("Sec-WebSocket-Protocol", SUBPROTOCOL),
-    ]
-    return render_response(101, headers, content_length=False)
-
-
 def accept_publish(
     sock: Transport, peer: str, head: RequestHead, context: ServerContext
 ) -> Callable[[], Awaitable[None]] | None:
@@ -162,7 +137,7 @@ def accept_publish(
         message = "a valid publish token is required (Authorization: Bearer <token>)"
         send_small(sock, _refusal(401, "Unauthorized", message, bearer=True))
         return None
-    response = handshake_response(head)
+    response, _ = upgrade_response(head, (SUBPROTOCOL,))
     channel = context.publish
     if channel is None or context.shutting_down:
         raise BadRequest("publishing is not available on this server now", 503)

@@ -23,7 +23,7 @@ from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
 from ticker.server.subscriptions import subscribe, unsubscribe
-from ticker.wire.http import BadRequest, RequestHead, render_response
+from ticker.wire.http import RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
     Close,
@@ -32,44 +32,15 @@ from ticker.wire.websocket import (
     Opcode,
     Ping,
     WebSocketProtocolError,
-    accept_key,
     encode_close,
     encode_frame,
+    upgrade_response,
 )
 
 SUBPROTOCOL = "ticker.v1"
 SUBPROTOCOL_ZSTD = "ticker.v1.zstd"
 MAX_ERRORS_PER_CONNECTION = 32
 RECV_BYTES = 65536
-
-
-def handshake_response(head: RequestHead) -> tuple[bytes, bool]:
-    """The 101 response for a valid upgrade request, and whether zstd was chosen.
-
-    Raises:
-        BadRequest: not a WebSocket upgrade, wrong version, or no ticker subprotocol.
-    """
-    if head.method != "GET":
-        raise BadRequest("WebSocket upgrade must be GET", 405)
-    if "websocket" not in head.header("upgrade").lower():
-        raise BadRequest("this endpoint needs a WebSocket upgrade (Upgrade: websocket)", 426)
-    key = head.header("sec-websocket-key")
-    if not key or head.header("sec-websocket-version") != "13":
-        raise BadRequest("missing Sec-WebSocket-Key or Sec-WebSocket-Version is not 13")
-    offered = [p.strip() for p in head.header("sec-websocket-protocol").split(",")]
-    if SUBPROTOCOL_ZSTD in offered:
-        chosen = SUBPROTOCOL_ZSTD
-    elif SUBPROTOCOL in offered:
-        chosen = SUBPROTOCOL
-    else:
-        raise BadRequest(f"offer the subprotocol {SUBPROTOCOL} (or {SUBPROTOCOL_ZSTD})")
-    headers = [
-        ("Upgrade", "websocket"),
-        ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", accept_key(key)),
-        ("Sec-WebSocket-Protocol", chosen),
-    ]
-    return render_response(101, headers, content_length=False), chosen == SUBPROTOCOL_ZSTD
 
 
 def accept_websocket(
@@ -84,7 +55,8 @@ def accept_websocket(
         BadRequest: not a valid upgrade for this endpoint (nothing was sent yet).
         OSError: the connection broke.
     """
-    response, zstd = handshake_response(head)
+    response, chosen = upgrade_response(head, (SUBPROTOCOL_ZSTD, SUBPROTOCOL))
+    zstd = chosen == SUBPROTOCOL_ZSTD
     send_small(sock, response)
     config = context.config
     if context.shutting_down:

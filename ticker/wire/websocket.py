@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ticker.errors import ProtocolError
+from ticker.wire.http import BadRequest, RequestHead, render_response
 
 GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -241,3 +242,30 @@ def _parse_close(payload: bytes) -> Close:
     except UnicodeDecodeError:
         raise WebSocketProtocolError("close reason is not UTF-8") from None
     return Close(code, reason)
+
+
+def upgrade_response(head: RequestHead, subprotocols: tuple[str, ...]) -> tuple[bytes, str]:
+    """The 101 response to a valid upgrade request, and the subprotocol chosen: the
+    first of `subprotocols` (in our order of preference) that the client offers.
+
+    Raises:
+        BadRequest: not a GET WebSocket upgrade, wrong version, or none of `subprotocols`.
+    """
+    if head.method != "GET":
+        raise BadRequest("WebSocket upgrade must be GET", 405)
+    if "websocket" not in head.header("upgrade").lower():
+        raise BadRequest("this endpoint needs a WebSocket upgrade (Upgrade: websocket)", 426)
+    key = head.header("sec-websocket-key")
+    if not key or head.header("sec-websocket-version") != "13":
+        raise BadRequest("missing Sec-WebSocket-Key or Sec-WebSocket-Version is not 13")
+    offered = {p.strip() for p in head.header("sec-websocket-protocol").split(",")}
+    chosen = next((p for p in subprotocols if p in offered), None)
+    if chosen is None:
+        raise BadRequest(f"offer the subprotocol {' or '.join(subprotocols)}")
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
+        ("Sec-WebSocket-Protocol", chosen),
+    ]
+    return render_response(101, headers, content_length=False), chosen
