@@ -15,7 +15,7 @@ from tests.app.conftest import EPOCH, LiveHub
 from tests.app.market import RandomMarket
 from tests.server.conftest import SseClient, start_server, until
 from ticker.app import create_app
-from ticker.app.snapshot import matching_topics, parse_topics_query
+from ticker.app.snapshot import parse_topics_query
 from ticker.core.codec import parse_json, render_json
 from ticker.core.messages import DataMessage
 from ticker.core.mirror import Applied, Mirror
@@ -24,7 +24,7 @@ from ticker.core.replay import Replay
 from ticker.core.topics import TopicPattern
 from ticker.errors import BadTopic
 from ticker.server.app import ServerHandle
-from ticker.server.subscriptions import LimitReached
+from ticker.server.subscriptions import LimitReached, matching_topics
 
 KNOWN = frozenset({"BTC-USD", "ETH-USD"})
 

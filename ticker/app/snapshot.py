@@ -9,12 +9,10 @@ Owns the query's validation and the document's shape; must not await or change s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ticker.core.hub import Hub
-from ticker.core.topics import WILDCARD, TopicPattern
+from ticker.core.topics import TopicPattern
 from ticker.errors import BadTopic
-from ticker.server.subscriptions import LimitReached, parse_patterns
+from ticker.server.subscriptions import LimitReached, matching_topics, parse_patterns
 from ticker.wire.http import MAX_QUERY_BYTES
 
 TOPICS_EXAMPLE = "?topics=quote.*,ticker.BTC-USD"
@@ -39,22 +37,6 @@ def parse_topics_query(
         raise LimitReached(f"at most {max_patterns} topic patterns, got {len(texts)}")
     patterns = parse_patterns(texts, known_symbols)
     return list(dict.fromkeys(patterns))  # a repeated pattern is asked for once
-
-
-def matching_topics(existing: Iterable[str], patterns: list[TopicPattern]) -> list[str]:
-    """Topics a subscription to `patterns` starts with, as the stream picks them.
-
-    A wildcard matches the topics that have state; an exact topic is always included
-    (with no state yet, its snapshot has seq 0 and empty data).
-    """
-    existing = list(existing)
-    topics: dict[str, None] = {}
-    for pattern in patterns:
-        if pattern.symbol == WILDCARD:
-            topics.update((topic, None) for topic in existing if pattern.matches(topic))
-        else:
-            topics[str(pattern)] = None
-    return list(topics)
 
 
 def render_snapshot(hub: Hub, patterns: list[TopicPattern], now_ns: int) -> str:

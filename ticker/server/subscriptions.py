@@ -94,7 +94,9 @@ def subscribe(
         current = hub.position
         reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
         subscriber.control.append(subscriber.framing.control(reset))
-    snapshots = [hub.current_snapshot(topic, now) for topic in _matching_topics(hub, patterns)]
+    snapshots = [
+        hub.current_snapshot(topic, now) for topic in matching_topics(hub.topics(), patterns)
+    ]
     if snapshots:
         subscriber.backlog.append(SnapshotBurst(snapshots))
     subscriber.flush_nowait()
@@ -131,12 +133,17 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
     subscriber.backlog = kept
 
 
-def _matching_topics(hub: Hub, patterns: list[TopicPattern]) -> list[str]:
+def matching_topics(existing: Iterable[str], patterns: list[TopicPattern]) -> list[str]:
+    """Topics a subscription to `patterns` starts with.
+
+    A wildcard matches the topics that have state; an exact topic is always included
+    (with no state yet, its snapshot has seq 0 and empty data).
+    """
+    existing = list(existing)
     topics: dict[str, None] = {}
-    existing = hub.topics()
     for pattern in patterns:
         if pattern.symbol == WILDCARD:
-            topics.update((t, None) for t in existing if pattern.matches(t))
+            topics.update((topic, None) for topic in existing if pattern.matches(topic))
         else:
             topics[str(pattern)] = None
     return list(topics)
