@@ -30,7 +30,7 @@ from ticker.errors import ConfigError
 from ticker.ingest.adapter import IngestCounters
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
 from ticker.model.fixed import format_nanos
-from ticker.settings import CONFIG_FILE_ENV, env_name, load_config
+from ticker.settings import CONFIG_FILE_ENV, env_name, load_config, split_csv
 
 log = logging.getLogger("ticker")
 
@@ -71,7 +71,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             f"{docs.get(field.name, '')} (env {env_name(field.name)}; default: {_show(default)})"
         )
         if isinstance(default, tuple):
-            group.add_argument(flag, type=_csv, dest=field.name, default=None, help=help_text)
+            group.add_argument(flag, type=split_csv, dest=field.name, default=None, help=help_text)
         elif isinstance(default, bool):
             group.add_argument(
                 flag, action=argparse.BooleanOptionalAction, dest=field.name, help=help_text
@@ -83,10 +83,6 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _show(value: object) -> str:
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -102,7 +98,7 @@ def parse_faults(text: str) -> FaultPlan:
     """
     names = {f.name for f in dataclasses.fields(FaultPlan)}
     rates: dict[str, Any] = {}
-    for part in _csv(text):
+    for part in split_csv(text):
         name, _, value = part.partition("=")
         if name not in names:
             raise ConfigError(f"unknown fault {name!r}; known: {', '.join(sorted(names))}")

@@ -32,6 +32,11 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
+def split_csv(text: str) -> tuple[str, ...]:
+    """`a, b,,c` -> ("a", "b", "c"): a list setting written as text (flag or variable)."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def load_config(
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
@@ -89,7 +94,7 @@ def _parse_text(default: object, text: str, source: str) -> object:
                 return False
             raise ValueError(f"expected one of {sorted(TRUE_WORDS | FALSE_WORDS)}")
         if isinstance(default, tuple):
-            return tuple(part.strip() for part in text.split(",") if part.strip())
+            return split_csv(text)
         if isinstance(default, int):
             return int(text)
         if isinstance(default, float):

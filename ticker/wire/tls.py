@@ -176,11 +176,16 @@ class TlsSocket:
                 break
             chunks.append(chunk)
         if self._outgoing.pending:  # post-handshake messages (key update, tickets)
-            self._unsent = memoryview(bytes(self._unsent) + self._outgoing.read())
+            self._queue_outgoing()
             self._push()
         return b"".join(chunks)
 
     # -- internals -------------------------------------------------------------------
+
+    def _queue_outgoing(self) -> None:
+        """Move what the TLS object wrote into its BIO behind the ciphertext waiting."""
+        if self._outgoing.pending:
+            self._unsent = memoryview(bytes(self._unsent) + self._outgoing.read())
 
     def _push(self) -> None:
         """Write as much waiting ciphertext as the kernel takes now."""
@@ -193,8 +198,7 @@ class TlsSocket:
 
     async def _flush(self) -> None:
         """Write all waiting ciphertext, waiting for the socket as needed (handshake)."""
-        if self._outgoing.pending:
-            self._unsent = memoryview(bytes(self._unsent) + self._outgoing.read())
+        self._queue_outgoing()
         while True:
             self._push()
             if not self._unsent:
