@@ -22,10 +22,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import CollectorRegistry
 
 from ticker.server.context import ServerContext
-from ticker.server.stats import EndReason
+from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
-TRANSPORTS = ("ws", "sse")
-"""Transports always reported, so their series exist (at 0) before the first client."""
 EVICTIONS = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE)
 """End reasons that are slow-consumer evictions."""
 VENUE_COUNTERS = (
@@ -79,7 +77,8 @@ class ServerCollector:
             "Streaming connections accepted since start.",
             labels=["transport"],
         )
-        for transport in sorted({*TRANSPORTS, *stats.connections_total}):
+        # The streaming transports always, so their series exist (at 0) before any client.
+        for transport in sorted({*STREAM_TRANSPORTS, *stats.connections_total}):
             open_now.add_metric([transport], stats.connections_open[transport])
             accepted.add_metric([transport], stats.connections_total[transport])
         ends = CounterMetricFamily(

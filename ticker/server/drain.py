@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from ticker.server.context import ServerContext
-from ticker.server.stats import EndReason
+from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
 log = logging.getLogger("ticker.server")
 
@@ -77,9 +77,6 @@ async def drain(
     return result
 
 
-STREAM_TRANSPORTS = ("ws", "sse")
-"""What the drain sends away; publishers (`/v1/publish`) end when the server stops."""
-
-
 def _open_streams(context: ServerContext) -> int:
+    # What the drain sends away; publishers (`/v1/publish`) end when the server stops.
     return sum(context.stats.connections_open[t] for t in STREAM_TRANSPORTS)

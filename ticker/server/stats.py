@@ -10,6 +10,9 @@ import enum
 from collections import Counter
 from dataclasses import dataclass, field
 
+STREAM_TRANSPORTS = ("ws", "sse")
+"""The streaming transports (publishers, `publish`, and the app, `http`, are counted too)."""
+
 
 class EndReason(enum.Enum):
     """Why a streaming connection ended (one log line and one counter each)."""
