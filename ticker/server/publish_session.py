@@ -40,6 +40,7 @@ from ticker.errors import (
 )
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
+from ticker.server.keepalive import KeepaliveReader
 from ticker.server.stats import EndReason
 from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.transport import Transport, send_small
@@ -60,7 +61,6 @@ log = logging.getLogger("ticker.server")
 TRANSPORT = "publish"
 """The name publish connections are counted under in `ServerStats`."""
 MAX_ERRORS_PER_CONNECTION = 32
-RECV_BYTES = 65536
 
 
 @dataclass(slots=True)
@@ -204,31 +204,17 @@ async def _read_batches(
     config = context.config
     write_timeout = config.write_timeout_s
     reader = FrameReader(MAX_MESSAGE_BYTES)
-    ping_sent_at: float | None = None
+    keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
+
+    async def send_ping() -> None:
+        await _write(sock, encode_frame(Opcode.PING, b"ticker"), write_timeout)
+
     try:
         while True:
-            if ping_sent_at is None:
-                timeout = config.ping_interval_s
-            else:
-                timeout = ping_sent_at + config.ping_timeout_s - time.monotonic()
-            with trio.move_on_after(max(timeout, 0)) as quiet:
-                await trio.lowlevel.wait_readable(sock)
-            if quiet.cancelled_caught:
-                if ping_sent_at is not None:
-                    return EndReason.PING_TIMEOUT
-                ping_sent_at = time.monotonic()
-                await _write(sock, encode_frame(Opcode.PING, b"ticker"), write_timeout)
-                continue
-            try:
-                data = sock.recv(RECV_BYTES)
-            except BlockingIOError:
-                continue
-            except OSError:
-                return EndReason.PEER_RESET
-            if not data:
-                return EndReason.CLIENT_CLOSED
-            ping_sent_at = None
+            data = await keepalive.receive(send_ping)
+            if isinstance(data, EndReason):
+                return data
             try:
                 frames = reader.feed(data)
             except WebSocketProtocolError as exc:

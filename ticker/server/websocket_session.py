@@ -9,16 +9,14 @@ message and a counter; broken framing closes the connection with its code.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-
-import trio
 
 from ticker.core.codec import decode_client
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
 from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
 from ticker.server.context import ServerContext
+from ticker.server.keepalive import KeepaliveReader
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -40,7 +38,6 @@ from ticker.wire.websocket import (
 SUBPROTOCOL = "ticker.v1"
 SUBPROTOCOL_ZSTD = "ticker.v1.zstd"
 MAX_ERRORS_PER_CONNECTION = 32
-RECV_BYTES = 65536
 
 
 def accept_websocket(
@@ -102,31 +99,17 @@ async def _read_commands(
     """Read client frames until the client closes, breaks the protocol or goes silent."""
     config = context.config
     reader = FrameReader(config.max_frame_bytes)
-    ping_sent_at: float | None = None
+    keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
+
+    async def send_ping() -> None:
+        subscriber.control.append(encode_frame(Opcode.PING, b"ticker"))
+        subscriber.flush_nowait()
+
     while True:
-        if ping_sent_at is None:
-            timeout = config.ping_interval_s
-        else:
-            timeout = ping_sent_at + config.ping_timeout_s - time.monotonic()
-        with trio.move_on_after(max(timeout, 0)) as quiet:
-            await trio.lowlevel.wait_readable(sock)
-        if quiet.cancelled_caught:
-            if ping_sent_at is not None:
-                return EndReason.PING_TIMEOUT
-            ping_sent_at = time.monotonic()
-            subscriber.control.append(encode_frame(Opcode.PING, b"ticker"))
-            subscriber.flush_nowait()
-            continue
-        try:
-            data = sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            continue
-        except OSError:
-            return EndReason.PEER_RESET
-        if not data:
-            return EndReason.CLIENT_CLOSED
-        ping_sent_at = None  # any input proves the peer is alive
+        data = await keepalive.receive(send_ping)
+        if isinstance(data, EndReason):
+            return data
         try:
             events = reader.feed(data)
         except WebSocketProtocolError as exc:
