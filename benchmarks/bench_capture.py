@@ -40,7 +40,7 @@ from ticker.capture.record import Recorder, SimulatedVenues, simulated_header
 from ticker.capture.replay import OpenRecords, ReplayOptions
 from ticker.capture.sample import write_sample
 from ticker.config import Config
-from ticker.server.app import serve
+from ticker.server.process import serve
 
 TOKEN = "bench-token"
 

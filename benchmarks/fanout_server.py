@@ -1,6 +1,6 @@
 """The fanout benchmark's server under test: ticker's own `serve()` plus a publisher.
 
-Runs `ticker.server.app.serve` without venues and a publisher task that feeds
+Runs `ticker.server.process.serve` without venues and a publisher task that feeds
 `handle.events` with `Quote` events, each of which publishes one quote delta of 56
 bytes of msgpack (a 100th are keyframes of 83 bytes). bench_fanout.py drives it through
 stdin, one command a line, and reads one JSON object a line from stdout:
@@ -31,7 +31,7 @@ import trio
 import ticker
 from ticker.config import Config
 from ticker.model.events import NormalizedEvent, Quote
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 SYMBOLS = (("BTC-USD", 43_250), ("ETH-USD", 3_120), ("SOL-USD", 150))
 NANOS = 10**9
@@ -153,7 +153,7 @@ class Publisher:
 
     async def paced(self, per_s: float, seconds: float) -> None:
         """`per_s` events a second, as the venue ingest tasks send them
-        (ticker/server/ingest.py): everything due at a wake-up goes as one batch, as a
+        (ticker/server/venue_feed.py): everything due at a wake-up goes as one batch, as a
         socket read returns everything the venue sent meanwhile."""
         send = self.handle.events
         start = trio.current_time()

@@ -14,8 +14,8 @@ from random import Random
 
 from feeds.faults import Disconnect, FaultPlan, FaultyFeed, Stall
 from feeds.simulator import make_simulator
-from ticker.ingest.adapter import AdapterOutput
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput
 from ticker.ingest.normalizer import Phase
 from ticker.model.events import NormalizedEvent
 from ticker.venues import AdapterBase, make_adapter

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from random import Random
 
 from feeds.engine import Frame, SimulatorEngine
-from ticker.ingest.adapter import RequestSnapshot
+from ticker.ingest.contract import RequestSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from ticker.cli import build_parser, main, parse_faults
+from ticker.cli import build_parser, main
 from ticker.config import Config
 from ticker.errors import ConfigError
-from ticker.settings import env_name
+from ticker.settings import env_name, parse_faults
 
 
 def test_every_setting_is_a_documented_flag_with_its_default(

@@ -27,10 +27,10 @@ import trio
 from feeds.faults import FaultPlan
 from ticker.config import Config
 from ticker.errors import ConfigError
-from ticker.ingest.adapter import IngestCounters
+from ticker.ingest.contract import IngestCounters
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
 from ticker.model.fixed import format_nanos
-from ticker.settings import CONFIG_FILE_ENV, env_name, load_config, split_csv
+from ticker.settings import CONFIG_FILE_ENV, env_name, load_config, parse_faults, split_csv
 
 log = logging.getLogger("ticker")
 
@@ -90,28 +90,6 @@ def _config_from(args: argparse.Namespace) -> Config:
     return load_config(flags, config_file=getattr(args, "config", None))
 
 
-def parse_faults(text: str) -> FaultPlan:
-    """`drop=0.01,duplicate=0.005,...` into a FaultPlan.
-
-    Raises:
-        ConfigError: an unknown fault name or a bad rate.
-    """
-    names = {f.name for f in dataclasses.fields(FaultPlan)}
-    rates: dict[str, Any] = {}
-    for part in split_csv(text):
-        name, _, value = part.partition("=")
-        if name not in names:
-            raise ConfigError(f"unknown fault {name!r}; known: {', '.join(sorted(names))}")
-        try:
-            rates[name] = int(value) if name == "stall_max_ns" else float(value)
-        except ValueError:
-            raise ConfigError(f"fault {name} needs a number, got {value!r}") from None
-    try:
-        return FaultPlan(**rates)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def event_json(event: NormalizedEvent) -> dict[str, Any]:
     """A normalized event as a JSON-ready dict with exact decimal strings."""
 
@@ -141,7 +119,7 @@ async def run_feeds(
     config: Config, faults: FaultPlan, duration_s: float | None, stats: bool
 ) -> dict[str, IngestCounters]:
     """Run the simulated venues and print every normalized event as a JSON line."""
-    from ticker.server.ingest import run_venue
+    from ticker.server.venue_feed import run_venue
 
     counters: dict[str, IngestCounters] = {}
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
@@ -165,7 +143,7 @@ async def run_feeds(
 
 async def run_serve(config: Config, faults: FaultPlan) -> None:
     """Run the server until interrupted."""
-    from ticker.server.app import serve
+    from ticker.server.process import serve
 
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(partial(serve, config, faults=faults))

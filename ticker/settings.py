@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from feeds.faults import FaultPlan
 from ticker.config import Config
 from ticker.errors import ConfigError
 
@@ -123,3 +124,25 @@ def _check_toml(default: object, value: object, source: str) -> object:
     elif isinstance(value, str):
         return value
     raise ConfigError(f"{source}: expected {type(default).__name__}, got {value!r}")
+
+
+def parse_faults(text: str) -> FaultPlan:
+    """`drop=0.01,duplicate=0.005,...` into a FaultPlan.
+
+    Raises:
+        ConfigError: an unknown fault name or a bad rate.
+    """
+    names = {f.name for f in dataclasses.fields(FaultPlan)}
+    rates: dict[str, Any] = {}
+    for part in split_csv(text):
+        name, _, value = part.partition("=")
+        if name not in names:
+            raise ConfigError(f"unknown fault {name!r}; known: {', '.join(sorted(names))}")
+        try:
+            rates[name] = int(value) if name == "stall_max_ns" else float(value)
+        except ValueError:
+            raise ConfigError(f"fault {name} needs a number, got {value!r}") from None
+    try:
+        return FaultPlan(**rates)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

@@ -17,9 +17,9 @@ from ticker.app import create_app
 from ticker.config import Config
 from ticker.core.hub import Hub
 from ticker.model.events import NormalizedEvent
-from ticker.server.app import known_symbols, run_hub
 from ticker.server.context import ServerContext
 from ticker.server.fanout import Fanout
+from ticker.server.process import known_symbols, run_hub
 from ticker.server.stats import ServerStats
 
 EPOCH = 11
@@ -41,7 +41,7 @@ async def deadline(nursery: trio.Nursery) -> None:
 
 
 def make_context(config: Config | None = None) -> ServerContext:
-    """A server's shared state, built as `ticker.server.app.serve` builds it."""
+    """A server's shared state, built as `ticker.server.process.serve` builds it."""
     config = config or Config(port=0)
     return ServerContext(
         config,

@@ -16,7 +16,7 @@ from tests.app.market import RandomMarket
 from tests.server.conftest import SseClient, start_server, until
 from ticker.app import create_app
 from ticker.app.metrics import metrics_registry, render_metrics
-from ticker.ingest.adapter import IngestCounters
+from ticker.ingest.contract import IngestCounters
 from ticker.server.context import ServerContext
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber

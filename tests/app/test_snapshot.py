@@ -23,7 +23,7 @@ from ticker.core.position import Position
 from ticker.core.replay import Replay
 from ticker.core.topics import TopicPattern
 from ticker.errors import BadTopic
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 from ticker.server.subscriptions import LimitReached, matching_topics
 
 KNOWN = frozenset({"BTC-USD", "ETH-USD"})

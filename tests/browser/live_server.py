@@ -26,8 +26,8 @@ from tests.browser.lossy_proxy import DropPlan, serve_lossy_proxy
 from ticker.app import create_app
 from ticker.config import Config
 from ticker.core.codec import render_json
-from ticker.server.app import ServerHandle, serve
 from ticker.server.framing import SseFraming
+from ticker.server.process import ServerHandle, serve
 from ticker.server.stats import EndReason
 
 T = TypeVar("T")

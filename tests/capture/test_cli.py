@@ -20,7 +20,7 @@ from ticker.capture.record import Recorder, SimulatedVenues, record_live, simula
 from ticker.capture.sample import write_sample
 from ticker.cli import build_parser, main
 from ticker.config import Config
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 from .conftest import DEADLINE_S
 

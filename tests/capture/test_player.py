@@ -9,15 +9,15 @@ from functools import partial
 import trio
 import trio.testing
 
-from ticker.capture.codec import encode_event
 from ticker.capture.errors import CorruptCapture
 from ticker.capture.player import EmbeddedTarget, NullTarget, play
 from ticker.capture.replay import ReplayOptions
 from ticker.config import Config
 from ticker.core.codec import encode_data
 from ticker.core.hub import Hub
+from ticker.model.event_codec import encode_event
 from ticker.model.events import NormalizedEvent
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 from .conftest import DEADLINE_S, Captured, opener
 

@@ -13,7 +13,6 @@ from trio_websocket import open_websocket_url
 
 from ticker.capture.errors import TargetError
 from ticker.capture.player import RemoteTarget, play
-from ticker.capture.publish_protocol import MAX_BATCH_EVENTS, encode_batch
 from ticker.capture.publisher import (
     WINDOW_BATCHES,
     check_token,
@@ -25,7 +24,8 @@ from ticker.config import Config
 from ticker.core.codec import decode_frame
 from ticker.core.messages import Error
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
+from ticker.wire.publish import MAX_BATCH_EVENTS, encode_batch
 
 from .conftest import DEADLINE_S, Captured
 from .test_player import hub_messages, reference_hub

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.capture.codec import encode_event
 from ticker.capture.format import Record, RecordKind
 from ticker.capture.replay import (
     Pacer,
@@ -21,6 +20,7 @@ from ticker.capture.replay import (
     merge_records,
     replay_steps,
 )
+from ticker.model.event_codec import encode_event
 from ticker.model.events import BookUpdate, NormalizedEvent
 
 from .conftest import Captured, make_capture, opener

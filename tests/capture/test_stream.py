@@ -18,7 +18,7 @@ from ticker.capture.stream_source import (
 )
 from ticker.config import Config
 from ticker.core.hub import Hub
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 from .conftest import DEADLINE_S, Captured, opener
 

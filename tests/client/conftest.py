@@ -17,7 +17,7 @@ from tests.server.conftest import TEST_CONFIG, until
 from ticker.client import Feed, Update, UpdateKind, open_feed
 from ticker.config import Config
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 __all__ = ["TEST_CONFIG", "until"]
 

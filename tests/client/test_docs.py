@@ -15,7 +15,7 @@ import trio
 
 from tests.client.conftest import TEST_CONFIG, until
 from ticker.model.events import BookUpdate, Quote
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "CLIENT.md"
 

@@ -16,7 +16,7 @@ from ticker.cli import main
 from ticker.client import Position, Update, UpdateKind
 from ticker.client.updates import Loss
 from ticker.model.events import Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 from ticker.tail import Board, JsonLines, LiveTable, tail, update_json
 
 

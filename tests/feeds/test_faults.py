@@ -8,7 +8,7 @@ import pytest
 
 from feeds.faults import Disconnect, FaultPlan, FaultyFeed, Stall
 from feeds.simulator import Frame, make_simulator
-from ticker.ingest.adapter import RequestSnapshot
+from ticker.ingest.contract import RequestSnapshot
 from ticker.venues import fxa_messages, fxa_wire
 from ticker.venues.reference import VENUES
 

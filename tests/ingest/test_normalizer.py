@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ticker.ingest.adapter import AdapterOutput, IngestCounters, RequestSnapshot
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput, IngestCounters, RequestSnapshot
 from ticker.ingest.normalizer import Normalizer, Phase
 from ticker.model.events import BookUpdate, Quote
 

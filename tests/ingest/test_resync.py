@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ticker.ingest.adapter import RequestSnapshot
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import RequestSnapshot
 from ticker.ingest.resync import ResyncScheduler
 
 CONFIG = IngestConfig(max_inflight_resyncs=2, resync_timeout_ns=100, resync_max_backoff_ns=350)

@@ -16,7 +16,7 @@ from trio_websocket import WebSocketConnection
 from ticker.config import Config
 from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import ServerMessage, Subscribe
-from ticker.server.app import ServerHandle, serve
+from ticker.server.process import ServerHandle, serve
 
 TEST_CONFIG = Config(port=0, heartbeat_s=3600, ping_interval_s=3600)
 

@@ -25,7 +25,7 @@ from ticker.core.codec import encode_client
 from ticker.core.messages import DataMessage, Subscribe
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 
 SLOW = replace(
     TEST_CONFIG, outbox_max_bytes=16 * 1024, send_buffer_bytes=16 * 1024, write_timeout_s=0.5

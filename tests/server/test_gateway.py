@@ -29,8 +29,8 @@ from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import DataMessage, Hello, Subscribe
 from ticker.errors import ConfigError
 from ticker.model.events import Quote
-from ticker.server.app import ServerHandle, serve
 from ticker.server.context import ServerContext
+from ticker.server.process import ServerHandle, serve
 
 
 def small_app(context: ServerContext) -> QuartTrio:

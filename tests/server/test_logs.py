@@ -10,7 +10,7 @@ import pytest
 
 from tests.server.conftest import RawWebSocket, SseClient, until
 from ticker.model.events import Quote
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 
 LINE = re.compile(
     r"connection end transport=(?P<transport>\w+) peer=127\.0\.0\.1:\d+ "

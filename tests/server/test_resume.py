@@ -13,7 +13,7 @@ from ticker.core.codec import parse_json
 from ticker.core.messages import DataMessage, Reset
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 
 SYMBOLS = ["BTC-USD", "ETH-USD"]
 

@@ -12,7 +12,7 @@ from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import DataMessage, Error, Hello, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import Quote, TakerSide, Trade
-from ticker.server.app import ServerHandle
+from ticker.server.process import ServerHandle
 
 
 def quote(i: int, symbol: str = "BTC-USD") -> Quote:

@@ -10,8 +10,8 @@ import logging
 
 import pytest
 
-from ticker.ingest.adapter import AdapterOutput, RequestSnapshot
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput, RequestSnapshot
 from ticker.ingest.normalizer import Phase
 from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
 from ticker.venues import AdapterBase, make_adapter

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feeds.simulator import Frame, make_simulator
-from ticker.ingest.adapter import AdapterOutput
+from ticker.ingest.contract import AdapterOutput
 from ticker.model.events import NormalizedEvent
 from ticker.venues import AdapterBase, make_adapter
 from ticker.venues.reference import VENUES

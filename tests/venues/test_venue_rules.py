@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from feeds.fxa import FxaSimulator
-from ticker.ingest.adapter import RequestSnapshot
+from ticker.ingest.contract import RequestSnapshot
 from ticker.ingest.normalizer import Phase
 from ticker.model.events import BookUpdate, TakerSide, TickerStats, Trade
 from ticker.venues import FxaAdapter, cbx_wire, fxa_messages, fxa_wire, itx_wire, make_adapter

@@ -1,4 +1,4 @@
-"""Feed capture and replay: the capture file format, the normalized-event codec, the
+"""Feed capture and replay: the capture file format, the
 recorder, the replayer and the `ticker record` / `ticker replay` commands.
 
 docs/CAPTURE.md describes the file format and the commands.

@@ -84,8 +84,8 @@ def _setup_logging(level: str) -> None:
 
 def main_record(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     """`ticker record`; returns the exit code."""
-    from ticker.cli import parse_faults
     from ticker.errors import ConfigError
+    from ticker.settings import parse_faults
 
     start_ns = time.time_ns()
     venues: SimulatedVenues | None = None
@@ -412,7 +412,7 @@ async def _replay_embedded(
     run: Callable[..., Any], values: Mapping[str, Any], environ: Mapping[str, str]
 ) -> tuple[PlayResult, str, None]:
     from ticker.errors import ConfigError
-    from ticker.server.app import serve
+    from ticker.server.process import serve
     from ticker.settings import load_config
 
     try:

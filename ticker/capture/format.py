@@ -55,7 +55,7 @@ class RecordKind(enum.IntEnum):
     DISCONNECT = 2
     """The venue's connection dropped here; the payload is empty."""
     EVENT = 3
-    """One normalized event in the `ticker.capture.codec` encoding."""
+    """One normalized event in the `ticker.model.event_codec` encoding."""
 
 
 class Record(NamedTuple):

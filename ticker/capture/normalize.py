@@ -1,7 +1,7 @@
 """Captured records -> normalized events, through the real venue adapters.
 
 `CaptureNormalizer` keeps one adapter per venue and feeds it records the way the live
-ingest task (`ticker.server.ingest.run_venue`) feeds it the venue's messages: each
+ingest task (`ticker.server.venue_feed.run_venue`) feeds it the venue's messages: each
 message with its receive time as `now_ns`, a disconnect as `on_disconnect`, and
 `on_timer` once at least 250 ms have passed since the last one, after a message. The
 recorder runs the same object live, so a replay of the same records yields exactly
@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ticker.capture.codec import BadEvent, decode_event
 from ticker.capture.format import Record, RecordKind
-from ticker.ingest.adapter import AdapterOutput, IngestCounters
 from ticker.ingest.book import EMPTY_BBO
+from ticker.ingest.contract import AdapterOutput, IngestCounters
 from ticker.ingest.normalizer import Phase
+from ticker.model.event_codec import BadEvent, decode_event
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote
 from ticker.venues import AdapterBase, make_adapter
 
 TIMER_PERIOD_NS = 250_000_000
-"""As `ticker.server.ingest.TIMER_PERIOD_S`: how often an adapter's `on_timer` runs."""
+"""As `ticker.server.venue_feed.TIMER_PERIOD_S`: how often an adapter's `on_timer` runs."""
 
 
 @dataclass(slots=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticker.capture.player import BATCH_EVENTS
-from ticker.capture.publish_protocol import MAX_BATCH_EVENTS
 from ticker.config import VENUES
+from ticker.wire.publish import MAX_BATCH_EVENTS
 
 
 class UsageError(Exception):

@@ -27,7 +27,9 @@ from trio_websocket import (
 )
 
 from ticker.capture.errors import TargetError
-from ticker.capture.publish_protocol import (
+from ticker.errors import BadMessage
+from ticker.model.events import NormalizedEvent
+from ticker.wire.publish import (
     MAX_BATCH_EVENTS,
     MAX_MESSAGE_BYTES,
     PUBLISH_PATH,
@@ -36,8 +38,6 @@ from ticker.capture.publish_protocol import (
     decode_reply,
     encode_batch,
 )
-from ticker.errors import BadMessage
-from ticker.model.events import NormalizedEvent
 
 WINDOW_BATCHES = 8
 """Batches sent but not yet acknowledged, at most."""

@@ -23,10 +23,10 @@ import trio
 
 from feeds.faults import Disconnect, FaultPlan, FaultyFeed, Stall
 from feeds.simulator import make_simulator
-from ticker.capture.codec import encode_event
 from ticker.capture.format import CaptureHeader, CaptureWriter, Record, RecordKind
 from ticker.capture.normalize import CaptureNormalizer
-from ticker.ingest.adapter import RequestSnapshot
+from ticker.ingest.contract import RequestSnapshot
+from ticker.model.event_codec import encode_event
 from ticker.model.events import NormalizedEvent
 from ticker.venues.reference import VENUES, venue_listings
 

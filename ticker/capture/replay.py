@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from ticker.capture.format import Record, RecordKind
 from ticker.capture.normalize import CaptureNormalizer
-from ticker.ingest.adapter import IngestCounters
+from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
 
 OpenRecords = Callable[[int | None, int | None], list[Iterator[Record]]]

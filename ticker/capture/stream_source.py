@@ -19,13 +19,13 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from ticker.capture.codec import encode_event
 from ticker.capture.errors import TargetError
 from ticker.capture.format import CaptureHeader, CaptureWriter, RecordKind
 from ticker.capture.record import FLUSH_INTERVAL_S, iso_utc
 from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import DataMessage, Subscribe
 from ticker.errors import BadMessage
+from ticker.model.event_codec import encode_event
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 from ticker.venues.reference import LISTINGS, VENUES
 

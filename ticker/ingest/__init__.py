@@ -1,3 +1,5 @@
-"""Ingest: venue adapters that turn native venue messages into normalized events,
-detect venue sequence gaps and resync one symbol at a time. Sans-I/O; the trio shells
-that own feed connections live elsewhere."""
+"""Ingest: the venue-independent half of turning native venue messages into normalized
+events: the contract every adapter implements (`contract`), the normalizer, per-symbol
+books, gap detection and resync. The adapters themselves (one per wire format) live in
+`ticker.venues`; the trio tasks that own feed connections in `ticker.server.venue_feed`.
+Sans-I/O."""

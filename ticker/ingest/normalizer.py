@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-from ticker.ingest.adapter import AdapterOutput, IngestCounters
 from ticker.ingest.book import APPLIED_AT_TOP, EMPTY_BBO, REJECTED, Bbo, L2Book
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput, IngestCounters
 from ticker.ingest.ratelog import RateLimitedLog
 from ticker.ingest.resync import ResyncScheduler
 from ticker.model.events import BookUpdate, PriceLevel, Quote

@@ -7,8 +7,8 @@ time comes in as `now_ns`; requests go out as values. Must not touch books or se
 
 from __future__ import annotations
 
-from ticker.ingest.adapter import RequestSnapshot
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import RequestSnapshot
 
 
 class ResyncScheduler:

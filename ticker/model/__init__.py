@@ -1,2 +1,3 @@
 """The normalized market-data model shared by every layer: fixed-point numbers,
-instruments and normalized events. Plain data only; no behaviour beyond validation."""
+instruments, normalized events and their compact msgpack arrays (`event_codec`, used by
+captures and by the publish protocol). Plain data only; no behaviour beyond validation."""

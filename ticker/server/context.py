@@ -1,6 +1,6 @@
 """What every task of one server shares: settings, hub, fanout tree, counters.
 
-A plain container created by `ticker.server.app.serve`; no behaviour of its own.
+A plain container created by `ticker.server.process.serve`; no behaviour of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import trio
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
-from ticker.ingest.adapter import IngestCounters
+from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming

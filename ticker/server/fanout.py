@@ -16,33 +16,11 @@ carry the current position truthfully. Never awaits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from ticker.core.hub import Published
 from ticker.core.topics import TopicPattern
-
-if TYPE_CHECKING:
-    from ticker.server.framing import Framing
-    from ticker.server.subscriber import Subscriber
-
-
-class SharedWrite:
-    """One group's part of a batch, and its framed bytes, built once per framing."""
-
-    __slots__ = ("_data", "items", "last_offset")
-
-    def __init__(self, items: list[Published]) -> None:
-        self.items = items
-        self.last_offset = items[-1].offset
-        self._data: dict[Framing, bytes] = {}
-
-    def data(self, framing: Framing) -> bytes:
-        """The bytes of one write carrying every item, in `framing`."""
-        data = self._data.get(framing)
-        if data is None:
-            data = framing.wrap([framing.frame(item) for item in self.items])
-            self._data[framing] = data
-        return data
+from ticker.server.shared_write import SharedWrite
+from ticker.server.subscriber import Subscriber
 
 
 class Group:

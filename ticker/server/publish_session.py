@@ -6,7 +6,7 @@ logged); no token configured means publishing is off (403), a wrong or missing o
 gets 401 before any upgrade. Each batch is checked whole, then awaited into the hub's
 bounded queue, and acknowledged: while the hub is behind we stop reading the socket,
 so backpressure reaches the publisher through TCP. Bad batches get an error and a
-counter; the data decisions live in `ticker.capture.codec` and `publish_protocol`.
+counter; the data decisions live in `ticker.model.event_codec` and `publish_protocol`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,19 @@ from functools import partial
 
 import trio
 
-from ticker.capture.codec import check_event
-from ticker.capture.publish_protocol import (
+from ticker.errors import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_SHUTDOWN,
+    BadMessage,
+    ProtocolError,
+)
+from ticker.model.event_codec import check_event
+from ticker.model.events import NormalizedEvent
+from ticker.server.context import ServerContext
+from ticker.server.keepalive import KeepaliveReader
+from ticker.server.stats import EndReason
+from ticker.wire.http import BadRequest, RequestHead
+from ticker.wire.publish import (
     MAX_MESSAGE_BYTES,
     SUBPROTOCOL,
     Ack,
@@ -32,17 +43,6 @@ from ticker.capture.publish_protocol import (
     encode_ack,
     encode_refused,
 )
-from ticker.errors import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_SHUTDOWN,
-    BadMessage,
-    ProtocolError,
-)
-from ticker.model.events import NormalizedEvent
-from ticker.server.context import ServerContext
-from ticker.server.keepalive import KeepaliveReader
-from ticker.server.stats import EndReason
-from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
     Close,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
@@ -22,16 +22,21 @@ from ticker.core.hub import Hub, Published
 from ticker.core.outbox import Offer, Outbox
 from ticker.core.topics import TopicPattern
 from ticker.server.framing import Framing
+from ticker.server.shared_write import SharedWrite
 from ticker.server.stats import EndReason, ServerStats
 from ticker.wire.transport import Transport
-
-if TYPE_CHECKING:
-    from ticker.server.fanout import Fanout, SharedWrite
 
 log = logging.getLogger("ticker.server")
 
 MAX_WRITE_BYTES = 1024 * 1024
 """A single write carries at most about this much replay backlog."""
+
+
+class Membership(Protocol):
+    """What a connection needs of the tree that holds it: to leave it when it ends.
+    (The fanout implements it; this module must not import the fanout.)"""
+
+    def remove(self, subscriber: Subscriber) -> None: ...
 
 
 class SnapshotBurst:
@@ -111,7 +116,7 @@ class Subscriber:
         self.opened_at = time.monotonic()
         self.ended: EndReason | None = None
         self.closing_sent = False
-        self.fanout: Fanout | None = None
+        self.fanout: Membership | None = None
         self.nursery: trio.Nursery | None = None
 
     # -- called by the fanout, synchronously ----------------------------------------

@@ -1,7 +1,8 @@
-"""Venues: the native wire formats (cbx JSON, fxa FIX, itx binary) and their adapters.
+"""Venues: the native wire formats (cbx JSON, fxa FIX, itx binary) and their adapters,
+the only place the word "adapter" names a thing.
 
 Each venue has a `*_wire` codec (pure encode/decode, shared with the simulators in
-`feeds`) and an adapter implementing `ticker.ingest.adapter.VenueAdapter`. Reference
+`feeds`) and an adapter implementing `ticker.ingest.contract.VenueAdapter`. Reference
 data (instruments, listings, locate codes) lives in `reference`.
 """
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ticker.ingest.adapter import AdapterOutput, IngestCounters
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput, IngestCounters
 from ticker.ingest.normalizer import Normalizer, Phase
 from ticker.model.events import PriceLevel
 from ticker.venues.reference import Listing, venue_listings

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ticker.ingest.adapter import AdapterOutput
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput
 from ticker.model.events import TakerSide, TickerStats, Trade
 from ticker.venues.adapter_base import AdapterBase
 from ticker.venues.cbx_wire import decode_fields, parse_object

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ticker.ingest.adapter import AdapterOutput, RequestSnapshot
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput, RequestSnapshot
 from ticker.ingest.normalizer import SymbolTrack
 from ticker.model.events import PriceLevel, TakerSide, TickerStats, Trade
 from ticker.venues.adapter_base import AdapterBase

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ticker.ingest.adapter import AdapterOutput
 from ticker.ingest.config import IngestConfig
+from ticker.ingest.contract import AdapterOutput
 from ticker.ingest.stats import SessionStats
 from ticker.model.events import TakerSide, TickerStats, Trade
 from ticker.model.fixed import nanos_from_scaled

@@ -20,15 +20,15 @@ from feeds.faults import FaultPlan
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
 from ticker.errors import ConfigError
-from ticker.ingest.adapter import IngestCounters
+from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
 from ticker.server.drain import DrainResult, drain
 from ticker.server.fanout import Fanout
 from ticker.server.gateway import Gateway
-from ticker.server.ingest import run_venue
 from ticker.server.listener import serve_listener
 from ticker.server.stats import ServerStats
+from ticker.server.venue_feed import run_venue
 from ticker.venues.reference import LISTINGS
 from ticker.wire.tls import server_context
 

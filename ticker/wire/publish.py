@@ -1,7 +1,7 @@
 """The publish protocol on `GET /v1/publish`: batches of normalized events, acknowledged.
 
 A publisher sends binary WebSocket messages `["pub", batch_id, [event, ...]]` (events
-in the `ticker.capture.codec` arrays); the server answers each batch, in order, with
+in the `ticker.model.event_codec` arrays); the server answers each batch, in order, with
 `["ack", batch_id, accepted]` once the hub's queue took it, or `["e", code, reason,
 batch_id]` when it refused the whole batch. Pure encode/decode shared by the server
 session and the replayer's client; docs/PROTOCOL.md has the contract.
@@ -15,8 +15,8 @@ from typing import Any, Final
 
 import msgpack
 
-from ticker.capture.codec import BadEvent, event_from_array, event_to_array
 from ticker.errors import BadMessage
+from ticker.model.event_codec import BadEvent, event_from_array, event_to_array
 from ticker.model.events import NormalizedEvent
 
 PUBLISH_PATH: Final = "/v1/publish"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.capture.codec import (
+from ticker.model.event_codec import (
     BadEvent,
     check_event,
     decode_event,

@@ -1,4 +1,4 @@
-"""One ingest task per venue: simulator -> faults -> adapter -> the hub's channel.
+"""One venue feed task per venue: simulator -> faults -> adapter -> the hub's channel.
 
 The simulated venue runs in-process and is paced against the trio clock, so a rate of
 20 messages a second is 20 a second of real time. The task feeds the venue's adapter,
@@ -21,7 +21,7 @@ import trio
 from feeds.faults import Disconnect, FaultPlan, FaultyFeed, Stall
 from feeds.simulator import make_simulator
 from ticker.config import Config
-from ticker.ingest.adapter import AdapterOutput, IngestCounters, VenueAdapter
+from ticker.ingest.contract import AdapterOutput, IngestCounters, VenueAdapter
 from ticker.model.events import NormalizedEvent
 from ticker.venues import make_adapter
 
