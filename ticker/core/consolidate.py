@@ -12,6 +12,7 @@ encodes and never does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ticker.core.delta import Levels
@@ -42,6 +43,15 @@ class _SessionStats:
         self.low = min(self.low, price)
         self.last = price
         self.volume += size
+
+    def inherit(self, fields: dict[str, int | None], now_ns: int) -> None:
+        """Continue today's statistics from a published ticker state (after a takeover)."""
+        if fields.get("last") is None:
+            return
+        self.day = now_ns // NS_PER_DAY
+        self.open, self.high, self.low = fields.get("open"), fields.get("high"), fields.get("low")
+        self.last = fields.get("last")
+        self.volume = int(fields.get("volume") or 0)
 
     def fields(self) -> dict[str, int | None]:
         change = None if self.last is None or self.open is None else self.last - self.open
@@ -93,6 +103,15 @@ def _venue_increments(
     return increments
 
 
+def _composite(sides: Iterable[Levels]) -> Levels:
+    """The composite of several venues' sides: per price, the sum of their sizes."""
+    total: Levels = {}
+    for side in sides:
+        for price, size in side.items():
+            total[price] = total.get(price, 0) + size
+    return total
+
+
 class Consolidator:
     """Turns normalized venue events into sequenced messages of venue-neutral topics."""
 
@@ -100,6 +119,26 @@ class Consolidator:
         self.sequencer = sequencer
         self.venue_stats_seen = 0
         self._symbols: dict[str, _Symbol] = {}
+        self._rebase: set[str] = set()
+        self._inherited_stats: dict[str, dict[str, int | None]] = {}
+
+    def adopt(self) -> None:
+        """Take over a stream whose state the sequencer holds but this consolidator did not
+        build (a standby hub that now leads): per-venue inputs start empty and are rebuilt
+        from the venues' snapshots. Each book's first composite then replaces the inherited
+        book whole (`Sequencer.replace_levels`), since increments would be added to levels
+        of venues we have not heard from; session statistics continue from the inherited
+        ticker state, so volume and the day's range do not start over.
+        """
+        self._symbols.clear()
+        self._rebase.clear()
+        self._inherited_stats.clear()
+        for topic in self.sequencer.topics():
+            channel, _, symbol = topic.partition(".")
+            if channel == "book":
+                self._rebase.add(symbol)
+            elif channel == "ticker":
+                self._inherited_stats[symbol] = self.sequencer.state(topic)
 
     def on_event(self, event: NormalizedEvent, now_us: int) -> list[DataMessage]:
         """Consolidate one venue event; returns the messages published (often 0 or 1)."""
@@ -108,6 +147,9 @@ class Consolidator:
             s = event.symbol
             symbol = _Symbol(f"book.{s}", f"quote.{s}", f"trade.{s}", f"ticker.{s}")
             self._symbols[s] = symbol
+            inherited = self._inherited_stats.pop(s, None)
+            if inherited:
+                symbol.stats.inherit(inherited, now_us * 1000)
         if isinstance(event, BookUpdate):
             return self._on_book(symbol, event, now_us)
         if isinstance(event, Quote):
@@ -128,6 +170,15 @@ class Consolidator:
         snapshot = event.snapshot
         bid_moves = _venue_increments(bids, event.bids, snapshot) if event.bids or snapshot else []
         ask_moves = _venue_increments(asks, event.asks, snapshot) if event.asks or snapshot else []
+        if event.symbol in self._rebase:
+            self._rebase.discard(event.symbol)
+            message = self.sequencer.replace_levels(
+                symbol.book_topic,
+                _composite(symbol.venue_bids.values()),
+                _composite(symbol.venue_asks.values()),
+                now_us,
+            )
+            return [message] if message is not None else []
         message = self.sequencer.add_to_levels(symbol.book_topic, bid_moves, ask_moves, now_us)
         return [message] if message is not None else []
 

@@ -8,6 +8,8 @@ once per message, on first use, and then shared. Pure: the shell owns clocks and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ticker.config import Config
 from ticker.core.codec import encode_data, render_json
 from ticker.core.compression import FrameCompressor
@@ -15,7 +17,7 @@ from ticker.core.consolidate import Consolidator
 from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.replay import Replay, ReplayBuffer, Reset
-from ticker.core.sequencer import Sequencer
+from ticker.core.sequencer import Sequencer, StreamBroken
 from ticker.core.topics import CHANNELS, ChannelKind
 from ticker.model.events import NormalizedEvent
 from ticker.wire.sse import encode_event
@@ -45,12 +47,13 @@ class Published:
         "topic",
     )
 
-    def __init__(self, message: DataMessage, epoch: int) -> None:
+    def __init__(self, message: DataMessage, epoch: int, payload: bytes | None = None) -> None:
         self.message = message
         self.epoch = epoch
         self.topic = message.topic
         self.offset = message.offset
-        self.payload = encode_data(message)
+        # A follower gets the writer's bytes with the message: encoded once, cluster-wide.
+        self.payload = encode_data(message) if payload is None else payload
         self.size = len(self.payload)
         self.conflatable = CONFLATABLE[message.topic.partition(".")[0]]
         self._json: str | None = None
@@ -89,14 +92,24 @@ class Published:
 
 
 class Hub:
-    """Consolidator + sequencer + encoder + replay buffer, in that order."""
+    """Consolidator + sequencer + encoder + replay buffer, in that order.
+
+    The same hub also follows another hub's stream (`apply`, `restore`): an edge or a
+    standby holds exactly the writer's state, positions and bytes, and the fanout half
+    of a server cannot tell which of the two fed it.
+    """
 
     def __init__(self, config: Config, epoch: int) -> None:
+        self._config = config
+        self._start(epoch, 0)
+
+    def _start(self, epoch: int, offset: int) -> None:
+        config = self._config
         self.epoch = epoch
         self.sequencer = Sequencer(epoch, config.keyframe_interval)
         self.consolidator = Consolidator(self.sequencer)
         self.replay: ReplayBuffer[Published] = ReplayBuffer(
-            epoch, config.replay_max_messages, config.replay_max_bytes
+            epoch, config.replay_max_messages, config.replay_max_bytes, after=offset
         )
         self._snapshots: dict[str, Published] = {}
         self._snapshots_offset = -1
@@ -141,6 +154,51 @@ class Hub:
     def since(self, position: Position) -> Replay[Published] | Reset:
         """Messages after `position` from the replay buffer, or why not."""
         return self.replay.since(position)
+
+    def apply(self, messages: list[tuple[DataMessage, bytes]]) -> list[Published]:
+        """Follow the writer: apply its messages (with their encoded bytes) in order.
+
+        Raises:
+            StreamBroken: a message does not continue the stream held; nothing after it
+                was applied (rebuild with `restore`).
+        """
+        published = []
+        append = self.replay.append
+        apply = self.sequencer.apply
+        epoch = self.epoch
+        for message, payload in messages:
+            apply(message)
+            item = Published(message, epoch, payload)
+            append(message.offset, item, item.size)
+            published.append(item)
+        return published
+
+    def restore(
+        self,
+        epoch: int,
+        offset: int,
+        snapshots: list[DataMessage],
+        history: Sequence[tuple[DataMessage, bytes]] = (),
+    ) -> None:
+        """Start over from a checkpoint: every topic's state at (`epoch`, `offset`).
+
+        `history` is the stream just before and up to `offset` (contiguous, oldest
+        first), kept in the replay buffer so clients can resume from it; it is not
+        applied (the snapshots already hold its effect). Clears everything held before.
+        """
+        first = history[0][0].offset - 1 if history else offset
+        if history and history[-1][0].offset != offset:
+            raise StreamBroken("history must end at the checkpoint's offset")
+        self._start(epoch, first)
+        for message, payload in history:
+            item = Published(message, epoch, payload)
+            self.replay.append(message.offset, item, item.size)
+        self.sequencer.restore(offset, snapshots)
+
+    def checkpoint(self, now_ns: int) -> list[DataMessage]:
+        """Every topic's whole state at the current position (what `restore` takes)."""
+        now_us = now_ns // 1000
+        return [self.sequencer.snapshot(topic, now_us) for topic in self.sequencer.topics()]
 
     def _buffer(self, messages: list[DataMessage]) -> list[Published]:
         published = []

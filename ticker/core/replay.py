@@ -48,9 +48,11 @@ class ReplayBuffer(Generic[T]):
         epoch: the stream's epoch.
         max_entries: keep at most this many entries.
         max_bytes: keep at most this many bytes, as reported by `append`'s `size`.
+        after: the offset the buffer starts after (a follower that starts from a
+            checkpoint holds nothing up to it); the first append carries `after + 1`.
     """
 
-    def __init__(self, epoch: int, max_entries: int, max_bytes: int) -> None:
+    def __init__(self, epoch: int, max_entries: int, max_bytes: int, after: int = 0) -> None:
         if max_entries < 1 or max_bytes < 1:
             raise ConfigError("replay buffer bounds must be >= 1")
         self.epoch = epoch
@@ -58,8 +60,8 @@ class ReplayBuffer(Generic[T]):
         self.max_bytes = max_bytes
         self._entries: list[T | None] = [None] * max_entries
         self._sizes: list[int] = [0] * max_entries
-        self._first = 1  # offset of the oldest entry held
-        self._next = 1  # offset the next append must carry
+        self._first = after + 1  # offset of the oldest entry held
+        self._next = after + 1  # offset the next append must carry
         self._bytes = 0
 
     def __len__(self) -> int:

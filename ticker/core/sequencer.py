@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ticker.core.delta import Fields, Levels, add_to_levels, book_data, diff_fields
+from ticker.core.delta import (
+    Fields,
+    Levels,
+    add_to_levels,
+    apply_levels,
+    book_data,
+    diff_fields,
+)
 from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
@@ -37,6 +44,31 @@ class _TopicState:
         if self.kind is ChannelKind.BOOK:
             return book_data(self.bids, self.asks)
         return dict(self.fields)
+
+
+class StreamBroken(Exception):
+    """A followed stream does not continue the state held (an offset or seq skipped)."""
+
+
+def _load(state: _TopicState, data: Fields) -> None:
+    """Replace a topic's state with a snapshot's data."""
+    if state.kind is ChannelKind.BOOK:
+        state.bids = {price: size for price, size in data.get("bids", ()) if size}
+        state.asks = {price: size for price, size in data.get("asks", ()) if size}
+    else:
+        state.fields = dict(data)
+    state.since_keyframe = 0
+
+
+def _merge(state: _TopicState, data: Fields) -> None:
+    """Apply a delta's data to a topic's state."""
+    if state.kind is ChannelKind.BOOK:
+        apply_levels(state.bids, data.get("bids", ()))
+        apply_levels(state.asks, data.get("asks", ()))
+    elif state.kind is ChannelKind.LATEST:
+        state.fields.update(data)
+    else:
+        state.fields = dict(data)
 
 
 class Sequencer:
@@ -134,6 +166,74 @@ class Sequencer:
             empty: dict[str, Any] = book_data({}, {}) if kind is ChannelKind.BOOK else {}
             return DataMessage(True, topic, 0, self._offset, now_us, empty)
         return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+
+    def replace_levels(
+        self, topic: str, bids: Levels, asks: Levels, now_us: int
+    ) -> DataMessage | None:
+        """Publish whatever makes the book `topic` exactly `bids`/`asks` (absolute sizes).
+
+        A hub that took over from another rebuilds its per-venue books from the venues'
+        snapshots; the first composite it computes replaces the book it inherited from
+        the log, as one ordinary delta (levels it no longer has go out with size 0).
+        Returns None when the book is already equal.
+        """
+        state = self._state(topic, ChannelKind.BOOK)
+        changes: dict[str, list[list[int]]] = {}
+        for name, old, new in (("bids", state.bids, bids), ("asks", state.asks, asks)):
+            changed = [[price, size] for price, size in new.items() if old.get(price) != size]
+            changed += [[price, 0] for price in old if price not in new]
+            changes[name] = changed
+        if not changes["bids"] and not changes["asks"]:
+            return None
+        state.bids = {price: size for price, size in bids.items() if size}
+        state.asks = {price: size for price, size in asks.items() if size}
+        return self._publish(topic, state, changes, now_us)
+
+    def state(self, topic: str) -> Fields:
+        """The published whole state of `topic` (empty when it has none)."""
+        state = self._topics.get(topic)
+        return state.data() if state is not None else {}
+
+    # -- following another sequencer's stream (edges, a standby hub) ------------------
+
+    def apply(self, message: DataMessage) -> None:
+        """Apply one message of another sequencer's stream, as that sequencer had it.
+
+        The follower's state, offsets and sequences then equal the writer's, so it can
+        hand out the same snapshots and, once it leads, continue the same stream.
+
+        Raises:
+            StreamBroken: the message is not the next offset, or a delta does not follow
+                its topic's sequence (the caller must rebuild from a checkpoint).
+        """
+        if message.offset != self._offset + 1:
+            raise StreamBroken(f"expected offset {self._offset + 1}, got {message.offset}")
+        state = self._topics.get(message.topic)
+        if state is None:
+            state = self._topics[message.topic] = _TopicState(channel_kind(message.topic))
+        if message.snapshot:
+            _load(state, message.data)
+        elif message.seq != state.seq + 1:
+            raise StreamBroken(f"{message.topic}: expected seq {state.seq + 1}, got {message.seq}")
+        else:
+            _merge(state, message.data)
+            state.since_keyframe += 1
+        state.seq = message.seq
+        self._offset = message.offset
+
+    def restore(self, offset: int, snapshots: list[DataMessage]) -> None:
+        """Start from a checkpoint: every topic's whole state at stream `offset`.
+
+        Raises:
+            StreamBroken: this sequencer has already published or applied something.
+        """
+        if self._offset or self._topics:
+            raise StreamBroken("restore needs an empty sequencer")
+        for message in snapshots:
+            state = self._topics[message.topic] = _TopicState(channel_kind(message.topic))
+            _load(state, message.data)
+            state.seq = message.seq
+        self._offset = offset
 
     def _state(self, topic: str, kind: ChannelKind) -> _TopicState:
         state = self._topics.get(topic)

@@ -1,0 +1,56 @@
+"""Log entries carry the hub's bytes unchanged; checkpoints round-trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from ticker.cluster.log_codec import (
+    BadLogData,
+    Checkpoint,
+    decode_checkpoint,
+    decode_entry,
+    encode_checkpoint,
+    encode_entry,
+)
+from ticker.config import Config
+from ticker.core.hub import Hub
+from ticker.core.position import Position
+from ticker.model.events import BookUpdate, Quote
+
+
+def test_an_entry_is_the_batch_bytes_and_its_id_the_last_position() -> None:
+    hub = Hub(Config(), 42)
+    batch = hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
+    batch += hub.publish(BookUpdate("a", "X-Y", 0, ((10, 1),), ((11, 2),), True), 0)
+    position, data = encode_entry(batch)
+    assert position == Position(42, batch[-1].offset)
+    decoded = decode_entry(position, data)
+    assert [payload for _, payload in decoded] == [p.payload for p in batch]
+    assert [message for message, _ in decoded] == [p.message for p in batch]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x93\x01\x02", b"\xc1", b"\x96\xa1s"],
+)
+def test_bad_entries_are_refused(data: bytes) -> None:
+    with pytest.raises(BadLogData):
+        decode_entry(Position(1, 1), data)
+
+
+def test_an_entry_whose_id_does_not_match_is_refused() -> None:
+    hub = Hub(Config(), 1)
+    batch = hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
+    _, data = encode_entry(batch)
+    with pytest.raises(BadLogData):
+        decode_entry(Position(1, 99), data)
+
+
+def test_checkpoints_round_trip() -> None:
+    hub = Hub(Config(), 8)
+    hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
+    hub.publish(BookUpdate("a", "X-Y", 0, ((10, 1),), ((11, 2),), True), 0)
+    checkpoint = Checkpoint(hub.position, hub.checkpoint(5_000))
+    assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
+    with pytest.raises(BadLogData):
+        decode_checkpoint(b"\x81\xa1v\x02")
