@@ -141,9 +141,16 @@ async def run_feeds(
     return counters
 
 
-async def run_serve(config: Config, faults: FaultPlan) -> None:
-    """Run the server until interrupted."""
+async def run_serve(config: Config, faults: FaultPlan, argv: Sequence[str]) -> None:
+    """Run the server until interrupted (with `workers` > 1: that many edge processes
+    sharing the port, each this command with `--workers 1 --reuse-port`)."""
     from ticker.server.process import serve
+
+    if config.workers > 1:
+        from ticker.workers import run_workers
+
+        await run_workers(config, argv)
+        return
 
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(partial(serve, config, faults=faults))
@@ -214,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "feeds":
             trio.run(run_feeds, config, faults, args.duration, args.stats)
         else:
-            trio.run(run_serve, config, faults)
+            trio.run(run_serve, config, faults, list(sys.argv[1:] if argv is None else argv))
     except BaseException as raised:  # sorted below; anything else is re-raised
         error = _sole(raised)
         if isinstance(error, KeyboardInterrupt):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from ticker.errors import ConfigError
 
 VENUES = ("cbx", "fxa", "itx")
+ROLES = ("all", "hub", "edge")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,33 @@ class Config:
     """PEM certificate chain: set it (with keyfile) to serve https and wss on the port."""
     keyfile: str = ""
     """PEM private key of certfile (empty: the key is in certfile)."""
+
+    # Cluster (docs/CLUSTER.md). Without redis_url, `all` is the embedded single process.
+    role: str = "all"
+    """`all`: venues, hub and streams in one process (with redis_url it also writes the
+    cluster log); `hub`: venues and hub, writing the cluster log, no streams; `edge`:
+    streams fed from the cluster log, no venues."""
+    redis_url: str = field(default="", repr=False)
+    """Redis holding the cluster log, e.g. redis://127.0.0.1:6379/0 (may hold a password:
+    never logged)."""
+    cluster: str = "ticker"
+    """The cluster's name: its keys in Redis are ticker:{NAME}:*."""
+    workers: int = 1
+    """Edge processes sharing the port with SO_REUSEPORT (role edge only)."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT, so several processes share the port (`workers` sets it
+    for the processes it starts)."""
+    lease_ttl_s: float = 1.0
+    """The leading hub's lease; a standby takes over at most this long after the leader
+    stops renewing it."""
+    checkpoint_interval_s: float = 5.0
+    """How often the leading hub writes every topic's snapshot to Redis."""
+    cluster_log_max_entries: int = 200_000
+    """The cluster log keeps about this many entries (hub batches); older ones are trimmed."""
+    cluster_hold_batches: int = 1024
+    """Batches the leading hub holds while Redis cannot take them; beyond, ingest waits."""
+    redis_timeout_s: float = 2.0
+    """Longest wait for one Redis command (a blocking read waits this much longer)."""
 
     # Venues and ingest.
     venues: tuple[str, ...] = VENUES
@@ -119,6 +147,12 @@ class Config:
             "max_publishers",
             "drain_timeout_s",
             "drain_batch_size",
+            "workers",
+            "lease_ttl_s",
+            "checkpoint_interval_s",
+            "cluster_log_max_entries",
+            "cluster_hold_batches",
+            "redis_timeout_s",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -135,6 +169,16 @@ class Config:
             raise ConfigError("sse_retry_ms must be >= 0")
         if self.keyfile and not self.certfile:
             raise ConfigError("keyfile needs certfile")
+        if self.role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.role != "all" and not self.redis_url:
+            raise ConfigError(f"role {self.role} needs redis_url (the cluster log)")
+        if self.workers > 1 and self.role != "edge":
+            raise ConfigError("workers > 1 is for role edge (processes sharing one port)")
+        if self.workers > 1 and self.port == 0:
+            raise ConfigError("workers > 1 needs a fixed port to share (port 0 picks one each)")
+        if not self.cluster or not all(c.isalnum() or c in "-_." for c in self.cluster):
+            raise ConfigError(f"cluster must be letters, digits, - _ . ; got {self.cluster!r}")
         unknown = set(self.venues) - set(VENUES)
         if unknown or not self.venues:
             raise ConfigError(f"venues must be a non-empty subset of {VENUES}, got {self.venues}")

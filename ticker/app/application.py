@@ -84,9 +84,14 @@ def create_app(context: ServerContext) -> QuartTrio:
     @app.get("/readyz")
     async def readyz() -> Response:
         state = readiness(context)
-        if state.ready:
-            return _json_response({"ready": True})
-        return _json_response({"ready": False, "reason": state.reason}, 503)
+        body: dict[str, object] = {"ready": state.ready}
+        if not state.ready:
+            body["reason"] = state.reason
+        if context.cluster is not None:
+            body["role"] = context.cluster.role
+            body["leading"] = context.cluster.leading
+            body["position"] = str(context.hub.position)
+        return _json_response(body, 200 if state.ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

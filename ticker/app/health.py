@@ -27,6 +27,8 @@ def readiness(context: ServerContext) -> Readiness:
     """The server's readiness now (agrees with `ServerContext.ready`)."""
     if context.shutting_down:
         return Readiness(False, DRAINING)
+    if context.cluster is not None and context.cluster.problem is not None:
+        return Readiness(False, context.cluster.problem)
     if not context.ready:
         return Readiness(False, NO_DATA)
     return Readiness(True)

@@ -55,6 +55,7 @@ class ServerCollector:
         yield from self._delivery()
         yield from self._hub()
         yield from self._ingest()
+        yield from self._cluster()
 
     def _server(self) -> Iterator[Metric]:
         context = self.context
@@ -215,6 +216,53 @@ class ServerCollector:
             "ticker_replay_first_offset",
             "Offset of the oldest message held; resuming from before it gets a reset.",
             replay.first_offset,
+        )
+
+    def _cluster(self) -> Iterator[Metric]:
+        """Leadership and log following; only for a process in a cluster."""
+        status = self.context.cluster
+        if status is None:
+            return
+        yield GaugeMetricFamily(
+            "ticker_cluster_leading", "1 while this process holds the lease.", int(status.leading)
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_lease_changes",
+            "Times this process took or lost the lease.",
+            status.lease_changes,
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_appended_batches",
+            "Hub batches this process appended to the cluster log.",
+            status.appended_batches,
+        )
+        yield GaugeMetricFamily(
+            "ticker_cluster_held_batches",
+            "Batches published but not yet in the log (Redis slow or away).",
+            status.held_batches,
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_checkpoints", "Checkpoints written.", status.checkpoints
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_log_errors",
+            "Redis commands that failed (unreachable, timed out).",
+            status.log_errors,
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_applied_entries",
+            "Log entries followed into this process's hub.",
+            status.applied_entries,
+        )
+        yield GaugeMetricFamily(
+            "ticker_cluster_follow_lag_seconds",
+            "Now minus the publish time of the newest message followed from the log.",
+            status.follow_lag_s,
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_rebuilds",
+            "Times the follower started over from a checkpoint (start, epoch change, trim).",
+            status.rebuilds,
         )
 
     def _ingest(self) -> Iterator[Metric]:

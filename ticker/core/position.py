@@ -9,6 +9,7 @@ form and must not know about buffers or topics.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from random import Random
 from typing import Final
 
 from ticker.errors import BadPosition
@@ -41,3 +42,14 @@ class Position:
 
     def __str__(self) -> str:
         return f"{self.epoch}-{self.offset}"
+
+
+def new_epoch(now_ns: int, rng: Random) -> int:
+    """A fresh epoch: the time in milliseconds times 1,000 plus 0-999 at random.
+
+    Unique per stream history in practice (two servers started in the same millisecond
+    still differ with probability 0.999), increasing over time (a new epoch's positions
+    sort after the old one's, as Redis stream IDs must), and below 2^53 until the year
+    2255, so JavaScript reads it exactly.
+    """
+    return (now_ns // 1_000_000) * 1000 + rng.randrange(1000)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
@@ -43,11 +44,21 @@ class ServerContext:
     """The hub's input queue, for the publish endpoint (`publish_session`)."""
     shutting_down: bool = False
     """Set when the drain starts: readiness turns false and new connections are refused."""
+    cluster: ClusterStatus | None = None
+    """Set when the process is part of a cluster (a Redis URL is configured)."""
 
     @property
     def ready(self) -> bool:
-        """Ready to take clients: not draining, and the hub has published data."""
-        return not self.shutting_down and self.stats.published > 0
+        """Ready to take clients: not draining, the cluster log (if any) is working, and
+        the hub has data (a hub-role node serves no streams: it needs only the log)."""
+        if self.shutting_down:
+            return False
+        if self.cluster is not None:
+            if self.cluster.problem is not None:
+                return False
+            if self.config.role == "hub":
+                return True
+        return self.stats.published > 0
 
     def zstd_framing(self) -> WebSocketFraming:
         """The framing for zstd clients, created (and the dictionary loaded) on first use."""

@@ -60,7 +60,7 @@ async def serve_listener(
 ) -> None:
     """Accept connections forever; `task_status.started(port)` once listening."""
     config = context.config
-    listener = open_listener(config.host, config.port)
+    listener = open_listener(config.host, config.port, reuse_port=config.reuse_port)
     try:
         port: int = listener.getsockname()[1]
         log.info("listening on %s:%d", config.host, port)
@@ -155,6 +155,10 @@ async def handle_connection(
             head = parse_head(raw)
             session: Callable[[], Awaitable[None]] | None
             if head.path in STREAMS:
+                refused = _not_on_this_role(head.path, config_role=context.config.role,
+                                            clustered=bool(context.config.redis_url))  # fmt: skip
+                if refused:
+                    raise BadRequest(refused, 404)
                 if extra:
                     raise BadRequest("a stream request must not carry a body")
                 session = STREAMS[head.path](transport, peer, head, context)
@@ -197,6 +201,15 @@ async def handle_connection(
             log.exception("internal error serving %s; connection closed", peer)
     finally:
         transport.close()
+
+
+def _not_on_this_role(path: str, *, config_role: str, clustered: bool) -> str | None:
+    """Why `path` is not served by a node of this role, or None if it is."""
+    if config_role == "hub" and path in ("/v1/ws", "/v1/sse"):
+        return "this node is a hub: streams are served by the cluster's edges"
+    if config_role == "edge" and path == "/v1/publish":
+        return "this node is an edge: publish to a hub of the cluster"
+    return None
 
 
 STREAMS: dict[str, Callable[..., Callable[[], Awaitable[None]] | None]] = {

@@ -1,8 +1,12 @@
-"""`serve`: one ticker server process, all its tasks in one nursery.
+"""`serve`: the wiring of one ticker process, all its tasks in one nursery.
 
-Venue ingest tasks -> bounded channel -> the hub task (the single writer: consolidate,
-sequence, encode, buffer, fan out) -> outboxes -> sockets; plus the heartbeat task and
-the listener. `task_status.started` hands back a `ServerHandle` once the port listens.
+Embedded (no Redis): venue feed tasks -> bounded channel -> the hub task (the single
+writer: consolidate, sequence, encode, buffer, fan out) -> outboxes -> sockets. In a
+cluster the roles are the same parts wired differently: a hub (`hub`, `all`) leads or
+stands by (`ticker.cluster.leader`), writing the log; the fanout half (`edge`, `all`)
+follows the log (`ticker.cluster.follower`) into the same hub, fanout and sessions.
+Plus the heartbeat task and the listener. `task_status.started` hands back a
+`ServerHandle` once the port listens.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from dataclasses import dataclass
 import trio
 
 from feeds.faults import FaultPlan
+from ticker.cluster.follower import run_follower
+from ticker.cluster.leader import run_leadership, writer_config
+from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
+from ticker.core.position import new_epoch
 from ticker.errors import ConfigError
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
@@ -104,18 +112,21 @@ async def serve(
         config: every setting.
         run_venues: start the simulated venues (tests may publish through the handle).
         faults: fault injection for the simulated venues.
-        epoch: the stream epoch; default the start time in seconds (new on each start,
-            since history does not survive a restart).
+        epoch: the stream epoch of an embedded server; default a new one
+            (`new_epoch`), since its history does not survive a restart. In a cluster
+            the epoch is the cluster log's.
         app: makes the ASGI application for every non-streaming path from the context
             (default `ticker.app.create_app`).
 
     Raises:
         ConfigError: the certificate or key cannot be loaded.
     """
-    hub = Hub(config, epoch if epoch is not None else int(time.time()))
+    hub = Hub(config, epoch if epoch is not None else new_epoch(time.time_ns(), random.Random()))
     context = ServerContext(
         config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
     )
+    if config.redis_url:
+        context.cluster = ClusterStatus(config.role)
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)
@@ -129,15 +140,28 @@ async def serve(
     send, receive = trio.open_memory_channel[Sequence[NormalizedEvent]](config.ingest_queue_batches)
     context.publish = send
     ingest = context.ingest
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_hub, context, receive)
-        nursery.start_soon(run_heartbeats, context)
+
+    async def start_venues(nursery: trio.Nursery) -> None:
         if run_venues:
             start_ns = time.time_ns()
             for venue in config.venues:
                 await nursery.start(
                     run_venue, venue, config, send.clone(), ingest, faults, start_ns
                 )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_heartbeats, context)
+        if not config.redis_url:
+            nursery.start_soon(run_hub, context, receive)
+            await start_venues(nursery)
+        else:
+            if config.role in ("all", "hub"):
+                # A hub node's own hub is the writer; `all` keeps a separate writer so its
+                # clients only ever see what the log holds (what every edge serves too).
+                writer = hub if config.role == "hub" else Hub(writer_config(config), 0)
+                await nursery.start(run_leadership, context, writer, receive, start_venues)
+            if config.role in ("all", "edge"):
+                nursery.start_soon(run_follower, context)
         await nursery.start(gateway.run)
         port = await nursery.start(serve_listener, context, gateway)
         task_status.started(ServerHandle(port, context, send, ingest, nursery.cancel_scope))

@@ -1,0 +1,242 @@
+"""The cluster's failures, each against a real redis-server and real `ticker serve`
+processes (kill -9, SIGSTOP, Redis stopped or restarted without its data).
+
+Clients are the Python client (`open_feed` with several URLs): it checks every topic's
+sequence and reports any possible loss as a RESET update, so "no RESET" is "no gap and
+no repeat".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from tests.cluster.nodes import Node
+from tests.redis_server import RedisServer
+from ticker.client import open_feed
+from ticker.client.updates import Update, UpdateKind
+
+TOPICS = ["quote.*", "trade.*", "book.BTC-USD", "ticker.*"]
+TEST_DEADLINE_S = 120
+
+
+class Cluster:
+    """Redis plus the nodes a test starts; every node is stopped at the end."""
+
+    def __init__(self, directory: Path, redis: RedisServer, name: str) -> None:
+        self.directory = directory
+        self.redis = redis
+        self.name = name
+        self.nodes: list[Node] = []
+
+    def node(self, role: str, *extra: str) -> Node:
+        args = [
+            "--role", role, "--redis-url", self.redis.url, "--cluster", self.name,
+            "--lease-ttl-s", "1", "--checkpoint-interval-s", "1",
+            "--venue-rate-per-s", "40", "--heartbeat-s", "1", "--log-level", "INFO",
+            *extra,
+        ]  # fmt: skip
+        node = Node(self.directory, f"{role}{len(self.nodes)}", args)
+        self.nodes.append(node)
+        return node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    made = Cluster(tmp_path, redis_server, "failover")
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture
+def persistent_cluster(tmp_path: Path, persistent_redis: RedisServer) -> Iterator[Cluster]:
+    made = Cluster(tmp_path, persistent_redis, "persist")
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def leader(*hubs: Node) -> Node:
+    for hub in hubs:
+        if hub.readiness().get("leading"):
+            return hub
+    raise AssertionError("no hub leads")
+
+
+def offset(node: Node) -> int:
+    position = node.readiness().get("position", "0-0")
+    return int(str(position).split("-")[1])
+
+
+class Recorder:
+    """Consumes a feed in the background and keeps what the test asserts on."""
+
+    def __init__(self) -> None:
+        self.updates: list[Update] = []
+        self.resets: list[Update] = []
+
+    async def consume(self, urls: list[str]) -> None:
+        async with open_feed(urls, TOPICS, reconnect_min_s=0.05, reconnect_max_s=0.5) as feed:
+            async for update in feed:
+                self.updates.append(update)
+                if update.kind is UpdateKind.RESET:
+                    self.resets.append(update)
+
+    def last_offset(self) -> int:
+        return self.updates[-1].position.offset if self.updates else 0
+
+    async def wait_past(self, offset: int, timeout_s: float = 30) -> None:
+        with trio.fail_after(timeout_s):
+            while self.last_offset() <= offset:
+                await trio.sleep(0.05)
+
+
+async def test_kill_an_edge_its_clients_move_and_lose_nothing(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        hub = cluster.node("hub")
+        edge_a, edge_b = cluster.node("edge"), cluster.node("edge")
+        for node in (hub, edge_a, edge_b):
+            node.wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge_a.ws_url, edge_b.ws_url])
+            await recorder.wait_past(0)
+            await recorder.wait_past(recorder.last_offset() + 50)
+            edge_a.kill()
+            await recorder.wait_past(recorder.last_offset() + 200)
+            nursery.cancel_scope.cancel()
+        assert recorder.resets == []
+        assert recorder.updates[-1].position.epoch == recorder.updates[0].position.epoch
+
+
+async def test_kill_the_leading_hub_the_standby_leads_with_no_reset(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        hub_1 = cluster.node("hub").wait_ready()
+        hub_2 = cluster.node("hub").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge.ws_url])
+            await recorder.wait_past(0)
+            await recorder.wait_past(recorder.last_offset() + 50)
+            first = leader(hub_1, hub_2)
+            standby = hub_2 if first is hub_1 else hub_1
+            killed_at = time.monotonic()
+            before = offset(edge)
+            first.kill()
+            await recorder.wait_past(before + 1, timeout_s=20)
+            takeover_s = time.monotonic() - killed_at
+            await recorder.wait_past(recorder.last_offset() + 200)
+            nursery.cancel_scope.cancel()
+        assert standby.readiness().get("leading") is True
+        assert recorder.resets == []
+        print(f"takeover: first new message {takeover_s:.2f} s after kill -9 (lease 1 s)")
+
+
+async def test_a_leader_paused_past_its_lease_is_fenced_and_steps_down(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        hub_1 = cluster.node("hub").wait_ready()
+        hub_2 = cluster.node("hub").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge.ws_url])
+            await recorder.wait_past(0)
+            first = leader(hub_1, hub_2)
+            standby = hub_2 if first is hub_1 else hub_1
+            first.pause()
+            await trio.sleep(3)  # three lease periods
+            await recorder.wait_past(recorder.last_offset() + 50)
+            assert standby.readiness().get("leading") is True
+            first.resume()
+            first.wait_until("stepped down", lambda: first.readiness().get("leading") is False)
+            await recorder.wait_past(recorder.last_offset() + 100)
+            nursery.cancel_scope.cancel()
+        assert recorder.resets == []
+        assert "stepped down" in first.log()
+
+
+async def test_redis_away_then_back_with_its_data_no_reset(persistent_cluster: Cluster) -> None:
+    cluster = persistent_cluster
+    with trio.fail_after(TEST_DEADLINE_S):
+        hub = cluster.node("hub").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge.ws_url])
+            await recorder.wait_past(0)
+            await recorder.wait_past(recorder.last_offset() + 30)
+            cluster.redis.stop()
+            edge.wait_until("unready", lambda: not edge.ready(), timeout_s=10)
+            assert "unreachable" in str(edge.readiness().get("reason"))
+            count = len(recorder.updates)
+            await trio.sleep(10)
+            cluster.redis.start()
+            edge.wait_ready()
+            hub.wait_ready()
+            await recorder.wait_past(recorder.last_offset() + 200, timeout_s=40)
+            nursery.cancel_scope.cancel()
+        assert recorder.resets == []
+        assert len(recorder.updates) > count
+
+
+async def test_redis_restarted_without_data_clients_get_other_epoch(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        cluster.node("hub").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge.ws_url])
+            await recorder.wait_past(0)
+            epoch = recorder.updates[-1].position.epoch
+            cluster.redis.stop(wipe=True)
+            cluster.redis.start()
+            with trio.fail_after(40):
+                while not recorder.resets:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        loss = recorder.resets[0].loss
+        assert loss is not None and loss.reason == "other_epoch"
+        assert recorder.updates[-1].position.epoch != epoch
+
+
+async def test_a_paused_edge_catches_up(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        hub = cluster.node("hub").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        edge.pause()
+        await trio.sleep(5)
+        edge.resume()
+        target = offset(hub)
+        edge.wait_until("caught up", lambda: offset(edge) >= target, timeout_s=20)
+
+
+async def test_an_edge_whose_position_was_trimmed_resets_its_clients(cluster: Cluster) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        cluster.node("hub", "--cluster-log-max-entries", "20").wait_ready()
+        edge = cluster.node("edge").wait_ready()
+        recorder = Recorder()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recorder.consume, [edge.ws_url])
+            await recorder.wait_past(0)
+            edge.pause()
+            await trio.sleep(6)  # hundreds of entries: far past the 20 kept (trimmed by ~)
+            edge.resume()
+            with trio.fail_after(30):
+                while not recorder.resets:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        loss = recorder.resets[0].loss
+        assert loss is not None and loss.reason == "too_old"
+        assert edge.log().count("trimmed from the log") == 1

@@ -1,0 +1,209 @@
+"""Hub and edge roles in one trio run, against a real redis-server.
+
+An edge serves exactly the hub's stream (same positions, same bytes, same snapshots), a
+position is valid on every edge, a standby hub takes over with seq-continuous messages,
+and a hub that lost its lease can never append.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+
+import coredis
+import trio
+
+from tests.redis_server import RedisServer
+from tests.server.conftest import RawWebSocket, until
+from ticker.config import Config
+from ticker.core.messages import DataMessage, Heartbeat, Hello, Reset
+from ticker.core.mirror import Applied, Mirror
+from ticker.core.position import Position
+from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
+from ticker.server.process import ServerHandle, serve
+
+SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
+VENUES = ("cbx", "fxa", "itx")
+TEST_DEADLINE_S = 60
+
+
+def cluster_config(redis: RedisServer, name: str) -> Config:
+    return Config(
+        port=0,
+        heartbeat_s=3600,
+        ping_interval_s=3600,
+        redis_url=redis.url,
+        cluster=name,
+        lease_ttl_s=0.6,
+        checkpoint_interval_s=0.2,
+    )
+
+
+def market(rng: random.Random, count: int, start: int = 0) -> list[NormalizedEvent]:
+    out: list[NormalizedEvent] = []
+    for i in range(start, start + count):
+        venue, symbol = rng.choice(VENUES), rng.choice(SYMBOLS)
+        ts = 1_800_000_000_000_000_000 + i * 1_000_000
+        kind = rng.random()
+        if kind < 0.4:
+            bids = tuple((1000 - rng.randrange(5), rng.randrange(0, 4)) for _ in range(2))
+            asks = tuple((1001 + rng.randrange(5), rng.randrange(0, 4)) for _ in range(2))
+            out.append(BookUpdate(venue, symbol, ts, bids, asks, False))
+        elif kind < 0.7:
+            out.append(Quote(venue, symbol, ts, 1000, rng.randrange(1, 9), 1001, 2))
+        else:
+            side = TakerSide.BUY if rng.random() < 0.5 else TakerSide.SELL
+            out.append(Trade(venue, symbol, ts, 1000, 1, side, f"t{i}"))
+    return out
+
+
+async def start(nursery: trio.Nursery, config: Config) -> ServerHandle:
+    handle: ServerHandle = await nursery.start(partial(serve, config, run_venues=False))
+    return handle
+
+
+async def publish(hub: ServerHandle, events: list[NormalizedEvent]) -> None:
+    for i in range(0, len(events), 7):
+        await hub.publish(*events[i : i + 7])
+
+
+def leading(handle: ServerHandle) -> Callable[[], bool]:
+    status = handle.context.cluster
+    assert status is not None
+    return lambda: status.leading
+
+
+class Follower:
+    """A strict client: a mirror that must accept every data message, and its position."""
+
+    def __init__(self, ws: RawWebSocket) -> None:
+        self.ws = ws
+        self.mirror = Mirror()
+        self.position: Position | None = None
+        self.resets: list[Reset] = []
+
+    async def read_until(self, offset: int) -> None:
+        with trio.fail_after(20):
+            while self.position is None or self.position.offset < offset:
+                for message in await self.ws.messages():
+                    if isinstance(message, DataMessage):
+                        result = self.mirror.apply(message)
+                        assert isinstance(result, Applied), (message, result)
+                        assert self.position is not None
+                        self.position = Position(self.position.epoch, message.offset)
+                    elif isinstance(message, Hello):
+                        self.position = Position(message.epoch, message.offset)
+                    elif isinstance(message, Heartbeat):
+                        self.position = Position(message.epoch, message.offset)
+                    elif isinstance(message, Reset):
+                        self.resets.append(message)
+                        self.position = Position(message.epoch, message.offset)
+
+
+async def test_an_edge_serves_the_hubs_stream(redis_server: RedisServer) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles1")
+            hub = await start(nursery, replace(base, role="hub"))
+            await until(leading(hub))
+            edge = await start(nursery, replace(base, role="edge"))
+            rng = random.Random(1)
+            await publish(hub, market(rng, 100))
+            await until(lambda: edge.hub.position == hub.hub.position)
+            client = Follower(await RawWebSocket.connect(edge.port))
+            await client.ws.subscribe("quote.*", "book.*", "trade.*", "ticker.*")
+            await client.read_until(hub.hub.position.offset)
+            await publish(hub, market(rng, 200, 100))
+            await until(lambda: edge.hub.position == hub.hub.position)
+            await client.read_until(hub.hub.position.offset)
+            assert edge.hub.epoch == hub.hub.epoch
+            for topic in hub.hub.topics():
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+                assert edge.hub.snapshot(topic, 0) == hub.hub.snapshot(topic, 0)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisServer) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles2")
+            hub = await start(nursery, replace(base, role="hub"))
+            await until(leading(hub))
+            edge_a = await start(nursery, replace(base, role="edge"))
+            edge_b = await start(nursery, replace(base, role="edge"))
+            rng = random.Random(2)
+            await publish(hub, market(rng, 150))
+            await until(lambda: edge_a.hub.position == hub.hub.position)
+            client = Follower(await RawWebSocket.connect(edge_a.port))
+            await client.ws.subscribe("quote.*", "trade.*", "book.*")
+            await client.read_until(hub.hub.position.offset)
+            await client.ws.close()
+            assert client.position is not None
+            await publish(hub, market(rng, 150, 150))
+            await until(lambda: edge_b.hub.position == hub.hub.position)
+            client.ws = await RawWebSocket.connect(edge_b.port)
+            await client.ws.subscribe("quote.*", "trade.*", "book.*", position=str(client.position))
+            await client.read_until(hub.hub.position.offset)
+            assert client.resets == []
+            for topic in client.mirror.topics():
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_standby_takes_over_and_clients_see_no_reset(redis_server: RedisServer) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles3")
+            first = await start(nursery, replace(base, role="hub"))
+            await until(leading(first))
+            second = await start(nursery, replace(base, role="hub"))
+            edge = await start(nursery, replace(base, role="edge"))
+            rng = random.Random(3)
+            await publish(first, market(rng, 200))
+            await until(lambda: edge.hub.position == first.hub.position)
+            client = Follower(await RawWebSocket.connect(edge.port))
+            await client.ws.subscribe("quote.*", "trade.*", "book.*", "ticker.*")
+            await client.read_until(first.hub.position.offset)
+            assert not leading(second)()
+            first.stop()
+            await until(leading(second))
+            # The venues of the new leader resend their books; then the market goes on.
+            resync: list[NormalizedEvent] = [
+                BookUpdate(v, s, 0, ((999, 1),), ((1002, 1),), True)
+                for s in SYMBOLS
+                for v in VENUES
+            ]
+            await publish(second, resync + market(rng, 200, 200))
+            await until(lambda: edge.hub.position == second.hub.position)
+            await client.read_until(second.hub.position.offset)
+            assert client.resets == []
+            assert second.hub.epoch == edge.hub.epoch
+            for topic in second.hub.topics():
+                assert client.mirror.data(topic) == second.hub.snapshot(topic, 0).data
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_hub_whose_lease_was_taken_steps_down_and_never_appends(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles4")
+            hub = await start(nursery, replace(base, role="hub", lease_ttl_s=30.0))
+            await until(leading(hub))
+            rng = random.Random(4)
+            await publish(hub, market(rng, 50))
+            status = hub.context.cluster
+            assert status is not None
+            await until(lambda: status.held_batches == 0)
+            client = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+            async with client:
+                # Another hub takes the lease (as after this one was paused past it).
+                await client.set("ticker:{roles4}:lease", "someone-else")
+                length = await client.xlen("ticker:{roles4}:log")
+                await publish(hub, market(rng, 50, 50))
+                await until(lambda: not status.leading)
+                assert await client.xlen("ticker:{roles4}:log") == length
+            nursery.cancel_scope.cancel()
