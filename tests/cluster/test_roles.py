@@ -122,6 +122,7 @@ async def test_an_edge_serves_the_hubs_stream(redis_server: RedisServer) -> None
             for topic in hub.hub.topics():
                 assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
                 assert edge.hub.snapshot(topic, 0) == hub.hub.snapshot(topic, 0)
+            await client.ws.close()
             nursery.cancel_scope.cancel()
 
 
@@ -149,6 +150,7 @@ async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisSe
             assert client.resets == []
             for topic in client.mirror.topics():
                 assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+            await client.ws.close()
             nursery.cancel_scope.cancel()
 
 
@@ -182,6 +184,7 @@ async def test_a_standby_takes_over_and_clients_see_no_reset(redis_server: Redis
             assert second.hub.epoch == edge.hub.epoch
             for topic in second.hub.topics():
                 assert client.mirror.data(topic) == second.hub.snapshot(topic, 0).data
+            await client.ws.close()
             nursery.cancel_scope.cancel()
 
 

@@ -95,8 +95,8 @@ async def run_leadership(
             log.info("took the lease of cluster %s; rebuilding the hub", config.cluster)
             try:
                 await _lead(cluster_log, token, ttl_ms, context, writer, events, start_venues)
-            except (LeaseLost, Fenced) as exc:
-                log.warning("stepped down: %s", exc)
+            except* (LeaseLost, Fenced) as stepped:
+                log.warning("stepped down: %s", stepped.exceptions[0])
             finally:
                 status.leading = False
                 status.held_batches = 0
