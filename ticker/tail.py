@@ -1,9 +1,10 @@
-"""`ticker tail URL --topics ...`: follow topics live from a terminal or a pipe.
+"""`ticker tail URL [URL ...] --topics ...`: follow topics live from a terminal or a pipe.
 
 On a TTY it draws a table of symbols that updates in place (rich); piped, it writes one
 JSON line per update (prices as exact decimal strings) for jq and friends. It reads
 through the client SDK (`ticker.client.open_feed`) over WebSocket or, with `--sse`,
-SSE, so it resumes and reports resets like any client. It renders; it decides nothing.
+SSE, so it resumes, moves between several URLs and reports resets like any client. It
+renders; it decides nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TextIO
 
@@ -26,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ticker.client import Endpoint, Feed, FeedConfigError, FeedError, Update, UpdateKind, open_feed
+from ticker.client.endpoint import parse_endpoints
 from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS
 from ticker.model.fixed import format_nanos
 
@@ -44,13 +46,21 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="follow topics live: a table on a terminal, JSON lines when piped",
         description="Follow topics of a ticker server. On a terminal: a table of symbols "
         "updating in place. Piped: one JSON line per update. Reconnects and resumes by "
-        'itself; a loss is shown (table) or written as kind "reset" (JSON).',
+        'itself; a loss is shown (table) or written as kind "reset" (JSON). With several '
+        "URLs (the edges of a cluster), each reconnect moves to the next one.",
     )
-    tail.add_argument("url", help="server URL: ws://HOST:PORT, wss://..., or http(s):// for SSE")
+    tail.add_argument(
+        "url",
+        nargs="+",
+        help="server URL: ws://HOST:PORT, wss://..., or http(s):// for SSE; several: the "
+        "feed starts with the first and moves to the next on each reconnect",
+    )
     tail.add_argument(
         "--topics", default=DEFAULT_TOPICS, help=f"topic patterns (default: {DEFAULT_TOPICS})"
     )
-    tail.add_argument("--sse", action="store_true", help="read the SSE endpoint instead of WS")
+    tail.add_argument(
+        "--sse", action="store_true", help="read the SSE endpoint instead of WS (every URL)"
+    )
     tail.add_argument("--zstd", action="store_true", help="ask for zstd frames (WebSocket)")
     tail.add_argument("--ca-file", default=None, help="PEM file of CAs to trust for wss/https")
     tail.add_argument(
@@ -213,9 +223,12 @@ class Board:
 
 
 def feed_caption(feed: Feed) -> str:
-    """One line about the connection: state, position, reconnects, losses, latency."""
+    """One line about the connection: state (and the URL, when there are several),
+    position, reconnects, losses, latency."""
     stats = feed.stats
     state = "connected" if feed.connected else "reconnecting"
+    if len(feed.endpoints) > 1:
+        state += f" {'to' if feed.connected else 'via'} {feed.endpoint}"
     latency = stats.latency
     return (
         f"{state} | position {feed.position} | connections {stats.connections} | "
@@ -257,7 +270,7 @@ class LiveTable:
 
 
 async def tail(
-    url: str,
+    url: str | Sequence[str],
     topics: str,
     sink: Sink,
     *,
@@ -267,6 +280,9 @@ async def tail(
     ca_file: str | None = None,
 ) -> int:
     """Follow `topics` into `sink` until `count` updates, `duration_s`, or forever.
+
+    Args:
+        url: one server URL, or several (`open_feed` moves between them).
 
     Returns:
         The number of updates read.
@@ -297,19 +313,19 @@ def run_tail_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     """Run `ticker tail` with parsed arguments; returns the exit code."""
     out = out if out is not None else sys.stdout
     try:
-        url = str(Endpoint.parse(args.url).as_sse()) if args.sse else args.url
+        urls = tail_urls(args.url, sse=args.sse)
     except FeedConfigError as exc:
         print(f"ticker tail: {exc}", file=sys.stderr)
         return 2
     as_table = args.format == "table" or (args.format == "auto" and out.isatty())
     sink: Sink
     if as_table:
-        sink = LiveTable(Console(file=out), f"ticker tail {url}")
+        sink = LiveTable(Console(file=out), f"ticker tail {' '.join(urls)}")
     else:
         sink = JsonLines(out, with_state=args.state)
     compression = "zstd" if args.zstd else None
     try:
-        trio.run(_run, url, args, sink, compression)
+        trio.run(_run, urls, args, sink, compression)
     except FeedConfigError as exc:
         print(f"ticker tail: {exc}", file=sys.stderr)
         return 2
@@ -327,9 +343,24 @@ def run_tail_command(args: argparse.Namespace, out: TextIO | None = None) -> int
     return 0
 
 
-async def _run(url: str, args: argparse.Namespace, sink: Sink, compression: str | None) -> None:
+def tail_urls(urls: Sequence[str], *, sse: bool = False) -> list[str]:
+    """The URLs to follow, checked (one transport, one TLS mode); with `sse`, each
+    one's SSE endpoint.
+
+    Raises:
+        FeedConfigError: a bad URL, or URLs that `open_feed` would refuse together.
+    """
+    if sse:
+        urls = [str(Endpoint.parse(url).as_sse()) for url in urls]
+    parse_endpoints(urls)
+    return list(urls)
+
+
+async def _run(
+    urls: list[str], args: argparse.Namespace, sink: Sink, compression: str | None
+) -> None:
     await tail(
-        url,
+        urls,
         args.topics,
         sink,
         count=args.count,

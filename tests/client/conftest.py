@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from functools import partial
@@ -39,7 +39,7 @@ async def deadline(nursery: trio.Nursery) -> None:
 
 
 def open_fast_feed(
-    url: str, topics: Iterable[str], **options: Any
+    url: str | Sequence[str], topics: Iterable[str], **options: Any
 ) -> AbstractAsyncContextManager[Feed]:
     """A feed that reconnects within 10-100 ms, so healing tests stay quick."""
     return open_feed(url, topics, reconnect_min_s=0.01, reconnect_max_s=0.1, **options)

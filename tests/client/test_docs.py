@@ -1,5 +1,6 @@
-"""docs/CLIENT.md's example runs as written: against a real server with its venues, and
-against a quiet one where no trade was ever published (empty states)."""
+"""docs/CLIENT.md's example runs as written: against a real server with its venues (given
+after a URL where nothing listens), and against a quiet one where no trade was ever
+published (empty states)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.client.conftest import TEST_CONFIG, until
+from tests.client.conftest import TEST_CONFIG, free_port, until
 from ticker.model.events import BookUpdate, Quote
 from ticker.server.process import ServerHandle, serve
 
@@ -27,13 +28,18 @@ def example_code() -> str:
     return str(blocks[0])
 
 
-async def run_example(tmp_path: Path, port: int, updates: int) -> list[str]:
-    """Run the guide's example against the server on `port`; its output lines."""
+async def run_example(
+    tmp_path: Path, port: int, updates: int, dead_port: int | None = None
+) -> list[str]:
+    """Run the guide's example against the server on `port` (after a URL where nothing
+    listens, with `dead_port`); its output lines."""
     script = tmp_path / "example.py"
     script.write_text(example_code())
     env = {
         **os.environ,
-        "TICKER_URL": f"ws://127.0.0.1:{port}/v1/ws",
+        "TICKER_URLS": " ".join(
+            f"ws://127.0.0.1:{p}/v1/ws" for p in (dead_port, port) if p is not None
+        ),
         "TICKER_UPDATES": str(updates),
     }
     with trio.fail_after(40):
@@ -53,12 +59,14 @@ async def test_the_guide_example_runs_as_written(nursery: trio.Nursery, tmp_path
     # The simulated venues publish, as under `make run`.
     config = replace(TEST_CONFIG, port=0, venue_rate_per_s=100.0)
     server: ServerHandle = await nursery.start(partial(serve, config, epoch=7))
-    lines = await run_example(tmp_path, server.port, 30)
+    # Two URLs, the first dead: the example passes it over for the second.
+    lines = await run_example(tmp_path, server.port, 30, dead_port=free_port())
     assert len(lines) == 31, lines
     assert all(line.startswith("7-") for line in lines[:30])
     assert any("quote.BTC-USD" in line and "bid " in line for line in lines)
     assert any("book.BTC-USD" in line and "levels" in line for line in lines)
     assert lines[-1].startswith("done: 1 connection(s), 0 reset(s), latency p99 <= ")
+    assert lines[-1].endswith(f" ms, on ws://127.0.0.1:{server.port}/v1/ws")
     server.stop()
 
 

@@ -1,4 +1,5 @@
-"""The client's small pure parts: SSE parsing, URLs, endings, backoff, latency."""
+"""The client's small pure parts: SSE parsing, URLs, endings, backoff and moving between
+URLs, latency."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ticker.client.backoff import Backoff, ReconnectPolicy, healthy_after_s
+from ticker.client.backoff import Attempt, Backoff, ReconnectPolicy, healthy_after_s
 from ticker.client.endings import (
     Ending,
     EndingKind,
@@ -16,7 +17,7 @@ from ticker.client.endings import (
     ending_from_status,
     ending_from_stream_end,
 )
-from ticker.client.endpoint import Endpoint, Transport
+from ticker.client.endpoint import Endpoint, Transport, parse_endpoints
 from ticker.client.errors import FeedConfigError, FeedProtocolError, FeedRejected
 from ticker.client.event_stream import EventStreamParser, SseDecoder, SseEvent, StreamEnd
 from ticker.client.feed import FeedOptions, parse_topics
@@ -183,31 +184,88 @@ def test_only_a_connection_that_lived_long_enough_resets_the_backoff() -> None:
     policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(5)))
     assert policy.healthy_after_s == 2.0 and healthy_after_s(0.1) == 1.0
     quick = Ending(EndingKind.DROPPED, healthy=True, lifetime_s=0.05)
-    delays = [policy.delay_after(quick) for _ in range(8)]
+    delays = [policy.next_attempt(quick).delay_s for _ in range(8)]
     ceilings = [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
     for delay, ceiling in zip(delays, ceilings, strict=True):
         assert ceiling / 2 <= delay <= ceiling
     assert policy.failures == 8  # max_attempts would trip
     # One that lived its time worked: failures and backoff start over.
     lived = Ending(EndingKind.DROPPED, healthy=True, lifetime_s=2.0)
-    assert 0.05 <= policy.delay_after(lived) <= 0.1 and policy.failures == 0
+    assert 0.05 <= policy.next_attempt(lived).delay_s <= 0.1 and policy.failures == 0
     # Long but without data (only the hello) is no success either.
     silent = Ending(EndingKind.STALLED, healthy=False, lifetime_s=60.0)
-    assert policy.delay_after(silent) > 0 and policy.failures == 1
+    assert policy.next_attempt(silent).delay_s > 0 and policy.failures == 1
 
 
 def test_a_gap_or_an_eviction_reconnects_at_once_only_the_first_time() -> None:
     policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(6)))
     gap = Ending(EndingKind.GAP, healthy=True, lifetime_s=0.01)
-    assert policy.delay_after(gap) == 0.0
-    assert policy.delay_after(gap) > 0  # a gap that keeps coming back waits
+    assert policy.next_attempt(gap) == Attempt(0.0, 0)
+    assert policy.next_attempt(gap).delay_s > 0  # a gap that keeps coming back waits
     evicted = Ending(EndingKind.SLOW_CONSUMER, healthy=True, lifetime_s=30.0)
-    assert policy.delay_after(evicted) == 0.0 and policy.failures == 0
+    assert policy.next_attempt(evicted).delay_s == 0.0 and policy.failures == 0
     # Evictions of short connections back off like any failure.
     quickly_evicted = Ending(EndingKind.SLOW_CONSUMER, healthy=True, lifetime_s=0.2)
-    delays = [policy.delay_after(quickly_evicted) for _ in range(4)]
+    delays = [policy.next_attempt(quickly_evicted).delay_s for _ in range(4)]
     assert all(d > 0 for d in delays) and delays[-1] > delays[0]
     assert policy.failures == 4
+
+
+def test_with_several_urls_each_reconnect_moves_on_and_the_backoff_grows_per_round() -> None:
+    # Three URLs, all down: a move to a URL not yet tried in the round waits only the
+    # first step; the growing backoff is paid once per full round.
+    policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(7)), endpoints=3)
+    assert policy.endpoint == 0
+    refused = Ending(EndingKind.CONNECT_FAILED)
+    attempts = [policy.next_attempt(refused) for _ in range(9)]
+    assert [a.endpoint for a in attempts] == [1, 2, 0] * 3
+    delays = [a.delay_s for a in attempts]
+    for step in (0, 1, 3, 4, 6, 7):  # moves within a round: [0.05, 0.1]
+        assert 0.05 <= delays[step] <= 0.1
+    # Each round's end: the backoff's next ceiling (0.1, 0.2, 0.4).
+    assert 0.05 <= delays[2] <= 0.1 and 0.1 <= delays[5] <= 0.2 and 0.2 <= delays[8] <= 0.4
+    assert policy.failures == 9  # max_attempts counts every URL's failures
+    # A connection that worked and ended: the next URL at once (first step), with the
+    # backoff and the round started over; the round ends back at the URL that worked.
+    lived = Ending(EndingKind.SHUTDOWN, healthy=True, lifetime_s=5.0)
+    moved = policy.next_attempt(lived)
+    assert moved.endpoint == 1 and 0.05 <= moved.delay_s <= 0.1 and policy.failures == 0
+    assert policy.next_attempt(refused).endpoint == 2
+    back = policy.next_attempt(refused)
+    assert back.endpoint == 0 and 0.05 <= back.delay_s <= 0.1  # the reset ceiling: 0.1
+    # An eviction of a connection that worked moves on at once, like a gap.
+    evicted = Ending(EndingKind.SLOW_CONSUMER, healthy=True, lifetime_s=5.0)
+    assert policy.next_attempt(evicted) == Attempt(0.0, 1)
+    with pytest.raises(FeedConfigError):
+        ReconnectPolicy(Backoff(0.1, 1.0, random.Random()), endpoints=0)
+
+
+def test_one_url_keeps_the_backoff_of_every_attempt() -> None:
+    # The behaviour before several URLs: every failure waits the next, doubled, delay.
+    policy = ReconnectPolicy(Backoff(0.1, 2.0, random.Random(8)))
+    refused = Ending(EndingKind.CONNECT_FAILED)
+    attempts = [policy.next_attempt(refused) for _ in range(4)]
+    assert {a.endpoint for a in attempts} == {0}
+    for attempt, ceiling in zip(attempts, [0.1, 0.2, 0.4, 0.8], strict=True):
+        assert ceiling / 2 <= attempt.delay_s <= ceiling
+
+
+def test_several_urls_must_share_one_transport_and_one_tls_mode() -> None:
+    one = parse_endpoints("ws://a:1")
+    assert one == (Endpoint.parse("ws://a:1"),)
+    two = parse_endpoints(["ws://a:1", "ws://b:2/v1/ws"])
+    assert [str(e) for e in two] == ["ws://a:1/v1/ws", "ws://b:2/v1/ws"]
+    assert len(parse_endpoints(("https://a", "https://b:8443/v1/sse"))) == 2
+    with pytest.raises(FeedConfigError, match="same transport: ws://a:1/v1/ws is websocket"):
+        parse_endpoints(["ws://a:1", "http://b:2"])
+    with pytest.raises(FeedConfigError, match="same transport"):
+        parse_endpoints(("https://a", "wss://b"))
+    with pytest.raises(FeedConfigError, match=r"TLS .* or none"):
+        parse_endpoints(["wss://a", "ws://b"])
+    with pytest.raises(FeedConfigError, match="at least one URL"):
+        parse_endpoints([])
+    with pytest.raises(FeedConfigError, match="scheme must be"):
+        parse_endpoints(["ws://a", "ftp://b"])
 
 
 def test_latency_histogram_quantiles_are_bucket_bounds() -> None:

@@ -11,13 +11,13 @@ import pytest
 import trio
 from rich.console import Console
 
-from tests.client.conftest import start_server, until
-from ticker.cli import main
-from ticker.client import Position, Update, UpdateKind
+from tests.client.conftest import free_port, start_server, until
+from ticker.cli import build_parser, main
+from ticker.client import FeedConfigError, Position, Update, UpdateKind
 from ticker.client.updates import Loss
 from ticker.model.events import Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
-from ticker.tail import Board, JsonLines, LiveTable, tail, update_json
+from ticker.tail import Board, JsonLines, LiveTable, tail, tail_urls, update_json
 
 
 async def publish_quotes(server: ServerHandle, count: int) -> None:
@@ -93,6 +93,54 @@ def test_bad_arguments_exit_2_with_a_message(capsys: pytest.CaptureFixture[str])
     assert "unknown channel 'qoute'" in capsys.readouterr().err
     assert main(["tail", "ftp://127.0.0.1:9"]) == 2
     assert "scheme must be" in capsys.readouterr().err
+
+
+def test_tail_takes_several_urls_of_one_transport() -> None:
+    args = build_parser().parse_args(["tail", "ws://a:1", "ws://b:2/v1/ws", "--topics", "book.*"])
+    assert args.url == ["ws://a:1", "ws://b:2/v1/ws"] and args.topics == "book.*"
+    assert build_parser().parse_args(["tail", "ws://a:1"]).url == ["ws://a:1"]
+    assert tail_urls(args.url) == ["ws://a:1", "ws://b:2/v1/ws"]
+    # --sse reads each one's SSE endpoint (ws and http URLs alike).
+    assert tail_urls(["ws://a:1", "http://b:2"], sse=True) == [
+        "http://a:1/v1/sse",
+        "http://b:2/v1/sse",
+    ]
+    with pytest.raises(FeedConfigError, match="TLS"):
+        tail_urls(["wss://a", "ws://b"], sse=True)
+
+
+def test_tail_refuses_urls_that_mix_transports(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tail", "ws://127.0.0.1:9", "http://127.0.0.1:9"]) == 2
+    assert "same transport" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: at least one URL
+        build_parser().parse_args(["tail", "--topics", "quote.*"])
+
+
+@pytest.mark.usefixtures("deadline")
+async def test_piped_tail_passes_over_a_dead_first_url(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery)
+    await publish_quotes(server, 3)
+    dead = f"ws://127.0.0.1:{free_port()}"
+    done = await run_cli(
+        dead, f"ws://127.0.0.1:{server.port}", "--topics", "quote.*", "--count", "1"
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert line["kind"] == "snapshot" and line["topic"] == "quote.BTC-USD"
+    server.stop()
+
+
+@pytest.mark.usefixtures("deadline")
+async def test_the_table_says_which_url_it_is_connected_to(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery)
+    await publish_quotes(server, 3)
+    screen = io.StringIO()
+    table = LiveTable(Console(file=screen, force_terminal=True, width=250), "ticker tail")
+    live = f"ws://127.0.0.1:{server.port}/v1/ws"
+    seen = await tail([f"ws://127.0.0.1:{free_port()}", live], "quote.*", table, count=1)
+    assert seen == 1
+    assert f"connected to {live} | position 7-" in screen.getvalue()
+    server.stop()
 
 
 def update(kind: UpdateKind, topic: str, state: dict[str, object], **extra: object) -> Update:

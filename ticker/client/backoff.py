@@ -1,19 +1,23 @@
-"""Reconnect delays: exponential backoff with jitter, and when a connection counts as
-having worked.
+"""Reconnect delays and targets: exponential backoff with jitter, when a connection
+counts as having worked, and which of several URLs the next attempt uses.
 
-The ceiling doubles on each failed attempt from `min_s` up to `max_s`, and each delay
+The ceiling doubles on each failed round from `min_s` up to `max_s`, and each delay
 is drawn uniformly from the upper half of it ("equal jitter"): clients that lost the
 same server at the same moment spread out, and no delay is ever near zero. Only a
 connection that delivered data and lived at least `healthy_after_s(max_s)` starts the
 backoff (and the count of failed attempts) over; one that ends sooner is a failure,
 so a server that drops every connection right after its first frames is retried at
-most about once per `max_s`, and `max_attempts` trips. Pure: the random generator and
-the connection's lifetime come in (in its `Ending`), and the shell does the sleeping.
+most about once per `max_s`, and `max_attempts` trips. With several URLs every
+reconnect moves to the next one, round-robin; a move to a URL not yet tried in this
+round waits only the first step (`min_s`, jittered), and the growing backoff is paid
+once per full round. Pure: the random generator and the connection's lifetime come
+in (in its `Ending`), and the shell does the sleeping and the connecting.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Final
 
 from ticker.client.endings import Ending, EndingKind
@@ -52,35 +56,64 @@ class Backoff:
         self._ceiling = min(self.max_s, ceiling * 2)
         return self._rng.uniform(ceiling / 2, ceiling)
 
+    def first_delay(self) -> float:
+        """A delay from the first step only (in [min_s/2, min_s]); the ceiling stays."""
+        return self._rng.uniform(self.min_s / 2, self.min_s)
+
     def reset(self) -> None:
         """A connection worked: the next failure starts again from `min_s`."""
         self._ceiling = self.min_s
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The next connection attempt: after how long, and to which URL.
+
+    Attributes:
+        delay_s: seconds to wait first (0: at once).
+        endpoint: the index of the URL to connect to, in the order given.
+    """
+
+    delay_s: float
+    endpoint: int
+
+
 class ReconnectPolicy:
-    """After each connection's end: how long to wait, and how many failed in a row.
+    """After each connection's end: how long to wait, where to go next, and how many
+    attempts failed in a row.
 
     Args:
         backoff: the delays of failed attempts.
+        endpoints: how many URLs the feed moves between (1: always the same one).
     """
 
-    def __init__(self, backoff: Backoff) -> None:
+    def __init__(self, backoff: Backoff, endpoints: int = 1) -> None:
+        if endpoints < 1:
+            raise FeedConfigError(f"need at least one endpoint, got {endpoints}")
         self.backoff = backoff
+        self.endpoints = endpoints
         self.healthy_after_s = healthy_after_s(backoff.max_s)
         self.failures = 0
         """Connections in a row that did not work (`max_attempts` bounds it)."""
+        self.endpoint = 0
+        """The index of the URL the current (or next) attempt uses."""
         self._gaps_in_a_row = 0
+        self._tried_in_round = 0
 
     def worked(self, ending: Ending) -> bool:
         """The connection delivered data and lasted long enough to count as working."""
         return ending.healthy and ending.lifetime_s >= self.healthy_after_s
 
-    def delay_after(self, ending: Ending) -> float:
-        """Seconds to wait before the next attempt (0: at once); counts failures.
+    def next_attempt(self, ending: Ending) -> Attempt:
+        """Where and when to reconnect after `ending`; counts failures.
 
+        Every reconnect moves to the next URL (round-robin; with one URL, the same).
         A connection that worked resets the backoff. A gap, or an eviction as a slow
         consumer of a connection that worked, reconnects at once: only one that keeps
-        coming back (a gap again, or evictions of short connections) waits.
+        coming back (a gap again, or evictions of short connections) waits. Otherwise a
+        move to a URL not yet tried since the last full wait (or since the connection
+        that worked) waits only the backoff's first step; once every URL was tried, the
+        next attempt waits the full, growing backoff and a new round starts.
         """
         worked = self.worked(ending)
         gap = ending.kind is EndingKind.GAP
@@ -88,8 +121,15 @@ class ReconnectPolicy:
         if worked and not gap:
             self.backoff.reset()
         self.failures = 0 if worked else self.failures + 1
+        # The URL that just ended counts as tried: after one that worked, a round
+        # starts with it; after a failure, it joins the round under way.
+        self._tried_in_round = 1 if worked else self._tried_in_round + 1
+        self.endpoint = (self.endpoint + 1) % self.endpoints
         if self._gaps_in_a_row == 1:
-            return 0.0
+            return Attempt(0.0, self.endpoint)
         if worked and ending.kind is EndingKind.SLOW_CONSUMER:
-            return 0.0
-        return self.backoff.next_delay()
+            return Attempt(0.0, self.endpoint)
+        if self._tried_in_round < self.endpoints:
+            return Attempt(self.backoff.first_delay(), self.endpoint)
+        self._tried_in_round = 0
+        return Attempt(self.backoff.next_delay(), self.endpoint)

@@ -2,12 +2,14 @@
 
 `ws://` and `wss://` are the binary WebSocket endpoint, `http://` and `https://` the
 SSE endpoint; a URL without a path gets the server's default path for its transport.
-Pure parsing with clear errors; no sockets.
+A feed may list several (the edges of a cluster): one transport and one TLS mode for
+all. Pure parsing with clear errors; no sockets.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 from urllib.parse import urlsplit
@@ -89,3 +91,31 @@ class Endpoint:
         else:
             scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.host_header}{self.path}"
+
+
+def parse_endpoints(urls: str | Sequence[str]) -> tuple[Endpoint, ...]:
+    """Parse one URL or several (a feed moves between them in this order).
+
+    All must speak the same transport (a feed cannot switch between msgpack frames and
+    SSE mid-stream) and all or none must be TLS (a feed never falls back to plaintext).
+
+    Raises:
+        FeedConfigError: no URL, a bad one, or URLs that mix transports or TLS.
+    """
+    texts = [urls] if isinstance(urls, str) else list(urls)
+    if not texts:
+        raise FeedConfigError("give at least one URL, e.g. ws://127.0.0.1:8080/v1/ws")
+    endpoints = tuple(Endpoint.parse(text) for text in texts)
+    first = endpoints[0]
+    for endpoint in endpoints[1:]:
+        if endpoint.transport is not first.transport:
+            raise FeedConfigError(
+                f"every URL must use the same transport: {first} is {first.transport.value}, "
+                f"{endpoint} is {endpoint.transport.value} (all ws/wss, or all http/https)"
+            )
+        if endpoint.tls is not first.tls:
+            raise FeedConfigError(
+                f"every URL must be TLS (wss/https) or none: {first} and {endpoint} differ "
+                "(a feed never falls back from TLS to plaintext)"
+            )
+    return endpoints

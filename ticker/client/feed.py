@@ -3,9 +3,10 @@
 One background task connects (WebSocket or SSE), feeds every unit to the `Tracker`,
 hands the updates to a bounded queue the caller iterates, and when the connection ends
 (eviction as a slow consumer, server shutdown or restart, a dropped socket, a stall,
-a gap) reconnects with exponential backoff and jitter and resumes from the last
-position it holds. Losses reach the caller as RESET updates; only what cannot heal
-(a refused subscription, unreadable bytes, an untrusted certificate) is raised.
+a gap) reconnects with exponential backoff and jitter, to the next of its URLs when
+it has several, and resumes from the last position it holds. Losses reach the caller
+as RESET updates; only what cannot heal (a refused subscription, unreadable bytes, an
+untrusted certificate) is raised.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -25,7 +26,7 @@ import trio
 
 from ticker.client.backoff import Backoff, ReconnectPolicy
 from ticker.client.endings import ConnectionEnded, Ending, EndingKind
-from ticker.client.endpoint import Endpoint, Transport
+from ticker.client.endpoint import Endpoint, Transport, parse_endpoints
 from ticker.client.errors import (
     FeedConfigError,
     FeedError,
@@ -134,13 +135,14 @@ class Feed:
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoints: Endpoint | Sequence[Endpoint],
         topics: tuple[str, ...],
         options: FeedOptions,
         ssl_context: ssl.SSLContext | None,
         rng: random.Random,
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoints = (endpoints,) if isinstance(endpoints, Endpoint) else tuple(endpoints)
+        """Every URL the feed moves between, in order (the first is tried first)."""
         self.topics = topics
         self.options = options
         self.stats = FeedStats()
@@ -155,6 +157,9 @@ class Feed:
         self._tracker = Tracker(self.stats)
         self._ssl_context = ssl_context
         self._rng = rng
+        self._policy = ReconnectPolicy(
+            Backoff(options.reconnect_min_s, options.reconnect_max_s, rng), len(self.endpoints)
+        )
         self._send, self._receive = trio.open_memory_channel[Update](options.queue_size)
 
     # -- the caller's side --------------------------------------------------------------
@@ -169,6 +174,12 @@ class Feed:
             if self.error is not None:
                 raise self.error from None
             raise StopAsyncIteration from None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The URL of the current connection (or of the next attempt, between two);
+        `str(feed.endpoint)` is its text."""
+        return self.endpoints[self._policy.endpoint]
 
     @property
     def position(self) -> Position | None:
@@ -198,13 +209,14 @@ class Feed:
                 await self._follow()
             except FeedError as exc:
                 self.error = exc
-                log.info("feed %s stopped: %s", self.endpoint, exc)
+                log.info("feed %s stopped: %s", self._urls(), exc)
+
+    def _urls(self) -> str:
+        return " ".join(str(endpoint) for endpoint in self.endpoints)
 
     async def _follow(self) -> None:
         options = self.options
-        policy = ReconnectPolicy(
-            Backoff(options.reconnect_min_s, options.reconnect_max_s, self._rng)
-        )
+        policy = self._policy
         while True:
             ending = await self._session()
             self.last_ending = ending
@@ -216,15 +228,19 @@ class Feed:
                     ending.lifetime_s, ending.kind.value, ending.detail)  # fmt: skip
             if ending.error is not None:
                 raise ending.error
-            delay_s = policy.delay_after(ending)
+            ended_at = self.endpoint
+            attempt = policy.next_attempt(ending)
             failures = policy.failures
             if options.max_attempts is not None and failures >= options.max_attempts:
                 raise FeedUnavailable(
-                    f"no usable connection to {self.endpoint} in {failures} attempts; "
-                    f"last: {ending.kind.value} {ending.detail}"
+                    f"no usable connection to {self._urls()} in {failures} attempts; "
+                    f"last: {ending.kind.value} {ending.detail} ({ended_at})"
                 )
-            if delay_s > 0:
-                await trio.sleep(delay_s)
+            if self.endpoint != ended_at:
+                log.info("feed: moving from %s to %s in %.3f s", ended_at, self.endpoint,
+                         attempt.delay_s)  # fmt: skip
+            if attempt.delay_s > 0:
+                await trio.sleep(attempt.delay_s)
 
     async def _session(self) -> Ending:
         """One connection from connect to its end."""
@@ -265,6 +281,7 @@ class Feed:
         except ConnectionEnded as exc:
             return exc.ending
         self.stats.connections += 1
+        self.stats.connections_by_url[str(self.endpoint)] += 1
         self.connected = True
         self.compression = connection.compression
         self._tracker.connected()
@@ -349,7 +366,7 @@ class Feed:
 
 @asynccontextmanager
 async def open_feed(
-    url: str,
+    url: str | Sequence[str],
     topics: Iterable[str],
     *,
     compression: str | None = None,
@@ -369,6 +386,10 @@ async def open_feed(
     Args:
         url: `ws://host:port/v1/ws` or `wss://...` (binary msgpack), or
             `http://host:port/v1/sse` or `https://...` (SSE); no path: the default one.
+            Or a sequence of such URLs, the edges of one cluster (positions are valid on
+            each): the first is tried first, and every reconnect moves to the next one,
+            round-robin, resuming from the position held. All must use one transport
+            (all ws/wss, or all http/https) and all or none TLS.
         topics: patterns such as `quote.BTC-USD`, `book.*` (or one comma-separated
             string).
         compression: "zstd" to offer `ticker.v1.zstd` (WebSocket only).
@@ -376,21 +397,25 @@ async def open_feed(
         ssl_context: a ready TLS context instead (takes precedence over `ca_file`).
         queue_size: updates waiting for the caller; full stops the socket reads.
         reconnect_min_s, reconnect_max_s: the reconnect backoff's range; it doubles
-            per failed attempt and is jittered (half to all of the current ceiling).
+            per failed attempt (with several URLs: per round of failed attempts, and
+            a move to a URL not yet tried in the round waits only `reconnect_min_s`)
+            and is jittered (half to all of the current ceiling).
         connect_timeout_s: for TCP, TLS and the upgrade or response together.
         stall_timeout_s: a connection with no frame for this long is dropped and
             replaced; None: 2.5 heartbeat periods (at least 5 s), or 60 s when the
             server did not say its period (SSE).
         max_attempts: give up (`FeedUnavailable`) after this many failed connections
-            in a row (one that ended within `max(reconnect_max_s, 1 s)` is failed, even
-            if data came); None: never.
+            in a row, whichever URL (one that ended within `max(reconnect_max_s, 1 s)`
+            is failed, even if data came); None: never.
         max_message_bytes: the largest frame accepted (decompressed, for zstd).
         rng: the backoff jitter's random source.
 
     Raises:
-        FeedConfigError: a bad URL, topic or setting (at once, before connecting).
+        FeedConfigError: a bad URL, topic or setting, or URLs that mix transports or
+            TLS (at once, before connecting).
     """
-    endpoint = Endpoint.parse(url)
+    endpoints = parse_endpoints(url)
+    endpoint = endpoints[0]  # all share the transport and the TLS mode
     parsed_topics = parse_topics(topics)
     options = FeedOptions(
         compression,
@@ -405,11 +430,11 @@ async def open_feed(
     if compression is not None and endpoint.transport is Transport.SSE:
         raise FeedConfigError("compression is for the WebSocket transport (ws://, wss://)")
     if (ca_file is not None or ssl_context is not None) and not endpoint.tls:
-        raise FeedConfigError(f"ca_file/ssl_context need a wss:// or https:// URL, not {url}")
+        raise FeedConfigError(f"ca_file/ssl_context need a wss:// or https:// URL, not {endpoint}")
     context = ssl_context
     if context is None and endpoint.tls:
         context = make_ssl_context(ca_file)
-    feed = Feed(endpoint, parsed_topics, options, context, rng or random.Random())
+    feed = Feed(endpoints, parsed_topics, options, context, rng or random.Random())
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed.run)

@@ -69,6 +69,8 @@ class FeedStats:
     """Connection attempts (the first one included)."""
     connections: int = 0
     """Attempts that completed the handshake."""
+    connections_by_url: Counter[str] = field(default_factory=Counter)
+    """Attempts that completed the handshake, by URL (with several: which were used)."""
     endings: Counter[str] = field(default_factory=Counter)
     """Why connections ended or failed, by `EndingKind` value."""
     updates: int = 0
