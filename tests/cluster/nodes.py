@@ -72,7 +72,7 @@ class Node:
 
     def metric(self, name: str) -> float | None:
         """The value of one unlabelled metric from /metrics, or None."""
-        status, body = self.get("/metrics")
+        _, body = self.get("/metrics")
         for line in body.decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "_total "):
                 return float(line.split()[-1])

@@ -85,6 +85,7 @@ class Recorder:
     def __init__(self) -> None:
         self.updates: list[Update] = []
         self.resets: list[Update] = []
+        self.changed = trio.Event()
 
     async def consume(self, urls: list[str]) -> None:
         async with open_feed(urls, TOPICS, reconnect_min_s=0.05, reconnect_max_s=0.5) as feed:
@@ -92,6 +93,8 @@ class Recorder:
                 self.updates.append(update)
                 if update.kind is UpdateKind.RESET:
                     self.resets.append(update)
+                self.changed.set()
+                self.changed = trio.Event()
 
     def last_offset(self) -> int:
         return self.updates[-1].position.offset if self.updates else 0
@@ -99,7 +102,12 @@ class Recorder:
     async def wait_past(self, offset: int, timeout_s: float = 30) -> None:
         with trio.fail_after(timeout_s):
             while self.last_offset() <= offset:
-                await trio.sleep(0.05)
+                await self.changed.wait()
+
+    async def wait_for_reset(self, timeout_s: float) -> None:
+        with trio.fail_after(timeout_s):
+            while not self.resets:
+                await self.changed.wait()
 
 
 async def test_kill_an_edge_its_clients_move_and_lose_nothing(cluster: Cluster) -> None:
@@ -202,9 +210,7 @@ async def test_redis_restarted_without_data_clients_get_other_epoch(cluster: Clu
             epoch = recorder.updates[-1].position.epoch
             cluster.redis.stop(wipe=True)
             cluster.redis.start()
-            with trio.fail_after(40):
-                while not recorder.resets:
-                    await trio.sleep(0.05)
+            await recorder.wait_for_reset(40)
             nursery.cancel_scope.cancel()
         loss = recorder.resets[0].loss
         assert loss is not None and loss.reason == "other_epoch"
@@ -224,18 +230,17 @@ async def test_a_paused_edge_catches_up(cluster: Cluster) -> None:
 
 async def test_an_edge_whose_position_was_trimmed_resets_its_clients(cluster: Cluster) -> None:
     with trio.fail_after(TEST_DEADLINE_S):
-        cluster.node("hub", "--cluster-log-max-entries", "20").wait_ready()
+        # About 2-3 s of log at this rate: the 1 s checkpoints stay inside it.
+        cluster.node("hub", "--cluster-log-max-entries", "200").wait_ready()
         edge = cluster.node("edge").wait_ready()
         recorder = Recorder()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(recorder.consume, [edge.ws_url])
             await recorder.wait_past(0)
             edge.pause()
-            await trio.sleep(6)  # hundreds of entries: far past the 20 kept (trimmed by ~)
+            await trio.sleep(8)  # far more entries than the log keeps
             edge.resume()
-            with trio.fail_after(30):
-                while not recorder.resets:
-                    await trio.sleep(0.05)
+            await recorder.wait_for_reset(30)
             nursery.cancel_scope.cancel()
         loss = recorder.resets[0].loss
         assert loss is not None and loss.reason == "too_old"

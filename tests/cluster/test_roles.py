@@ -93,9 +93,7 @@ class Follower:
                         assert isinstance(result, Applied), (message, result)
                         assert self.position is not None
                         self.position = Position(self.position.epoch, message.offset)
-                    elif isinstance(message, Hello):
-                        self.position = Position(message.epoch, message.offset)
-                    elif isinstance(message, Heartbeat):
+                    elif isinstance(message, Hello | Heartbeat):
                         self.position = Position(message.epoch, message.offset)
                     elif isinstance(message, Reset):
                         self.resets.append(message)

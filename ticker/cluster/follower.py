@@ -70,9 +70,14 @@ async def run_follower(
             try:
                 _apply(context, entries)
             except _Rebuild as rebuild:
-                log.warning("cluster log: %s; rebuilding from the checkpoint", rebuild)
                 # Before the rebuild: each close names the last position in the old stream.
-                _send_clients_away(context, str(rebuild))
+                sent = _send_clients_away(context)
+                log.warning(
+                    "cluster log: %s; rebuilding from the checkpoint; %d clients sent away "
+                    "to resume (they get a reset)",
+                    rebuild,
+                    sent,
+                )
                 await _start(cluster_log, context)
 
 
@@ -105,14 +110,13 @@ def _apply(context: ServerContext, entries: list[LogEntry]) -> None:
         status.follow_lag_s = max(0.0, time.time() - published[-1].message.ts_us / 1e6)
 
 
-def _send_clients_away(context: ServerContext, why: str) -> None:
-    """After a rebuild every stream is cut (4001 with its last position): clients resume
-    and get a reset (`other_epoch` or `too_old`) with fresh snapshots."""
+def _send_clients_away(context: ServerContext) -> int:
+    """Before a rebuild every stream is cut (4001 with its last position): clients resume
+    and get a reset (`other_epoch` or `too_old`) with fresh snapshots. Returns how many."""
     subscribers = list(context.fanout.subscribers())
     for subscriber in subscribers:
         subscriber.end(EndReason.SHUTDOWN)
-    if subscribers:
-        log.warning("sent %d clients away to resume after: %s", len(subscribers), why)
+    return len(subscribers)
 
 
 async def _start(cluster_log: ClusterLog, context: ServerContext) -> None:
@@ -123,11 +127,14 @@ async def _start(cluster_log: ClusterLog, context: ServerContext) -> None:
     retry_s = RETRY_MIN_S
     while True:
         try:
-            if await _load(cluster_log, context.hub, context.config.replay_max_messages):
+            problem = await _load(cluster_log, context.hub, context.config.replay_max_messages)
+            if problem is None:
                 status.rebuilds += 1
                 status.problem = None
                 return
-            status.problem = "waiting for the leading hub's first checkpoint or entry"
+            if problem != status.problem:
+                log.warning("cluster log: %s", problem)
+            status.problem = problem
         except LogUnavailable as exc:
             status.log_errors += 1
             status.problem = f"cluster log unreachable: {exc}"
@@ -138,28 +145,41 @@ async def _start(cluster_log: ClusterLog, context: ServerContext) -> None:
         retry_s = min(retry_s * 2, RETRY_MAX_S)
 
 
-async def _load(cluster_log: ClusterLog, hub: Hub, history_messages: int) -> bool:
-    """Restore `hub` from the log; False when the log has nothing to start from yet."""
+async def _load(cluster_log: ClusterLog, hub: Hub, history_messages: int) -> str | None:
+    """Restore `hub` from the log; otherwise why the log has nothing to start from yet."""
     data = await cluster_log.read_checkpoint()
     last = await cluster_log.last_position()
     if data is not None:
         checkpoint = decode_checkpoint(data)
         at = checkpoint.position
         if last is None or last.epoch == at.epoch:
+            following = await cluster_log.read_range(at, count=1)
+            if following and _first_offset(following[0]) != at.offset + 1:
+                return (
+                    f"the log no longer holds what follows checkpoint {at} (entries up to "
+                    f"{_first_offset(following[0]) - 1} were trimmed): waiting for a newer "
+                    "checkpoint; keep cluster_log_max_entries well above the entries "
+                    "written in checkpoint_interval_s"
+                )
             history = await read_history(cluster_log, at, history_messages)
             hub.restore(at.epoch, at.offset, checkpoint.snapshots, history)
             log.info("following the cluster log from checkpoint %s (%d messages of history)",
                      at, len(history))  # fmt: skip
-            return True
+            return None
     first = await cluster_log.first_position()
     if first is None:
-        return False
+        return "waiting for the leading hub's first entry"
     entries = await cluster_log.read_range(Position(first.epoch, 0), count=1)
-    if entries and decode_entry(entries[0].position, entries[0].data)[0][0].offset == 1:
+    if entries and _first_offset(entries[0]) == 1:
         hub.restore(first.epoch, 0, [])
         log.info("following the cluster log from its start (epoch %d)", first.epoch)
-        return True
-    return False
+        return None
+    return "waiting for the leading hub's first checkpoint"
+
+
+def _first_offset(entry: LogEntry) -> int:
+    """The offset of the first message in `entry`."""
+    return decode_entry(entry.position, entry.data)[0][0].offset
 
 
 async def read_history(
