@@ -155,9 +155,14 @@ async def run_serve(config: Config, faults: FaultPlan, argv: Sequence[str]) -> N
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(partial(serve, config, faults=faults))
         scheme = "s" if config.certfile else ""
+        stream = (
+            f"role {config.role} of cluster {config.cluster} (epoch: the cluster log's)"
+            if config.redis_url
+            else f"epoch {handle.hub.epoch}"
+        )
         log.info(
-            "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) epoch %d",
-            scheme, config.host, handle.port, scheme, handle.hub.epoch,
+            "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) %s",
+            scheme, config.host, handle.port, scheme, stream,
         )  # fmt: skip
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
