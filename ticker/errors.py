@@ -5,7 +5,10 @@
     │   ├── BadTopic             unknown channel, bad symbol, bad pattern
     │   ├── BadPosition          a resume position that does not parse
     │   └── BadMessage           undecodable or ill-formed wire message
-    └── ConfigError              a setting out of range
+    ├── ConfigError              a setting out of range
+    └── LogError                 the cluster log in Redis refused or failed a command
+        ├── LogUnavailable       Redis unreachable, too slow or loading: try again later
+        └── Fenced               the lease is not ours, or the entry is not after the last
 
 Expected situations (a gap, a position too old, a full outbox) are return values,
 never exceptions. Each ProtocolError carries the WebSocket close code and the HTTP
@@ -46,3 +49,19 @@ class BadMessage(ProtocolError):
 
 class ConfigError(TickerError):
     """A configuration value out of its allowed range."""
+
+
+class LogError(TickerError):
+    """The cluster log (Redis) failed a command in a way that is neither of the below."""
+
+
+class LogUnavailable(LogError):
+    """Redis is unreachable, did not answer in time, or is loading: try again later.
+
+    Whether a write that raised this was applied is unknown; reading the log tells.
+    """
+
+
+class Fenced(LogError):
+    """A fenced write was refused and nothing was written: the lease is not ours, or the
+    entry's ID is not after the log's last one."""

@@ -1,0 +1,477 @@
+"""The cluster log in Redis: one stream of hub batches, the epoch, the leader's lease, a checkpoint.
+
+Owns every Redis command and Lua script the cluster uses, the fencing of writes by the
+lease, and the mapping of Redis failures to `LogUnavailable`/`Fenced`. It must not decide
+anything about leadership or market data: callers act on what it returns or raises.
+
+Keys of cluster NAME (one hash tag, so they share a slot and a script may touch them all):
+
+    ticker:{NAME}:log         the stream; entry ID = position `<epoch>-<offset>` of the
+                              entry's last message, field `m` = the encoded batch
+    ticker:{NAME}:epoch       the cluster's epoch (decimal); gone only when Redis loses data
+    ticker:{NAME}:lease       the leading hub's token, with a TTL in ms
+    ticker:{NAME}:checkpoint  the leader's latest checkpoint (opaque bytes)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import coredis
+import trio
+from coredis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
+from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.response.types import StreamEntry
+from coredis.retry import ConstantRetryPolicy
+
+from ticker.core.position import Position
+from ticker.errors import BadPosition, ConfigError, Fenced, LogError, LogUnavailable
+
+__all__ = [
+    "ClusterLog",
+    "Fenced",
+    "LogEntry",
+    "LogError",
+    "LogUnavailable",
+    "open_cluster_log",
+]
+
+T = TypeVar("T")
+
+DATA_FIELD: Final = b"m"
+"""The stream field that holds an entry's batch."""
+CLUSTER_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A cluster name: no braces (it sits inside the keys' hash tag) and no spaces."""
+RETRIES: Final = 2
+"""coredis retries a command this often on a dropped connection (e.g. a pooled connection
+to a Redis that restarted). Safe for every script here: each is idempotent, `append`
+included (a repeat of the last entry is accepted without writing it twice)."""
+RETRY_DELAY_S: Final = 0.01
+
+# Error codes of replies that mean "not now" rather than "never": Redis is out of memory,
+# cannot persist, runs a slow script, or its primary is down. coredis keeps the code in
+# the message of codes it does not know (it maps LOADING, READONLY, TRYAGAIN itself).
+_TRANSIENT_CODES: Final = frozenset({"OOM", "MISCONF", "BUSY", "MASTERDOWN"})
+
+# The epoch: keep the stored one, or store the proposal if there is none; one script so
+# two hubs starting at once agree. GET first: Redis refuses any SET when it is out of
+# memory, and reading an existing epoch must still work then.
+# KEYS: epoch. ARGV: proposal. Returns the stored epoch.
+EPOCH_SCRIPT: Final = """
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  return stored
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+# Delete the epoch only if it is still the given one (a compare-and-delete, for tests and
+# for an operator's deliberate reset). KEYS: epoch. ARGV: epoch. Returns 1 if deleted.
+DROP_EPOCH_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# Take the lease if it is free, or renew it if it is ours. With ARGV[3] not empty, a free
+# lease is taken only if the log's last entry ID is ARGV[3]: a leader that lost its lease
+# while Redis was away takes it back only if nobody appended meanwhile.
+# KEYS: lease, log. ARGV: token, ttl ms, required last ID or ''. Returns 1 if ours now.
+ACQUIRE_SCRIPT: Final = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder then
+  return 0
+end
+if ARGV[3] ~= '' then
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if #last == 0 or last[1][1] ~= ARGV[3] then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# Renew the lease only if it is ours (a plain PEXPIRE would renew somebody else's).
+# KEYS: lease. ARGV: token, ttl ms. Returns 1 if renewed.
+RENEW_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# Release the lease only if it is ours (a late release must not free a successor's lease).
+# KEYS: lease. ARGV: token. Returns 1 if released.
+RELEASE_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# The fenced append: nothing is written unless the lease holds our token and the ID is
+# after the log's last one (XADD itself compares IDs exactly as 64-bit numbers; Lua
+# numbers are doubles, so the script never parses an ID). Repeating the last entry with
+# the same data succeeds without writing: coredis may resend a command whose reply was
+# lost with its connection. Trims to about ARGV[4] entries (MAXLEN ~: whole macro nodes).
+# KEYS: lease, log. ARGV: token, ID, data, max entries. Returns 1 (written) or 0 (repeat).
+APPEND_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the lease is not held by this token')
+end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last > 0 and last[1][1] == ARGV[2] then
+  local fields = last[1][2]
+  if fields[1] == 'm' and fields[2] == ARGV[3] then
+    return 0
+  end
+end
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], ARGV[2], 'm', ARGV[3])
+if type(added) == 'table' and added.err then
+  if string.find(added.err, 'equal or smaller', 1, true) then
+    return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
+  end
+  return added
+end
+return 1
+"""
+
+# The fenced checkpoint write: only the lease holder may replace it.
+# KEYS: lease, checkpoint. ARGV: token, data. Returns 1.
+CHECKPOINT_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED the lease is not held by this token')
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the cluster log: a hub batch and the position of its last message."""
+
+    position: Position
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterKeys:
+    """The Redis keys of one cluster (see the module docstring)."""
+
+    log: str
+    epoch: str
+    lease: str
+    checkpoint: str
+
+    @classmethod
+    def of(cls, cluster: str) -> ClusterKeys:
+        """The keys of cluster `cluster`.
+
+        Raises:
+            ConfigError: a name that is not 1-64 of `A-Z a-z 0-9 _ . -`.
+        """
+        if CLUSTER_NAME.fullmatch(cluster) is None:
+            raise ConfigError(f"bad cluster name {cluster!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+        prefix = f"ticker:{{{cluster}}}"
+        return cls(
+            log=f"{prefix}:log",
+            epoch=f"{prefix}:epoch",
+            lease=f"{prefix}:lease",
+            checkpoint=f"{prefix}:checkpoint",
+        )
+
+
+@asynccontextmanager
+async def open_cluster_log(
+    url: str, cluster: str, *, command_timeout_s: float = 2.0
+) -> AsyncIterator[ClusterLog]:
+    """A `ClusterLog` on one Redis client; connects lazily, so Redis may be down now.
+
+    A blocking read holds its connection: a follower should open its own log.
+
+    Args:
+        url: `redis://[user:password@]host:port/db`, `rediss://...` or `unix://...`.
+        cluster: the cluster's name (part of every key).
+        command_timeout_s: every command (plus its block time, for a blocking read)
+            raises `LogUnavailable` if Redis has not answered by then.
+
+    Raises:
+        ConfigError: a bad cluster name or a timeout <= 0.
+    """
+    if command_timeout_s <= 0:
+        raise ConfigError("command_timeout_s must be > 0")
+    keys = ClusterKeys.of(cluster)
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(
+        url,
+        decode_responses=False,
+        connect_timeout=command_timeout_s,
+        retry_policy=ConstantRetryPolicy(
+            (RedisConnectionError, TimeoutError), retries=RETRIES, delay=RETRY_DELAY_S
+        ),
+    )
+    async with client:
+        yield ClusterLog(client, cluster, keys, command_timeout_s)
+
+
+class ClusterLog:
+    """The cluster's Redis state, through one client. Use `open_cluster_log`.
+
+    Every method raises `LogUnavailable` when Redis is unreachable, too slow or loading,
+    and `LogError` when Redis refuses a command for another reason.
+    """
+
+    def __init__(
+        self,
+        client: coredis.Redis[bytes],
+        cluster: str,
+        keys: ClusterKeys,
+        command_timeout_s: float,
+    ) -> None:
+        self.cluster = cluster
+        self.keys = keys
+        self._client = client
+        self._timeout_s = command_timeout_s
+        # Registered scripts run by EVALSHA; coredis loads one again on NOSCRIPT (after a
+        # Redis restart or SCRIPT FLUSH) and retries it.
+        self._epoch = client.register_script(EPOCH_SCRIPT)
+        self._drop_epoch = client.register_script(DROP_EPOCH_SCRIPT)
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._renew = client.register_script(RENEW_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._append = client.register_script(APPEND_SCRIPT)
+        self._checkpoint = client.register_script(CHECKPOINT_SCRIPT)
+
+    async def epoch(self, proposal: int) -> int:
+        """The cluster's epoch: the stored one, or `proposal`, stored now if none is.
+
+        Args:
+            proposal: the epoch to store if Redis has none (e.g. the time in seconds).
+
+        Returns:
+            The epoch every hub and edge of the cluster uses.
+        """
+        stored: object = await self._call(self._epoch(keys=[self.keys.epoch], args=[str(proposal)]))
+        return int(_as_bytes(stored))
+
+    async def drop_epoch_if(self, epoch: int) -> None:
+        """Delete the stored epoch if it is `epoch` (tests; a deliberate reset)."""
+        await self._call(self._drop_epoch(keys=[self.keys.epoch], args=[str(epoch)]))
+
+    async def acquire_lease(
+        self, token: str, ttl_ms: int, *, only_if_last: Position | None = None
+    ) -> bool:
+        """Take the lease if it is free, or renew it if `token` holds it.
+
+        Args:
+            token: this hub's unique token.
+            ttl_ms: the lease expires this long after now unless renewed.
+            only_if_last: take a free lease only if the log's last entry is at this
+                position (a held lease of ours is renewed regardless).
+
+        Returns:
+            Whether `token` holds the lease now.
+        """
+        required = "" if only_if_last is None else str(only_if_last)
+        taken: object = await self._call(
+            self._acquire(
+                keys=[self.keys.lease, self.keys.log], args=[token, _ttl(ttl_ms), required]
+            )
+        )
+        return bool(taken == 1)
+
+    async def renew_lease(self, token: str, ttl_ms: int) -> bool:
+        """Extend the lease to `ttl_ms` from now if `token` holds it; whether it does."""
+        renewed: object = await self._call(
+            self._renew(keys=[self.keys.lease], args=[token, _ttl(ttl_ms)])
+        )
+        return bool(renewed == 1)
+
+    async def release_lease(self, token: str) -> None:
+        """Free the lease if `token` holds it (so a standby need not wait for the TTL)."""
+        await self._call(self._release(keys=[self.keys.lease], args=[token]))
+
+    async def lease_holder(self) -> str | None:
+        """The token holding the lease, or None if it is free."""
+        holder = await self._call(self._client.get(self.keys.lease))
+        return None if holder is None else holder.decode()
+
+    async def append(
+        self, token: str, position: Position, data: bytes, *, max_entries: int
+    ) -> None:
+        """Append one entry, fenced: written only if `token` holds the lease and
+        `position` is after the log's last entry.
+
+        Appending the log's last entry again with the same data is accepted and writes
+        nothing (so a resent command cannot fail or duplicate).
+
+        Args:
+            token: the appending hub's lease token.
+            position: the position of the batch's last message (the entry's ID).
+            data: the encoded batch.
+            max_entries: trim the log to about this many entries (never fewer).
+
+        Raises:
+            Fenced: the lease is not `token`'s, or `position` is not after the last
+                entry; nothing was written.
+            LogUnavailable: whether it was written is unknown (`last_position` tells).
+        """
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        if position <= Position(0, 0):
+            raise ValueError("a log position must be after 0-0")
+        await self._call(
+            self._append(
+                keys=[self.keys.lease, self.keys.log],
+                args=[token, str(position), data, max_entries],
+            )
+        )
+
+    async def last_position(self) -> Position | None:
+        """The position of the log's last entry, or None if the log is empty."""
+        entries = await self._call(self._client.xrevrange(self.keys.log, "+", "-", count=1))
+        return _entries(entries)[0].position if entries else None
+
+    async def first_position(self) -> Position | None:
+        """The position of the log's oldest entry still kept, or None if it is empty."""
+        entries = await self._call(self._client.xrange(self.keys.log, "-", "+", count=1))
+        return _entries(entries)[0].position if entries else None
+
+    async def read_after(
+        self, position: Position, *, count: int, block_ms: int | None
+    ) -> list[LogEntry]:
+        """Up to `count` entries after `position`, oldest first (XREAD).
+
+        Args:
+            position: read what follows it (`Position(0, 0)`: from the start).
+            count: at most this many entries.
+            block_ms: wait up to this long for an entry if there is none yet; None
+                returns at once.
+
+        Returns:
+            The entries; [] if none came.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if block_ms is not None and block_ms < 1:
+            raise ValueError("block_ms must be >= 1 (Redis reads BLOCK 0 as forever)")
+        extra_s = 0.0 if block_ms is None else block_ms / 1000
+        reply = await self._call(
+            self._client.xread({self.keys.log: str(position)}, count=count, block=block_ms),
+            extra_s=extra_s,
+        )
+        if not reply:
+            return []
+        return _entries(next(iter(reply.values())))
+
+    async def read_range(self, after: Position, *, count: int) -> list[LogEntry]:
+        """Up to `count` entries after `after` (exclusive), oldest first (XRANGE)."""
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        entries = await self._call(
+            self._client.xrange(self.keys.log, f"({after}", "+", count=count)
+        )
+        return _entries(entries)
+
+    async def read_before(self, before: Position, *, count: int) -> list[LogEntry]:
+        """The (up to) `count` entries just before `before` (exclusive), oldest first.
+
+        An edge fills its replay buffer with this recent history (XREVRANGE).
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if before <= Position(0, 0):
+            return []  # nothing is before the start; and "(0-0" is not a valid range end
+        entries = await self._call(
+            self._client.xrevrange(self.keys.log, f"({before}", "-", count=count)
+        )
+        return _entries(tuple(reversed(entries)))
+
+    async def write_checkpoint(self, token: str, data: bytes) -> None:
+        """Replace the checkpoint, fenced like `append`.
+
+        Raises:
+            Fenced: the lease is not `token`'s; nothing was written.
+        """
+        await self._call(
+            self._checkpoint(keys=[self.keys.lease, self.keys.checkpoint], args=[token, data])
+        )
+
+    async def read_checkpoint(self) -> bytes | None:
+        """The latest checkpoint, or None if there is none."""
+        return await self._call(self._client.get(self.keys.checkpoint))
+
+    async def ping(self) -> None:
+        """Return once Redis answers; raise `LogUnavailable` if it does not."""
+        await self._call(self._client.ping())
+
+    async def _call(self, command: Awaitable[T], *, extra_s: float = 0.0) -> T:
+        """Run one command within the timeout, mapping Redis failures to our errors."""
+        try:
+            with trio.fail_after(self._timeout_s + extra_s):
+                return await command
+        except trio.TooSlowError as exc:
+            # The connection may be dead without a reset (a paused or partitioned Redis):
+            # drop it so the next command connects afresh instead of queueing behind it.
+            self._client.connection_pool.disconnect()
+            raise LogUnavailable(
+                f"Redis did not answer within {self._timeout_s + extra_s:g} s"
+            ) from exc
+        except (ReadOnlyError, TryAgainError, ClusterDownError) as exc:
+            raise LogUnavailable(f"Redis cannot serve the cluster log now: {exc}") from exc
+        except ResponseError as exc:
+            message = str(exc)
+            code = message.partition(" ")[0]
+            if code == "FENCED":
+                raise Fenced(message.partition(" ")[2]) from exc
+            if code in _TRANSIENT_CODES:
+                raise LogUnavailable(f"Redis cannot serve the cluster log now: {exc}") from exc
+            raise LogError(f"Redis refused a cluster log command: {exc}") from exc
+        except (RedisConnectionError, OSError) as exc:
+            # BusyLoadingError (Redis is loading its data) is a ConnectionError too.
+            raise LogUnavailable(f"Redis is unreachable: {exc!r}") from exc
+
+
+def _entries(entries: Sequence[StreamEntry]) -> list[LogEntry]:
+    """Stream entries as log entries: the ID parsed as a position, the batch from `m`."""
+    out = []
+    for entry in entries:
+        data = entry.field_values.get(DATA_FIELD)
+        if data is None:
+            raise LogError(f"log entry {entry.identifier!r} has no {DATA_FIELD!r} field")
+        identifier = _as_bytes(entry.identifier).decode()
+        try:
+            position = Position.parse(identifier)
+        except BadPosition as exc:
+            raise LogError(f"log entry ID {identifier!r} is not a position") from exc
+        out.append(LogEntry(position, _as_bytes(data)))
+    return out
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A reply that must be a bulk string (the client does not decode responses)."""
+    if not isinstance(value, bytes):
+        raise LogError(f"unexpected reply from Redis: {value!r}")
+    return value
+
+
+def _ttl(ttl_ms: int) -> str:
+    if ttl_ms < 1:
+        raise ValueError("a lease ttl must be >= 1 ms")
+    return str(ttl_ms)
