@@ -212,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.Formatter.converter = time.gmtime
+    # coredis logs every failed connection attempt with a traceback while Redis is away;
+    # the cluster tasks count those (ticker_cluster_log_errors_total) and readiness says
+    # why, once.
+    logging.getLogger("coredis").setLevel(logging.CRITICAL)
     if args.command == "tail":  # a client: its own flags, no server settings
         from ticker.tail import run_tail_command
 
