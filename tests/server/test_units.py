@@ -17,7 +17,7 @@ import trio
 from tests.server.conftest import TEST_CONFIG, RawWebSocket, SseClient, start_server, until
 from ticker.core.codec import decode_frame, parse_json
 from ticker.core.compression import FrameDecompressor, load_dictionary
-from ticker.core.messages import DataMessage, Hello, Reset, ServerMessage
+from ticker.core.messages import DataMessage, Heartbeat, Hello, Reset, ServerMessage
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
@@ -169,3 +169,24 @@ async def test_an_sse_reset_has_no_id_and_the_last_snapshot_of_its_burst_does(
     reset = await alone.event()
     assert reset["event"] == "reset" and reset["id"] == position
     await alone.close()
+
+
+async def test_no_heartbeat_goes_out_before_the_first_sub_is_answered(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A heartbeat written before the sub was taken would precede its replay: a client
+    # resuming from it after a cut would skip what the replay carried.
+    server = await start_server(nursery, replace(TEST_CONFIG, heartbeat_s=15))
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 100 + i, 1, 200, 1) for i in range(5)))
+    client = await RawWebSocket.connect(server.port)
+    assert isinstance((await client.messages())[0], Hello)
+    await trio.sleep(40)  # two heartbeat periods with no subscription
+    await client.subscribe("quote.*", position="7-2")
+    received = await client.messages()
+    while not isinstance(received[-1], Heartbeat):  # now subscribed: heartbeats come
+        received += await client.messages()
+    *replayed, heartbeat = received
+    assert isinstance(heartbeat, Heartbeat)
+    assert [m.offset for m in replayed if isinstance(m, DataMessage)] == [3, 4, 5]
+    assert (heartbeat.epoch, heartbeat.offset) == (7, 5)
+    await client.close()
