@@ -191,8 +191,8 @@ def test_a_reset_and_its_snapshots_in_one_unit_rebuild_and_make_a_resume_point()
     assert tracker.position == Position(7, 40) == tracker.resume_position()
     assert tracker.state("book.BTC-USD") == {"bids": [[98, 1]], "asks": []}
     assert tracker.stats.resets == 1
-    # A unit of a reset alone (nothing matches any more) drops what was held, at once
-    # at the next message, and the topics that appear later start from their snapshot.
+    # A unit of a reset alone (nothing matches any more): what was held is dropped at
+    # the next unit (here a heartbeat); topics that appear later start from a snapshot.
     tracker.connected()
     run(tracker, [hello(7, 50)], [Reset(7, 50, "too_old")])
     assert tracker.resume_position() == Position(7, 40)  # the reset is not finished
