@@ -61,6 +61,32 @@ def test_sse_units_group_a_burst_like_one_websocket_frame() -> None:
     assert end == StreamEnd("slow_outbox", "7-4")
 
 
+def test_an_sse_reset_without_an_id_is_one_unit_with_its_snapshots() -> None:
+    # The reset carries no id; the burst's last snapshot does: a cut before it leaves
+    # the client at its old position, so it gets the reset again, never a bare reset.
+    stream = (
+        b'event: reset\ndata: {"epoch":7,"offset":9,"reason":"too_old"}\n\n'
+        b'event: snapshot\ndata: {"topic":"quote.BTC-USD","seq":4,"offset":9,"ts":1,'
+        b'"data":{"bid":"1"}}\n\n'
+    )
+    closing = (
+        b'event: snapshot\nid: 7-9\ndata: {"topic":"quote.ETH-USD","seq":2,"offset":9,'
+        b'"ts":1,"data":{"bid":"2"}}\n\n'
+    )
+    decoder = SseDecoder()
+    assert decoder.feed(stream) == []  # nothing is a unit until the id arrives
+    (unit,) = decoder.feed(closing)
+    assert isinstance(unit, list)
+    assert unit[0] == Reset(7, 9, "too_old")
+    assert [m.topic for m in unit[1:] if isinstance(m, DataMessage)] == [
+        "quote.BTC-USD",
+        "quote.ETH-USD",
+    ]
+    # With nothing to snapshot, the reset carries the id itself: a unit of its own.
+    alone = b'event: reset\nid: 7-9\ndata: {"epoch":7,"offset":9,"reason":"ahead"}\n\n'
+    assert SseDecoder().feed(alone) == [[Reset(7, 9, "ahead")]]
+
+
 @given(st.lists(st.integers(min_value=1, max_value=40), max_size=30), st.booleans())
 def test_sse_parsing_does_not_depend_on_how_the_bytes_are_split(
     cuts: list[int], crlf: bool

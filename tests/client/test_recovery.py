@@ -31,14 +31,16 @@ from ticker.model.events import TakerSide, Trade
 pytestmark = pytest.mark.usefixtures("deadline")
 
 
+@pytest.mark.parametrize("scheme", ["ws", "http"])
 async def test_a_server_restart_is_reported_as_a_reset_and_the_state_rebuilt(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, scheme: str
 ) -> None:
-    # A graceful restart on the same port: close 4001, then a new epoch.
+    # A graceful restart on the same port: close 4001 (SSE: `end`), then a new epoch,
+    # whose reset and snapshots come as one unit (SSE: the reset has no id).
     first = await start_server(nursery, epoch=7)
     port = first.port
     rng = random.Random(1)
-    async with open_fast_feed(f"ws://127.0.0.1:{port}", ALL_TOPICS) as feed:
+    async with open_fast_feed(f"{scheme}://127.0.0.1:{port}", ALL_TOPICS) as feed:
         collector = Collector(feed)
         nursery.start_soon(collector.run)
         await publish(first, rng, 200)

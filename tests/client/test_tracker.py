@@ -160,12 +160,46 @@ def test_a_reset_without_snapshots_drops_the_topics_at_the_next_message() -> Non
     tracker = following()
     tracker.connected()
     run(tracker, [hello(8, 0)], [Reset(8, 0, "other_epoch")])
-    updates = run(tracker, [delta("quote.BTC-USD", 1, 1, bid=1)])
+    # The restarted server's first message of the topic: a snapshot at seq 1.
+    updates = run(tracker, [snap("quote.BTC-USD", 1, 1, bid=1)])
     dropped = [u for u in updates if u.seq == 0]
     assert {u.topic for u in dropped} == {"quote.BTC-USD", "book.BTC-USD"}
     assert all(u.kind is UpdateKind.RESET for u in dropped)
-    assert updates[-1].kind is UpdateKind.DELTA and updates[-1].state == {"bid": 1}
+    assert updates[-1].kind is UpdateKind.SNAPSHOT and updates[-1].state == {"bid": 1}
     assert tracker.position == Position(8, 1)
+
+
+def test_a_reset_and_its_snapshots_in_one_unit_rebuild_and_make_a_resume_point() -> None:
+    # The server sends a reset and its snapshots as one WebSocket frame (on SSE: one
+    # group of events, the last snapshot carrying the id): all of it or none.
+    tracker = following()
+    tracker.connected()
+    run(tracker, [hello(7, 40)])
+    updates = run(
+        tracker,
+        [
+            Reset(7, 40, "too_old"),
+            snap("quote.BTC-USD", 9, 40, bid=7),
+            book(12, 40, [[98, 1]], snapshot=True),
+        ],
+    )
+    assert [(u.kind, u.topic, u.seq) for u in updates] == [
+        (UpdateKind.RESET, "quote.BTC-USD", 9),
+        (UpdateKind.RESET, "book.BTC-USD", 12),
+    ]
+    assert {u.loss for u in updates} == {Loss(Position(7, 10), Position(7, 40), "too_old")}
+    assert tracker.position == Position(7, 40) == tracker.resume_position()
+    assert tracker.state("book.BTC-USD") == {"bids": [[98, 1]], "asks": []}
+    assert tracker.stats.resets == 1
+    # A unit of a reset alone (nothing matches any more): what was held is dropped at
+    # the next unit (here a heartbeat); topics that appear later start from a snapshot.
+    tracker.connected()
+    run(tracker, [hello(7, 50)], [Reset(7, 50, "too_old")])
+    assert tracker.resume_position() == Position(7, 40)  # the reset is not finished
+    later = run(tracker, [Heartbeat(7, 51, TS_US)], [snap("trade.BTC-USD", 1, 52, price=3)])
+    assert {u.topic for u in later if u.seq == 0} == {"quote.BTC-USD", "book.BTC-USD"}
+    assert later[-1].kind is UpdateKind.SNAPSHOT and later[-1].loss is None
+    assert tracker.position == Position(7, 52)
 
 
 def test_a_reset_interrupted_by_a_reconnect_keeps_where_the_loss_began() -> None:
@@ -241,12 +275,41 @@ def test_a_fresh_resubscription_of_a_stream_that_did_not_move_loses_nothing() ->
     assert tracker.stats.resets == 0
 
 
-def test_a_first_delta_of_a_new_topic_is_a_resume_point() -> None:
-    # Nothing had state at subscribe time (no burst): the first delta makes it live.
+def test_a_first_message_of_a_new_topic_is_a_snapshot_and_a_resume_point() -> None:
+    # Nothing had state at subscribe time (no burst): the topic's first message, a
+    # snapshot at seq 1, makes it live; a lone delta would be a missed snapshot.
     tracker = Tracker()
     tracker.connected()
-    run(tracker, [hello(7, 42)], [delta("trade.BTC-USD", 1, 43, price=5)])
+    updates = run(tracker, [hello(7, 42)], [snap("trade.BTC-USD", 1, 43, price=5)])
+    assert [(u.kind, u.seq, u.loss) for u in updates] == [(UpdateKind.SNAPSHOT, 1, None)]
     assert tracker.resume_position() == Position(7, 43)
+    assert run(tracker, [delta("trade.BTC-USD", 2, 44, price=6)])[0].kind is UpdateKind.DELTA
+    step = tracker.receive([delta("trade.ETH-USD", 1, 45, price=1)], NOW_NS)
+    assert step.resync and tracker.resume_position() is None  # a fresh subscription
+
+
+def test_a_live_first_snapshot_replaces_the_empty_state_of_an_exact_topic() -> None:
+    # An exact topic subscribed before it had state comes as a seq-0 empty snapshot;
+    # its first message (seq 1, a snapshot) replaces it: no conflation, no loss.
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)], [snap("trade.BTC-USD", 0, 42)])
+    assert tracker.state("trade.BTC-USD") == {}
+    (update,) = run(tracker, [snap("trade.BTC-USD", 1, 43, price=5)])
+    assert (update.kind, update.skipped, update.loss) == (UpdateKind.SNAPSHOT, 0, None)
+    assert tracker.state("trade.BTC-USD") == {"price": 5}
+
+
+def test_a_topic_born_after_a_fresh_resubscription_is_no_loss() -> None:
+    # Cut after the hello; the stream moved on; the resubscription finds a topic whose
+    # first message came after the first hello: seq 1 is its whole history.
+    tracker = Tracker()
+    tracker.connected()
+    run(tracker, [hello(7, 42)])
+    tracker.connected()
+    updates = run(tracker, [hello(7, 60)], [snap("trade.BTC-USD", 1, 60, price=5)])
+    assert [(u.kind, u.loss) for u in updates] == [(UpdateKind.SNAPSHOT, None)]
+    assert tracker.stats.resets == 0
 
 
 def test_heartbeats_move_the_position_and_errors_are_refusals() -> None:

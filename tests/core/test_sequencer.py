@@ -16,7 +16,7 @@ from ticker.errors import ConfigError
 def test_latest_value_topics_send_only_changed_fields() -> None:
     seq = Sequencer(epoch=5, keyframe_interval=100)
     first = seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 12}, now_us=1)
-    assert first == DataMessage(False, "quote.BTC-USD", 1, 1, 1, {"bid": 10, "ask": 12})
+    assert first == DataMessage(True, "quote.BTC-USD", 1, 1, 1, {"bid": 10, "ask": 12})
     second = seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 13}, now_us=2)
     assert second == DataMessage(False, "quote.BTC-USD", 2, 2, 2, {"ask": 13})
     assert seq.set_fields("quote.BTC-USD", {"bid": 10, "ask": 13}, now_us=3) is None
@@ -29,6 +29,28 @@ def test_offsets_are_shared_and_sequences_are_per_topic() -> None:
     b = seq.add_event("trade.A-B", {"price": 1}, 0)
     c = seq.set_fields("quote.A-B", {"bid": 2}, 0)
     assert [(m.offset, m.seq) for m in (a, b, c) if m] == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_the_first_message_of_every_kind_of_topic_is_a_snapshot_of_its_whole_state() -> None:
+    # A client that subscribed before the topic existed starts from this message: it
+    # must be a snapshot (a strict mirror refuses a delta of a topic it does not hold).
+    seq = Sequencer(epoch=1)
+    quote = seq.set_fields("quote.A-B", {"bid": 10, "ask": None}, 0)
+    # The book's first message is the whole book, best first, not the increments given.
+    book = seq.add_to_levels("book.A-B", [(99, 3), (100, 5), (99, 1)], [(101, 2)], 0)
+    trade = seq.add_event("trade.A-B", {"price": 7, "size": 1}, 0)
+    assert quote is not None and book is not None
+    assert [(m.snapshot, m.seq) for m in (quote, book, trade)] == [(True, 1)] * 3
+    assert book.data == {"bids": [[100, 5], [99, 4]], "asks": [[101, 2]]}
+    for message in (quote, book, trade):
+        assert message.data == seq.snapshot(message.topic, 0).data
+        assert Mirror().apply(message) == Applied(1)
+    later = [
+        seq.set_fields("quote.A-B", {"bid": 11, "ask": None}, 0),
+        seq.add_to_levels("book.A-B", [(100, -5)], [], 0),
+        seq.add_event("trade.A-B", {"price": 8, "size": 1}, 0),
+    ]
+    assert [(m.snapshot, m.seq) for m in later if m] == [(False, 2)] * 3
 
 
 def test_book_increments_publish_absolute_sizes_of_changed_levels() -> None:
@@ -48,7 +70,8 @@ def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
         message = seq.set_fields("ticker.A-B", {"last": i, "open": 1}, 0)
         assert message is not None
         kinds.append(message.snapshot)
-    assert kinds == [False, False, True, False, False, True, False]
+    # The first message is a snapshot; the count to the next keyframe starts there.
+    assert kinds == [True, False, False, True, False, False, True]
     forced = seq.keyframe("ticker.A-B", 0)
     assert forced.snapshot and forced.data == {"last": 6, "open": 1} and forced.seq == 8
 

@@ -3,8 +3,8 @@
 `EventStreamParser` splits a byte stream into events (the WHATWG rules: `\\n`, `\\r\\n`
 or `\\r` line ends, `:` comments, `field: value`, a blank line dispatches).
 `SseDecoder` turns ticker's events into the same messages the WebSocket carries and
-groups them into units: snapshots of one burst carry no `id:` except the last, so they
-travel as one unit, like a burst in one WebSocket frame. Pure; bounded in bytes.
+groups them into units: a reset and the snapshots of one burst carry no `id:` except the
+last, so they travel as one unit, like a burst in one WebSocket frame. Pure; bounded.
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ class SseDecoder:
                 continue
             if isinstance(item, StreamEnd):
                 out.append(item)
-            elif isinstance(item, DataMessage) and event.id is None:
-                # A burst's snapshots: only its last one carries the id. All or none.
+            elif isinstance(item, DataMessage | Reset) and event.id is None:
+                # A burst's snapshots (after a reset, the reset first): only its last
+                # event carries the id. All or none.
                 self._burst_bytes += len(event.data)
                 if self._burst_bytes > self._max_burst_bytes:
                     raise FeedProtocolError(

@@ -218,7 +218,9 @@ class Tracker:
         if not message.snapshot:
             return self._update(UpdateKind.DELTA, message, position, now_ns)
         after = self._resubscribed_after
-        if not held and after is not None and _moved_on(after, position):
+        # A snapshot at seq 1 is the topic's whole history (its first message): nothing
+        # of it can have been missed, however far the stream moved on.
+        if not held and after is not None and message.seq > 1 and _moved_on(after, position):
             self.stats.resets += 1 if self._first_hello is not None else 0
             self._first_hello = None  # counted once per resubscription
             loss = Loss(after, position, RESUBSCRIBED_REASON)

@@ -73,7 +73,10 @@ class Mirror:
         return held.seq if held else 0
 
     def apply(self, message: DataMessage) -> Applied | Refused:
-        """Apply a snapshot (always accepted unless older) or the next delta of a topic."""
+        """Apply a snapshot (always accepted unless older) or the next delta of a topic.
+
+        A delta of a topic not held is refused (`no_snapshot`), whatever its seq.
+        """
         held = self._held.get(message.topic)
         if message.snapshot:
             if held is not None and message.seq < held.seq:
@@ -83,10 +86,9 @@ class Mirror:
             self._merge(held, message.data)
         else:
             if held is None:
-                if message.seq != 1:
-                    return Refused(RefusalReason.NO_SNAPSHOT, 0)
-                # Every topic starts empty at seq 0: its first delta needs no snapshot.
-                held = self._held[message.topic] = _Held(channel_kind(message.topic))
+                # A topic's first message (seq 1) is a snapshot, so even a topic born
+                # after subscribing starts from one: a delta alone is never enough.
+                return Refused(RefusalReason.NO_SNAPSHOT, 0)
             if message.seq <= held.seq:
                 return Refused(RefusalReason.STALE, held.seq)
             if message.seq != held.seq + 1:

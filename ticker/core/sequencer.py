@@ -2,10 +2,10 @@
 
 It assigns every published message its position (epoch, offset) and its per-topic
 sequence, keeps the current state of every topic, turns new values into deltas against
-the last published state, and publishes keyframes (whole-state snapshots) on demand and
-every `keyframe_interval` updates of a topic. It can hand out a snapshot of any topic
-consistent with the current position. Pure and synchronous: it never encodes, never
-reads a clock (`now_us` comes in) and never does I/O.
+the last published state, and publishes keyframes (whole-state snapshots) as a topic's
+first message (seq 1), on demand, and every `keyframe_interval` updates of a topic. It
+can hand out a snapshot of any topic consistent with the current position. Pure and
+synchronous: it never encodes, never reads a clock (`now_us` comes in), never does I/O.
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ class Sequencer:
     def set_fields(self, topic: str, fields: Fields, now_us: int) -> DataMessage | None:
         """Publish the new whole value of a latest-value topic, as a delta of what changed.
 
-        Returns None when nothing changed (no message is published).
+        The topic's first message is a snapshot of the whole value. Returns None when
+        nothing changed (no message is published).
         """
         state = self._state(topic, ChannelKind.LATEST)
         delta = diff_fields(state.fields, fields)
@@ -121,7 +122,8 @@ class Sequencer:
         """Add size increments to book levels and publish the new absolute sizes.
 
         Each (price, increment) moves that level's size; a level that reaches 0 is
-        removed and published with size 0. Returns None when no level changed.
+        removed and published with size 0. The topic's first message is a snapshot of
+        the whole book. Returns None when no level changed.
         """
         state = self._state(topic, ChannelKind.BOOK)
         changed_bids = add_to_levels(state.bids, bids) if bids else []
@@ -131,12 +133,16 @@ class Sequencer:
         return self._publish(topic, state, {"bids": changed_bids, "asks": changed_asks}, now_us)
 
     def add_event(self, topic: str, fields: Fields, now_us: int) -> DataMessage:
-        """Publish one event of an event topic (a trade); it becomes the topic's state."""
+        """Publish one event of an event topic (a trade); it becomes the topic's state.
+
+        The topic's first event goes out as a snapshot (it is the whole state), the
+        others as deltas (no periodic keyframes: every event carries the whole state).
+        """
         state = self._state(topic, ChannelKind.EVENT)
         state.fields = fields
         state.seq += 1
         self._offset += 1
-        return DataMessage(False, topic, state.seq, self._offset, now_us, fields)
+        return DataMessage(state.seq == 1, topic, state.seq, self._offset, now_us, fields)
 
     def keyframe(self, topic: str, now_us: int) -> DataMessage:
         """Publish the whole state of `topic` now, as the topic's next sequence.
@@ -247,7 +253,9 @@ class Sequencer:
         state.seq += 1
         self._offset += 1
         state.since_keyframe += 1
-        if state.since_keyframe >= self.keyframe_interval:
+        # Seq 1 is a snapshot: a client that subscribed before the topic existed holds
+        # nothing for it, and a snapshot is the only message it may start from.
+        if state.seq == 1 or state.since_keyframe >= self.keyframe_interval:
             state.since_keyframe = 0
             return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
         return DataMessage(False, topic, state.seq, self._offset, now_us, delta)

@@ -2,8 +2,9 @@
 
 A data message's frame is built once per message (see `Published`) and shared; this
 module picks which form a connection gets and wraps one write's worth of frames (SSE:
-one HTTP chunk). Control messages (hello, reset, error, heartbeat, close) are rendered
-here. No sockets, no state beyond small caches of shared bytes.
+one HTTP chunk). Control messages (hello, error, heartbeat, close) are rendered here, and
+a reset together with its snapshots, as one unit. No sockets, no state beyond small
+caches of shared bytes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Framing(Protocol):
     """The transport-specific bytes of one connection."""
 
     def frame(self, item: Published) -> bytes: ...
-    def snapshots(self, items: list[Published]) -> bytes: ...
+    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes: ...
     def wrap(self, parts: list[bytes]) -> bytes: ...
     def heartbeat(self, position: Position, now_ns: int) -> bytes: ...
     def control(self, message: ServerMessage) -> bytes: ...
@@ -48,11 +49,15 @@ class WebSocketFraming:
             return item.ws
         return item.ws_zstd(self.compressor)
 
-    def snapshots(self, items: list[Published]) -> bytes:
-        """Snapshots that share one position go in one frame: a client has all or none."""
-        if len(items) == 1:
+    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes:
+        """Snapshots that share one position go in one frame: a client has all or none.
+        A reset goes first in the same frame (alone if there are no snapshots), so its
+        position is never a client's resume point without the state it names."""
+        if len(items) == 1 and reset is None:
             return self.frame(items[0])
         payload = b"".join(item.payload for item in items)
+        if reset is not None:
+            payload = encode_server(reset) + payload
         if self.compressor is not None:
             payload = self.compressor.compress(payload)
         return encode_frame(Opcode.BINARY, payload)
@@ -96,12 +101,20 @@ class SseFraming:
     def frame(self, item: Published) -> bytes:
         return item.sse
 
-    def snapshots(self, items: list[Published]) -> bytes:
-        """Only the last snapshot of a burst carries `id:`; a browser keeps its previous
+    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes:
+        """Only the last event of a burst carries `id:`; a browser keeps its previous
         Last-Event-ID for events without one, so it resumes from the burst's position
-        only once it has every snapshot of it."""
-        parts = [encode_event("snapshot", item.json).encode("utf-8") for item in items[:-1]]
-        parts.append(items[-1].sse)
+        only once it has every snapshot of it. A reset comes first and carries no `id:`
+        unless there are no snapshots: a client cut before the last snapshot resumes
+        from where it was and gets the reset again."""
+        parts = []
+        if reset is not None:
+            data = f'{{"epoch":{reset.epoch},"offset":{reset.offset},"reason":"{reset.reason}"}}'
+            event_id = None if items else f"{reset.epoch}-{reset.offset}"
+            parts.append(encode_event("reset", data, event_id).encode())
+        if items:
+            parts += [encode_event("snapshot", item.json).encode("utf-8") for item in items[:-1]]
+            parts.append(items[-1].sse)
         return b"".join(parts)
 
     def wrap(self, parts: list[bytes]) -> bytes:
@@ -114,11 +127,6 @@ class SseFraming:
                 f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}}}'
             )
             return encode_event("hello", data).encode()
-        if isinstance(message, Reset):
-            data = (
-                f'{{"epoch":{message.epoch},"offset":{message.offset},"reason":"{message.reason}"}}'
-            )
-            return encode_event("reset", data, f"{message.epoch}-{message.offset}").encode()
         if isinstance(message, Error):
             data = json.dumps({"code": message.code, "message": message.message})
             return encode_event("error", data).encode()

@@ -199,10 +199,16 @@ async def run_hub(
 
 
 async def run_heartbeats(context: ServerContext) -> None:
-    """Every `heartbeat_s`, each connection gets a heartbeat with the current position."""
+    """Every `heartbeat_s`, each connection that follows topics gets a heartbeat with
+    the current position."""
     period = context.config.heartbeat_s
     while True:
         await trio.sleep(period)
         for subscriber in context.fanout.subscribers():
+            if not subscriber.patterns:
+                # Not before the first `sub` is taken: that heartbeat would go out ahead
+                # of the sub's answer (its replay or snapshots), naming a position the
+                # client does not hold, and a client cut there would skip the answer.
+                continue
             subscriber.heartbeat_due = True
             subscriber.flush_nowait()

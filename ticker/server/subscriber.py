@@ -19,6 +19,7 @@ from typing import Protocol
 import trio
 
 from ticker.core.hub import Hub, Published
+from ticker.core.messages import Reset
 from ticker.core.outbox import Offer, Outbox
 from ticker.core.topics import TopicPattern
 from ticker.server.framing import Framing
@@ -40,13 +41,21 @@ class Membership(Protocol):
 
 
 class SnapshotBurst:
-    """Snapshots consistent with one position, to be written as one unit."""
+    """Snapshots consistent with one position, to be written as one unit.
 
-    __slots__ = ("items", "offset")
+    After a reset, the reset travels in the same unit, first: a client cut between the
+    two would hold the reset's position without the state it names. Such a burst may
+    have no snapshots (nothing matches) and is written all the same.
+    """
 
-    def __init__(self, items: list[Published]) -> None:
+    __slots__ = ("items", "offset", "reset")
+
+    def __init__(self, items: list[Published], reset: Reset | None = None) -> None:
+        if not items and reset is None:
+            raise ValueError("a burst without a reset needs snapshots")
         self.items = items
-        self.offset = items[-1].offset
+        self.reset = reset
+        self.offset = reset.offset if reset is not None else items[-1].offset
 
 
 class Subscriber:
@@ -238,7 +247,7 @@ class Subscriber:
                 entry = backlog[taken]
                 taken += 1
                 if isinstance(entry, SnapshotBurst):
-                    frame = framing.snapshots(entry.items)
+                    frame = framing.snapshots(entry.items, entry.reset)
                     count += len(entry.items)
                 else:
                     frame = framing.frame(entry)

@@ -60,9 +60,10 @@ def subscribe(
     """Add patterns to a connection and queue what it must see before going live.
 
     With no position: a snapshot of every matching topic. With a position inside the
-    replay buffer: exactly the matching messages after it. Otherwise: a reset, then
-    snapshots. A position is honoured only on a connection's first subscribe, since
-    replaying older offsets into a running stream would break its ordering.
+    replay buffer: exactly the matching messages after it. Otherwise: a reset and the
+    snapshots, as one unit. A position is honoured only on a connection's first
+    subscribe, since replaying older offsets into a running stream would break its
+    ordering.
 
     Raises:
         BadTopic, BadPosition, LimitReached: nothing was changed.
@@ -81,6 +82,7 @@ def subscribe(
         subscriber.patterns[str(pattern)] = pattern
     fanout.patterns_changed(subscriber)
     now = time.time_ns()
+    reset: ResetMessage | None = None
     if position is not None:
         answer = hub.since(position)
         if isinstance(answer, Replay):
@@ -93,12 +95,13 @@ def subscribe(
         stats.resets += 1
         current = hub.position
         reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
-        subscriber.control.append(subscriber.framing.control(reset))
     snapshots = [
         hub.current_snapshot(topic, now) for topic in matching_topics(hub.topics(), patterns)
     ]
-    if snapshots:
-        subscriber.backlog.append(SnapshotBurst(snapshots))
+    if snapshots or reset is not None:
+        # The reset and its snapshots are one unit (one frame; on SSE one id), so the
+        # reset's position is a resume point only together with the state it names.
+        subscriber.backlog.append(SnapshotBurst(snapshots, reset))
     subscriber.flush_nowait()
 
 
@@ -126,7 +129,7 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
     for entry in subscriber.backlog:
         if isinstance(entry, SnapshotBurst):
             entry.items = [item for item in entry.items if still_wanted(item.topic)]
-            if entry.items:
+            if entry.items or entry.reset is not None:  # a reset goes out regardless
                 kept.append(entry)
         elif still_wanted(entry.topic):
             kept.append(entry)

@@ -224,11 +224,15 @@ function onHeartbeat(event) {
 }
 
 function onReset(event) {
-  // The position could not be served; snapshots of every topic follow at once.
+  // The position could not be served; snapshots of every topic follow at once. The
+  // reset carries no id unless no snapshot follows: its position is ours only with the
+  // state it names, so the last snapshot's id sets it (a cut before it: reset again).
+  // (lastEventId of an event without an id is the previous id, never this position.)
   const reset = JSON.parse(event.data);
+  const position = reset.epoch + "-" + reset.offset;
   state.resets += 1;
   state.topics = Object.create(null);
-  setPosition(event.lastEventId || reset.epoch + "-" + reset.offset);
+  if (event.lastEventId === position) setPosition(position);
   setStatus("live", "reset (" + reset.reason + "): fresh snapshots");
 }
 
@@ -268,9 +272,10 @@ function applyMessage(snapshot, message) {
       state.stale += 1;
       return true;
     }
-    if (message.seq !== heldSeq + 1) return false;
-    if (!held || channel === "trade") {
-      // A topic starts empty at seq 0; a trade replaces the last one.
+    // A topic's first message is a snapshot: a delta of a topic not held is a gap.
+    if (!held || message.seq !== heldSeq + 1) return false;
+    if (channel === "trade") {
+      // A trade replaces the last one.
       state.topics[message.topic] = { seq: message.seq, data: Object.assign({}, message.data) };
     } else {
       Object.assign(held.data, message.data); // latest-value MERGE (null: the value is gone)
