@@ -14,6 +14,7 @@ import trio
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
+from ticker.core.ratelimit import KeyedRateLimit
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
 from ticker.server.fanout import Fanout
@@ -43,6 +44,8 @@ class ServerContext:
     """The hub's input queue, for the publish endpoint (`publish_session`)."""
     shutting_down: bool = False
     """Set when the drain starts: readiness turns false and new connections are refused."""
+    resume_limit: KeyedRateLimit | None = None
+    """Resumes per client address (None: not limited)."""
 
     @property
     def ready(self) -> bool:

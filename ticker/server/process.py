@@ -19,6 +19,7 @@ import trio
 from feeds.faults import FaultPlan
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
+from ticker.core.ratelimit import KeyedRateLimit
 from ticker.errors import ConfigError
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
@@ -116,6 +117,10 @@ async def serve(
     context = ServerContext(
         config, hub, Fanout(config.fanout_leaf_size), ServerStats(), known_symbols(config.venues)
     )
+    if config.resume_rate_per_ip_per_s > 0:
+        context.resume_limit = KeyedRateLimit(
+            config.resume_rate_per_ip_per_s, config.resume_burst_per_ip, config.resume_rate_max_ips
+        )
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)

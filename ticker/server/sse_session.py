@@ -10,6 +10,7 @@ with the reason before any stream starts.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -22,7 +23,7 @@ from ticker.server.context import ServerContext
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import parse_patterns, subscribe
+from ticker.server.subscriptions import admit_resume, parse_patterns, subscribe
 from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.sse import encode_retry, response_head
 from ticker.wire.transport import Transport, send_small
@@ -80,6 +81,11 @@ def accept_sse(
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:
         raise BadRequest("the server is shutting down; connect to another", 503)
+    if position is not None:
+        try:
+            admit_resume(peer, context.resume_limit, context.stats, time.monotonic())
+        except ProtocolError as exc:
+            raise BadRequest(str(exc), exc.http_status) from None
     subscriber = Subscriber(
         sock,
         peer,
