@@ -10,7 +10,6 @@ with the reason before any stream starts.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -83,7 +82,7 @@ def accept_sse(
         raise BadRequest("the server is shutting down; connect to another", 503)
     if position is not None:
         try:
-            admit_resume(peer, context.resume_limit, context.stats, time.monotonic())
+            admit_resume(peer, context.resume_limit, context.stats, trio.current_time())
         except ProtocolError as exc:
             raise BadRequest(str(exc), exc.http_status) from None
     subscriber = Subscriber(

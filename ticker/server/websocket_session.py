@@ -9,9 +9,10 @@ message and a counter; broken framing closes the connection with its code.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+
+import trio
 
 from ticker.core.codec import decode_client
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
@@ -148,7 +149,7 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
         if isinstance(command, Subscribe):
             if command.position is not None:
                 admit_resume(
-                    subscriber.peer, context.resume_limit, context.stats, time.monotonic()
+                    subscriber.peer, context.resume_limit, context.stats, trio.current_time()
                 )
             subscribe(
                 subscriber,
