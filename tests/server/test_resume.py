@@ -260,7 +260,11 @@ async def fill_replay(server: ServerHandle, rng: random.Random) -> None:
     while server.hub.position.offset < BIG_REPLAY - 300:
         await server.publish(*(random_event(rng, sent + i) for i in range(100)))
         sent += 100
-        await until(lambda: server.context.stats.ingest_events >= sent)
+
+        def taken(target: int = sent) -> bool:
+            return server.context.stats.ingest_events >= target
+
+        await until(taken)
     while server.hub.position.offset < BIG_REPLAY - 10:
         await publish(server, rng, 1, sent)
         sent += 1
@@ -344,8 +348,11 @@ async def test_a_live_client_is_served_while_another_replays_the_whole_buffer(
         sent = server.context.stats.ingest_events
         for i in range(20):
             await publish(server, rng, 1, sent + i)
-            target = server.hub.position.offset
-            await until(lambda: bool(live_received) and live_received[-1].offset >= target)
+
+            def delivered(target: int = server.hub.position.offset) -> bool:
+                return bool(live_received) and live_received[-1].offset >= target
+
+            await until(delivered)
             assert replaying.backlog, "the replay finished before the live messages arrived"
         reading.cancel_scope.cancel()
     # Then it reads: the whole replay, then what was published meanwhile (held in its
@@ -389,7 +396,9 @@ async def test_sse_resume_from_the_oldest_position_streams_the_whole_buffer_unpr
 LIMITED = replace(TEST_CONFIG, resume_burst_per_ip=2, resume_rate_per_ip_per_s=0.5)
 
 
-async def resume_ws(server: ServerHandle, position: str) -> tuple[RawWebSocket, list[ServerMessage]]:
+async def resume_ws(
+    server: ServerHandle, position: str
+) -> tuple[RawWebSocket, list[ServerMessage]]:
     client = await RawWebSocket.connect(server.port)
     await client.messages()  # hello
     await client.subscribe("quote.*", position=position)

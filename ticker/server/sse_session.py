@@ -4,7 +4,7 @@ Topics come from the query (comma-separated patterns); a resume position from th
 `Last-Event-ID` header or the `last_event_id` query parameter; `max_rate` (updates per
 topic per second) turns on per-connection conflation for dashboards. The stream never
 ends by itself: heartbeats keep it alive and carry the position. Bad queries get a 400
-with the reason before any stream starts.
+(a resume over the per-address limit a 429) with the reason before any stream starts.
 """
 
 from __future__ import annotations

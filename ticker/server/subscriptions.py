@@ -37,9 +37,7 @@ class ResumeLimited(ProtocolError):
     http_status = 429
 
 
-def admit_resume(
-    peer: str, limit: KeyedRateLimit | None, stats: ServerStats, now_s: float
-) -> None:
+def admit_resume(peer: str, limit: KeyedRateLimit | None, stats: ServerStats, now_s: float) -> None:
     """Take a resume from `peer`'s address out of the rate limit (None: unlimited).
 
     A resume makes the server walk the replay buffer, so each address gets a bucket of
