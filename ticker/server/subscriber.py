@@ -36,7 +36,8 @@ MAX_WRITE_BYTES = 1024 * 1024
 MAX_REPLAY_SCAN = 512
 """A write looks at most this many replay entries (matching topics, framing): the work a
 resume may do in one turn of the event loop, whatever the replay buffer holds. About
-0.3 ms (WebSocket) to 5 ms (SSE, rendering JSON on first use) per turn."""
+1 ms (WebSocket) to 5 ms (SSE, rendering JSON on first use) per turn
+(benchmarks/bench_resume.py)."""
 
 
 class Membership(Protocol):
