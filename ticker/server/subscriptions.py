@@ -162,7 +162,7 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
             entry.items = [item for item in entry.items if still_wanted(item.topic)]
             if entry.items:
                 kept.append(entry)
-        else:
+        elif isinstance(entry, ReplayBacklog):
             entry.narrow([p for p in entry.patterns if str(p) not in removed])
             if entry.patterns:
                 kept.append(entry)
