@@ -106,6 +106,15 @@ class Config:
     get 503."""
     max_subscriptions: int = 512
     """Topic patterns one connection may hold."""
+    resume_rate_per_ip_per_s: float = 2.0
+    """Resumes (a subscribe with a position, an SSE Last-Event-ID) each client address may
+    make per second, after its burst; more get error 4429 / HTTP 429. 0 turns the limit
+    off (behind a proxy every client has the proxy's address)."""
+    resume_burst_per_ip: int = 30
+    """Resumes one address may make at once after a quiet spell (a reconnect storm)."""
+    resume_rate_max_ips: int = 10_000
+    """Addresses whose resume rate is tracked at once; past it the least recently seen is
+    forgotten (about 200 bytes each)."""
     max_frame_bytes: int = 64 * 1024
     """Largest client WebSocket message accepted."""
     sse_retry_ms: int = 1000
@@ -136,6 +145,8 @@ class Config:
             "max_connections",
             "max_http_connections",
             "max_subscriptions",
+            "resume_burst_per_ip",
+            "resume_rate_max_ips",
             "max_frame_bytes",
             "write_timeout_s",
             "heartbeat_s",
@@ -163,6 +174,8 @@ class Config:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
+        if self.resume_rate_per_ip_per_s < 0:
+            raise ConfigError("resume_rate_per_ip_per_s must be >= 0 (0: no limit)")
         if self.send_buffer_bytes < 0:
             raise ConfigError("send_buffer_bytes must be >= 0")
         if self.sse_retry_ms < 0:

@@ -61,10 +61,11 @@ async def test_every_counter_is_exposed_with_its_value(
     stats = context.stats
     stats.connections_open.update({"sse": 2, "ws": 5})
     stats.connections_total.update({"sse": 9, "ws": 12})
-    stats.ends.update({"slow_outbox": 3, "slow_write": 1, "client_closed": 4})
+    stats.ends.update({"slow_outbox": 3, "slow_write": 1, "slow_replay": 5, "client_closed": 4})
     stats.messages_sent, stats.bytes_sent, stats.writes = 1000, 123_456, 400
     stats.coalesced_writes, stats.conflations = 150, 7
     stats.resumes, stats.resets, stats.bad_requests = 6, 2, 8
+    stats.resumes_limited = 3
     context.ingest["cbx"] = IngestCounters(messages=50, events=70, gaps=3, resyncs=2)
     context.ingest["itx"] = IngestCounters(messages=40, duplicates=1, malformed=4, disconnects=1)
 
@@ -80,6 +81,7 @@ async def test_every_counter_is_exposed_with_its_value(
     assert got("ticker_connection_ends_total", reason="ping_timeout") == 0
     assert got("ticker_evictions_total", reason="slow_outbox") == 3
     assert got("ticker_evictions_total", reason="slow_write") == 1
+    assert got("ticker_evictions_total", reason="slow_replay") == 5
     assert ("ticker_evictions_total", frozenset({("reason", "client_closed")})) not in got.samples
     assert got("ticker_messages_sent_total") == 1000
     assert got("ticker_sent_bytes_total") == 123_456
@@ -87,6 +89,7 @@ async def test_every_counter_is_exposed_with_its_value(
     assert got("ticker_coalesced_writes_total") == 150
     assert got("ticker_conflations_total") == 7
     assert got("ticker_resumes_total") == 6
+    assert got("ticker_resumes_limited_total") == 3
     assert got("ticker_resets_total") == 2
     assert got("ticker_bad_requests_total") == 8
     assert got("ticker_hub_events_total") == 200

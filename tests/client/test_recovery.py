@@ -25,6 +25,7 @@ from tests.client.conftest import (
     until,
 )
 from tests.client.proxy import Proxy
+from tests.server.conftest import RawWebSocket
 from ticker.client import Loss, Position, UpdateKind
 from ticker.model.events import TakerSide, Trade
 
@@ -329,3 +330,33 @@ async def test_an_eviction_before_any_data_resubscribes_and_reports_the_loss(
         assert {u.loss for u in resets} == {Loss(first_hello, until_position, "resubscribed")}
         assert feed.stats.resets == 1
     server.stop()
+
+
+async def test_a_resume_over_the_rate_limit_backs_off_then_resumes_without_loss(
+    nursery: trio.Nursery,
+) -> None:
+    config = replace(TEST_CONFIG, resume_burst_per_ip=1, resume_rate_per_ip_per_s=5.0)
+    server = await start_server(nursery, config)
+    proxy = Proxy(server.port)
+    await nursery.start(proxy.run)
+    rng = random.Random(6)
+    async with open_fast_feed(f"ws://127.0.0.1:{proxy.port}", ALL_TOPICS) as feed:
+        collector = Collector(feed)
+        nursery.start_soon(collector.run)
+        await publish(server, rng, 60)
+        await settle(feed, server, collector)
+        # Another client from the same address spends its one resume; then the feed
+        # is cut off and its resume is refused with error 4429 until a token is back.
+        other = await RawWebSocket.connect(server.port)
+        await other.messages()
+        await other.subscribe("quote.*", position=f"7-{server.hub.position.offset}")
+        await until(lambda: server.context.stats.resumes == 1)
+        proxy.kill_all()
+        await until(lambda: feed.stats.endings["limit"] >= 1)
+        await publish(server, rng, 40)
+        await settle(feed, server, collector)
+        assert_state_equals_server(feed, server)
+        assert not collector.of_kind(UpdateKind.RESET)
+        assert server.context.stats.resumes_limited >= 1
+        assert server.context.stats.resumes >= 2
+        await other.close()

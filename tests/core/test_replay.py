@@ -5,7 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ticker.core.position import Position
-from ticker.core.replay import Replay, ReplayBuffer, Reset, ResetReason
+from ticker.core.replay import (
+    Evicted,
+    Replay,
+    ReplayBuffer,
+    ReplayRange,
+    ReplayRun,
+    Reset,
+    ResetReason,
+)
 from ticker.errors import ConfigError
 
 
@@ -85,3 +93,85 @@ def test_replay_never_skips_or_repeats_and_respects_both_bounds(
     else:
         assert isinstance(answer, Replay)
         assert answer.entries == list(range(resume_at + 1, last + 1))
+
+
+def test_a_replay_is_a_view_of_the_buffer_until_it_moves_on() -> None:
+    buffer = filled(25)
+    answer = buffer.since(Position(7, 15))
+    assert isinstance(answer, Replay) and isinstance(answer.entries, ReplayRange)
+    entries = answer.entries
+    assert len(entries) == 10
+    assert entries[0] == 16 and entries[-1] == 25 and entries[2:4] == [18, 19]
+    with pytest.raises(IndexError):
+        entries[10]
+    buffer.append(26, 26, 10)  # evicts offset 16; the view does not see 26
+    assert len(entries) == 10 and entries[1] == 17
+    assert entries.get(16) is None and entries.get(17) == 17 and entries.get(26) is None
+    with pytest.raises(LookupError, match="offset 16 was evicted"):
+        list(entries)
+
+
+def size_of(entry: int) -> int:
+    return 10
+
+
+def walk(run: ReplayRun[int], wanted: set[int], max_scanned: int, max_bytes: int) -> list[int]:
+    out: list[int] = []
+    while not run.done:
+        before = run.scanned
+        taken = run.take(wanted.__contains__, size_of, max_scanned=max_scanned, max_bytes=max_bytes)
+        assert isinstance(taken, list)
+        assert 0 < run.scanned - before <= max_scanned
+        assert sum(size_of(e) for e in taken[:-1]) < max_bytes
+        out += taken
+    return out
+
+
+def test_a_run_takes_at_most_max_scanned_entries_and_about_max_bytes() -> None:
+    buffer = filled(100, max_entries=100)
+    answer = buffer.since(Position(7, 0))
+    assert isinstance(answer, Replay)
+    run = ReplayRun(answer.entries)
+    evens = set(range(2, 101, 2))
+    assert run.take(evens.__contains__, size_of, max_scanned=7, max_bytes=1000) == [2, 4, 6]
+    assert run.scanned == 7
+    # The byte budget stops after the entry that reaches it.
+    assert run.take(evens.__contains__, size_of, max_scanned=50, max_bytes=25) == [8, 10, 12]
+    assert run.scanned == 12
+    assert run.take(lambda e: False, size_of, max_scanned=30, max_bytes=10) == []
+    assert run.scanned == 42
+    assert walk(run, evens, 10, 1000) == list(range(44, 101, 2))
+    assert run.done
+
+
+def test_a_run_overtaken_by_eviction_says_so_after_what_it_could_read() -> None:
+    buffer = filled(10, max_entries=10)
+    answer = buffer.since(Position(7, 0))
+    assert isinstance(answer, Replay)
+    run = ReplayRun(answer.entries)
+    assert run.take(bool, size_of, max_scanned=3, max_bytes=1000) == [1, 2, 3]
+    for offset in range(11, 16):
+        buffer.append(offset, offset, 10)  # evicts 1..5
+    assert run.take(bool, size_of, max_scanned=3, max_bytes=1000) == Evicted()
+    assert run.scanned == 3  # it does not move past what it could not read
+
+
+@given(
+    count=st.integers(0, 60),
+    resume_at=st.integers(0, 60),
+    wanted=st.sets(st.integers(1, 60)),
+    max_scanned=st.integers(1, 12),
+    max_bytes=st.integers(1, 80),
+)
+def test_a_run_walks_exactly_the_wanted_entries_in_order(
+    count: int, resume_at: int, wanted: set[int], max_scanned: int, max_bytes: int
+) -> None:
+    buffer = filled(count, max_entries=64)
+    answer = buffer.since(Position(7, resume_at))
+    if resume_at > count:
+        assert answer == Reset(ResetReason.AHEAD)
+        return
+    assert isinstance(answer, Replay)
+    run = ReplayRun(answer.entries)
+    expected = [o for o in range(resume_at + 1, count + 1) if o in wanted]
+    assert walk(run, wanted, max_scanned, max_bytes) == expected

@@ -10,10 +10,11 @@ import trio
 
 from tests.server.conftest import TEST_CONFIG, RawWebSocket, SseClient, start_server, until
 from ticker.core.codec import parse_json
-from ticker.core.messages import DataMessage, Reset
+from ticker.core.messages import DataMessage, Error, Reset, ServerMessage
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
+from ticker.server.subscriber import Subscriber
 
 SYMBOLS = ["BTC-USD", "ETH-USD"]
 
@@ -243,3 +244,216 @@ async def test_sse_max_rate_conflates_updates_per_topic(
     last = parse_json(updates[-1]["data"], snapshot=True)
     assert last.data == server.hub.snapshot("quote.BTC-USD", 0).data
     await client.close()
+
+
+# -- a resume from the oldest position of a full buffer --------------------------------
+
+BIG_REPLAY = 20_000
+BIG = replace(TEST_CONFIG, replay_max_messages=BIG_REPLAY)
+ALL_TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*")
+
+
+async def fill_replay(server: ServerHandle, rng: random.Random) -> None:
+    """Publish until the buffer is all but full, still holding offset 1 (so a client
+    resuming from 7-0 can check what it gets against a mirror built from nothing)."""
+    sent = server.context.stats.ingest_events
+    while server.hub.position.offset < BIG_REPLAY - 300:
+        await server.publish(*(random_event(rng, sent + i) for i in range(100)))
+        sent += 100
+
+        def taken(target: int = sent) -> bool:
+            return server.context.stats.ingest_events >= target
+
+        await until(taken)
+    while server.hub.position.offset < BIG_REPLAY - 10:
+        await publish(server, rng, 1, sent)
+        sent += 1
+    assert server.hub.replay.first_offset == 1
+
+
+def server_side(server: ServerHandle, client: RawWebSocket) -> Subscriber:
+    """The server's end of `client`'s connection."""
+    port = client.stream.socket.getsockname()[1]
+    for leaf in server.context.fanout.leaves:
+        for subscriber in leaf.subscribers:
+            if subscriber.peer == f"127.0.0.1:{port}":
+                return subscriber
+    raise LookupError(port)
+
+
+def check_against_hub(server: ServerHandle, messages: list[DataMessage]) -> None:
+    """Every message after 7-0 exactly once, in order, and the state they build is the
+    hub's."""
+    mirror = Mirror()
+    for message in messages:
+        assert isinstance(mirror.apply(message), Applied), message
+    assert [m.offset for m in messages] == list(range(1, server.hub.position.offset + 1))
+    assert sorted(mirror.topics()) == sorted(server.hub.topics())
+    for topic in server.hub.topics():
+        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+
+
+async def read_until_offset(client: RawWebSocket, last: int, into: list[DataMessage]) -> None:
+    while not into or into[-1].offset < last:
+        for message in await client.messages():
+            assert isinstance(message, DataMessage), message
+            into.append(message)
+
+
+async def test_ws_resume_from_the_oldest_position_streams_the_whole_buffer_unprompted(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, BIG)
+    await fill_replay(server, random.Random(11))
+    client = await RawWebSocket.connect(server.port, rcvbuf=4 * 1024 * 1024)
+    await client.messages()  # hello
+    await client.subscribe(*ALL_TOPICS, position="7-0")
+    received: list[DataMessage] = []
+    # Nothing is published from here on: no publish or heartbeat pushes the replay on.
+    with trio.fail_after(20):
+        await read_until_offset(client, server.hub.position.offset, received)
+    check_against_hub(server, received)
+    assert server.context.stats.resumes == 1
+    await client.close()
+
+
+async def test_a_live_client_is_served_while_another_replays_the_whole_buffer(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, replace(BIG, send_buffer_bytes=16 * 1024))
+    rng = random.Random(12)
+    live = await RawWebSocket.connect(server.port)
+    await live.messages()  # hello
+    await live.subscribe(*ALL_TOPICS)
+    live_received: list[DataMessage] = []
+
+    async def read_live() -> None:
+        while True:
+            for message in await live.messages():
+                assert isinstance(message, DataMessage)
+                live_received.append(message)
+
+    async with trio.open_nursery() as reading:
+        reading.start_soon(read_live)
+        await fill_replay(server, rng)
+        # The resuming client reads nothing yet, through small buffers: its replay of
+        # the whole buffer is far from written while the live client is served.
+        resuming = await RawWebSocket.connect(server.port, rcvbuf=16 * 1024)
+        await resuming.messages()  # hello
+        await resuming.subscribe(*ALL_TOPICS, position="7-0")
+        await until(lambda: server.context.stats.resumes == 1)
+        replay_end = server.hub.position.offset
+        replaying = server_side(server, resuming)
+        assert replaying.backlog  # the replay is queued, not walked
+        sent = server.context.stats.ingest_events
+        for i in range(20):
+            await publish(server, rng, 1, sent + i)
+
+            def delivered(target: int = server.hub.position.offset) -> bool:
+                return bool(live_received) and live_received[-1].offset >= target
+
+            await until(delivered)
+            assert replaying.backlog, "the replay finished before the live messages arrived"
+        reading.cancel_scope.cancel()
+    # Then it reads: the whole replay, then what was published meanwhile (held in its
+    # outbox until the replay was written), no gap, no duplicate.
+    received: list[DataMessage] = []
+    await read_until_offset(resuming, server.hub.position.offset, received)
+    assert received[-1].offset > replay_end
+    check_against_hub(server, received)
+    # The live client may have been conflated while the buffer filled; its state holds.
+    mirror = Mirror()
+    for message in live_received:
+        assert isinstance(mirror.apply(message), Applied), message
+    assert live_received[-1].offset == server.hub.position.offset
+    for topic in server.hub.topics():
+        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+    await resuming.close()
+    await live.close()
+
+
+async def test_sse_resume_from_the_oldest_position_streams_the_whole_buffer_unprompted(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, BIG)
+    await fill_replay(server, random.Random(13))
+    client = await SseClient.connect(server.port, "topics=" + ",".join(ALL_TOPICS), "7-0")
+    assert client.status == 200
+    await client.event()  # retry
+    await client.event()  # hello
+    received: list[DataMessage] = []
+    with trio.fail_after(30):
+        for event in await read_sse_data(client, server.hub.position.offset):
+            message = parse_json(event["data"], snapshot=event["event"] == "snapshot")
+            assert event["id"] == f"7-{message.offset}"
+            received.append(message)
+    check_against_hub(server, received)
+    await client.close()
+
+
+# -- the per-address resume rate limit -----------------------------------------------------
+
+LIMITED = replace(TEST_CONFIG, resume_burst_per_ip=2, resume_rate_per_ip_per_s=0.5)
+
+
+async def resume_ws(
+    server: ServerHandle, position: str
+) -> tuple[RawWebSocket, list[ServerMessage]]:
+    client = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await client.subscribe("quote.*", position=position)
+    return client, await client.messages()
+
+
+async def test_resumes_over_the_per_address_limit_get_4429_and_429(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, LIMITED)
+    rng = random.Random(14)
+    await publish(server, rng, 40, 0)
+    position = f"7-{server.hub.position.offset - 20}"
+    kept = []
+    for _ in range(2):  # the burst
+        client, messages = await resume_ws(server, position)
+        assert all(isinstance(m, DataMessage) for m in messages), messages
+        kept.append(client)
+    client, messages = await resume_ws(server, position)
+    [error] = messages
+    assert isinstance(error, Error) and error.code == 4429
+    assert "too many resumes" in error.message
+    # The connection stays: a subscribe without a position is served at once.
+    await client.subscribe("trade.*")
+    snapshots = await client.messages()
+    assert snapshots and all(isinstance(m, DataMessage) and m.snapshot for m in snapshots)
+    # SSE with Last-Event-ID (or last_event_id) gets an HTTP 429 with the reason.
+    sse = await SseClient.connect(server.port, "topics=quote.*", last_event_id=position)
+    body = await sse.body()
+    assert sse.status == 429 and b"too many resumes" in body
+    await sse.close()
+    stats = server.context.stats
+    assert (stats.resumes, stats.resumes_limited) == (2, 2)
+    # Subscribing without a position is never limited.
+    fresh = await SseClient.connect(server.port, "topics=quote.*")
+    assert fresh.status == 200
+    await fresh.close()
+    # Tokens come back at resume_rate_per_ip_per_s.
+    await trio.sleep(2.0)
+    sse = await SseClient.connect(server.port, f"topics=quote.*&last_event_id={position}")
+    assert sse.status == 200
+    await sse.close()
+    assert (stats.resumes_limited, stats.bad_requests) == (2, 2)
+    for each in (*kept, client):
+        await each.close()
+
+
+async def test_a_resume_rate_of_zero_turns_the_limit_off(nursery: trio.Nursery) -> None:
+    server = await start_server(
+        nursery, replace(LIMITED, resume_burst_per_ip=1, resume_rate_per_ip_per_s=0)
+    )
+    await publish(server, random.Random(15), 20, 0)
+    assert server.context.resume_limit is None
+    for _ in range(4):
+        client, messages = await resume_ws(server, "7-5")
+        assert all(isinstance(m, DataMessage) for m in messages), messages
+        await client.close()
+    assert server.context.stats.resumes_limited == 0

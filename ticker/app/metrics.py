@@ -24,7 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 from ticker.server.context import ServerContext
 from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
-EVICTIONS = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE)
+EVICTIONS = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY)
 """End reasons that are slow-consumer evictions."""
 VENUE_COUNTERS = (
     ("messages", "Native venue messages the adapter read."),
@@ -112,6 +112,11 @@ class ServerCollector:
         )
         yield CounterMetricFamily(
             "ticker_resumes", "Subscriptions resumed from the replay buffer.", stats.resumes
+        )
+        yield CounterMetricFamily(
+            "ticker_resumes_limited",
+            "Resumes refused by the per-address rate limit (error 4429 / HTTP 429).",
+            stats.resumes_limited,
         )
         yield CounterMetricFamily(
             "ticker_resets",

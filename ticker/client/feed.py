@@ -43,7 +43,7 @@ from ticker.client.websocket import connect_websocket
 from ticker.core.messages import ServerMessage
 from ticker.core.position import Position
 from ticker.core.topics import TopicPattern
-from ticker.errors import BadTopic
+from ticker.errors import CLOSE_LIMIT_REACHED, BadTopic
 
 log = logging.getLogger("ticker.client")
 
@@ -155,6 +155,7 @@ class Feed:
         self.error: FeedError | None = None
         """Why the feed stopped, once it has."""
         self._tracker = Tracker(self.stats)
+        self._resuming = False  # the current connection's subscribe carries a position
         self._ssl_context = ssl_context
         self._rng = rng
         self._policy = ReconnectPolicy(
@@ -254,6 +255,7 @@ class Feed:
     async def _connect(self, nursery: trio.Nursery) -> FeedConnection:
         options = self.options
         position = self._tracker.resume_position()
+        self._resuming = position is not None
         if self.endpoint.transport is Transport.WEBSOCKET:
             return await connect_websocket(
                 nursery,
@@ -349,6 +351,10 @@ class Feed:
             stats.updates += 1
         if step.refusal is not None:
             refusal = step.refusal
+            if refusal.code == CLOSE_LIMIT_REACHED and self._resuming:
+                # Resumes are rate-limited per address (a reconnect storm): back off and
+                # resume again, as after an HTTP 429.
+                return Ending(EndingKind.LIMIT, refusal.message)
             error = FeedRejected(refusal.code, refusal.message)
             return Ending(EndingKind.REJECTED, refusal.message, error)
         if step.resync:

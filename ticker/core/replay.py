@@ -2,16 +2,18 @@
 
 Offsets in the buffer are contiguous, so finding one is an index computation (O(1)).
 A resume position is answered with a decision: `Replay(entries)` (everything after it,
-possibly nothing) or `Reset(reason)` when the position is too old, from another epoch,
-or ahead of the stream. Never a silent hole. Pure: it stores what it is given and
-decides; it does not encode, filter topics or send.
+possibly nothing; a view, O(1) to make) or `Reset(reason)` when the position is too old,
+from another epoch, or ahead of the stream. Never a silent hole. A `ReplayRun` walks a
+replay a bounded slice per call. Pure: it stores what it is given and decides; it does
+not encode, filter topics or send.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, overload
 
 from ticker.core.position import Position
 from ticker.errors import ConfigError
@@ -29,9 +31,13 @@ class ResetReason(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Replay(Generic[T]):
-    """Every entry after the requested position, oldest first (may be empty)."""
+    """Every entry after the requested position, oldest first (may be empty).
 
-    entries: list[T]
+    From `ReplayBuffer.since`, `entries` is a `ReplayRange`: a view that reads the buffer
+    and stays valid until the buffer evicts what it covers.
+    """
+
+    entries: Sequence[T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,7 @@ class ReplayBuffer(Generic[T]):
             return Reset(ResetReason.AHEAD)
         if position.offset < self._first - 1:
             return Reset(ResetReason.TOO_OLD)
-        return Replay(self._slice(position.offset + 1, self._next))
+        return Replay(ReplayRange(self, position.offset + 1, self._next))
 
     def get(self, offset: int) -> T | None:
         """The entry at `offset`, or None when it is not held."""
@@ -117,17 +123,140 @@ class ReplayBuffer(Generic[T]):
             return None
         return self._entries[offset % self.max_entries]
 
-    def _slice(self, start: int, stop: int) -> list[T]:
-        if start >= stop:
-            return []
-        cap = self.max_entries
-        lo, hi = start % cap, stop % cap
-        entries = self._entries[lo:hi] if lo < hi else self._entries[lo:] + self._entries[:hi]
-        return entries  # type: ignore[return-value]  # every slot in range is filled
-
     def _evict_oldest(self) -> None:
         slot = self._first % self.max_entries
         self._entries[slot] = None
         self._bytes -= self._sizes[slot]
         self._sizes[slot] = 0
         self._first += 1
+
+
+class ReplayRange(Sequence[T]):
+    """The entries of offsets `start` to `stop - 1` of a buffer, read when asked for.
+
+    Made in O(1) whatever its length: a resume from the oldest position copies nothing.
+    It is valid while the buffer still holds those offsets; reading one the buffer has
+    since evicted raises `LookupError` (`get` answers None instead).
+    """
+
+    __slots__ = ("_buffer", "start", "stop")
+
+    def __init__(self, buffer: ReplayBuffer[T], start: int, stop: int) -> None:
+        self._buffer = buffer
+        self.start = start
+        self.stop = max(start, stop)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def get(self, offset: int) -> T | None:
+        """The entry at `offset`, or None when it is outside the range or evicted."""
+        if not self.start <= offset < self.stop:
+            return None
+        return self._buffer.get(offset)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        offset = self.start + index if index >= 0 else self.stop + index
+        if not self.start <= offset < self.stop:
+            raise IndexError("replay range index out of range")
+        # Inlined `ReplayBuffer.get`: a replay reads every entry through here.
+        buffer = self._buffer
+        if offset < buffer._first:
+            raise LookupError(f"offset {offset} was evicted from the replay buffer")
+        return buffer._entries[offset % buffer.max_entries]  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[T]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ReplayRange):
+            return list(self) == list(other)
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable like them
+
+    def __repr__(self) -> str:
+        return f"ReplayRange(offsets {self.start}..{self.stop - 1})"
+
+
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """The buffer dropped the next entry before a run reached it: the rest of the replay
+    cannot be served (the reader fell a whole buffer behind)."""
+
+
+class ReplayRun(Generic[T]):
+    """A replay being written out a slice at a time: its range and how far it has got.
+
+    Each `take` scans at most `max_scanned` entries and stops once the wanted ones reach
+    `max_bytes`, so a resume from the oldest position of a full buffer costs its caller
+    bounded work per call, however much the buffer holds.
+
+    Args:
+        entries: what `ReplayBuffer.since` answered (any sequence; a `ReplayRange`
+            whose entries were evicted before the run reached them ends it).
+    """
+
+    __slots__ = ("_entries", "_next")
+
+    def __init__(self, entries: Sequence[T]) -> None:
+        self._entries = entries
+        self._next = 0  # index of the next entry to scan
+
+    @property
+    def done(self) -> bool:
+        """Every entry has been scanned."""
+        return self._next >= len(self._entries)
+
+    @property
+    def scanned(self) -> int:
+        """Entries scanned so far."""
+        return self._next
+
+    def take(
+        self,
+        wanted: Callable[[T], bool],
+        size: Callable[[T], int],
+        *,
+        max_scanned: int,
+        max_bytes: int,
+    ) -> list[T] | Evicted:
+        """The next wanted entries, oldest first; the run moves past every entry scanned.
+
+        Args:
+            wanted: whether an entry goes out (the rest are skipped).
+            size: an entry's bytes, counted against `max_bytes`.
+            max_scanned: scan at most this many entries (>= 1).
+            max_bytes: stop after the entry that reaches this many bytes.
+
+        Returns:
+            The entries (possibly none, when none of those scanned was wanted), or
+            `Evicted` when the next entry is no longer held.
+        """
+        entries = self._entries
+        index = self._next
+        stop = min(len(entries), index + max_scanned)
+        budget = max_bytes
+        taken: list[T] = []
+        while index < stop and budget > 0:
+            try:
+                entry = entries[index]
+            except LookupError:
+                if taken:
+                    break  # write what was read; the next take reports the eviction
+                return Evicted()
+            index += 1
+            if wanted(entry):
+                taken.append(entry)
+                budget -= size(entry)
+        self._next = index
+        return taken

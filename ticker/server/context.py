@@ -15,6 +15,7 @@ from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
 from ticker.core.hub import Hub
+from ticker.core.ratelimit import KeyedRateLimit
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
 from ticker.server.fanout import Fanout
@@ -46,6 +47,8 @@ class ServerContext:
     """Set when the drain starts: readiness turns false and new connections are refused."""
     cluster: ClusterStatus | None = None
     """Set when the process is part of a cluster (a Redis URL is configured)."""
+    resume_limit: KeyedRateLimit | None = None
+    """Resumes per client address (None: not limited)."""
 
     @property
     def ready(self) -> bool:

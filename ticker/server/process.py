@@ -27,6 +27,7 @@ from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
 from ticker.core.position import new_epoch
+from ticker.core.ratelimit import KeyedRateLimit
 from ticker.errors import ConfigError
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
@@ -127,6 +128,10 @@ async def serve(
     )
     if config.redis_url:
         context.cluster = ClusterStatus(config.role)
+    if config.resume_rate_per_ip_per_s > 0:
+        context.resume_limit = KeyedRateLimit(
+            config.resume_rate_per_ip_per_s, config.resume_burst_per_ip, config.resume_rate_max_ips
+        )
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)

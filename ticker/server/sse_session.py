@@ -4,7 +4,7 @@ Topics come from the query (comma-separated patterns); a resume position from th
 `Last-Event-ID` header or the `last_event_id` query parameter; `max_rate` (updates per
 topic per second) turns on per-connection conflation for dashboards. The stream never
 ends by itself: heartbeats keep it alive and carry the position. Bad queries get a 400
-with the reason before any stream starts.
+(a resume over the per-address limit a 429) with the reason before any stream starts.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ticker.server.context import ServerContext
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import parse_patterns, subscribe
+from ticker.server.subscriptions import admit_resume, parse_patterns, subscribe
 from ticker.wire.http import BadRequest, RequestHead
 from ticker.wire.sse import encode_retry, response_head
 from ticker.wire.transport import Transport, send_small
@@ -80,6 +80,11 @@ def accept_sse(
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:
         raise BadRequest("the server is shutting down; connect to another", 503)
+    if position is not None:
+        try:
+            admit_resume(peer, context.resume_limit, context.stats, trio.current_time())
+        except ProtocolError as exc:
+            raise BadRequest(str(exc), exc.http_status) from None
     subscriber = Subscriber(
         sock,
         peer,

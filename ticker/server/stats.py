@@ -23,6 +23,8 @@ class EndReason(enum.Enum):
     """Evicted: the outbox overflowed even after conflation."""
     SLOW_WRITE = "slow_write"
     """Evicted: a write did not complete within the write timeout."""
+    SLOW_REPLAY = "slow_replay"
+    """Evicted: the replay buffer dropped messages a resume had not been sent yet."""
     PING_TIMEOUT = "ping_timeout"
     PROTOCOL_ERROR = "protocol_error"
     BAD_REQUEST = "bad_request"
@@ -67,6 +69,8 @@ class ServerStats:
     """Writes that carried more than one message."""
     conflations: int = 0
     resumes: int = 0
+    resumes_limited: int = 0
+    """Resumes refused by the per-address rate limit (error 4429 / HTTP 429)."""
     resets: int = 0
     bad_requests: int = 0
     tls_failures: int = 0

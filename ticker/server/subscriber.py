@@ -3,8 +3,9 @@
 The fanout hands each connection its part of a batch synchronously (`publish`): when
 the socket is idle it is written at once, with bytes framed once and shared by every
 connection that wants the same part; otherwise it joins the outbox, and `flush_nowait`
-writes whatever waits in one send. Only when the kernel buffer is full does a drain task
-take over, bounded by the write timeout. Every way a connection ends goes through
+writes whatever waits in one send. Only when the kernel buffer is full, or a resume's
+replay is still to be written, does a drain task take over: bounded by the write timeout,
+a replay slice per turn of the event loop. Every way a connection ends goes through
 `end`, once. It owns a non-blocking socket; it never awaits in `publish` or
 `flush_nowait`, so the fanout never waits on one subscriber.
 """
@@ -21,6 +22,7 @@ import trio
 from ticker.core.hub import Hub, Published
 from ticker.core.messages import Reset
 from ticker.core.outbox import Offer, Outbox
+from ticker.core.replay import Evicted, ReplayRun
 from ticker.core.topics import TopicPattern
 from ticker.server.framing import Framing
 from ticker.server.shared_write import SharedWrite
@@ -31,6 +33,12 @@ log = logging.getLogger("ticker.server")
 
 MAX_WRITE_BYTES = 1024 * 1024
 """A single write carries at most about this much replay backlog."""
+
+MAX_REPLAY_SCAN = 512
+"""A write looks at most this many replay entries (matching topics, framing): the work a
+resume may do in one turn of the event loop, whatever the replay buffer holds. About
+1 ms (WebSocket) to 5 ms (SSE, rendering JSON on first use) per turn
+(benchmarks/bench_resume.py)."""
 
 
 class Membership(Protocol):
@@ -56,6 +64,32 @@ class SnapshotBurst:
         self.items = items
         self.reset = reset
         self.offset = reset.offset if reset is not None else items[-1].offset
+
+
+class ReplayBacklog:
+    """A resume's replay waiting in the backlog: a run over the replay buffer and the
+    patterns it serves (narrowed when the connection unsubscribes)."""
+
+    __slots__ = ("_wanted", "patterns", "run")
+
+    def __init__(self, run: ReplayRun[Published], patterns: list[TopicPattern]) -> None:
+        self.run = run
+        self.patterns = patterns
+        # Topic -> wanted: a replay has up to a whole buffer of messages but few topics.
+        self._wanted: dict[str, bool] = {}
+
+    def wants(self, item: Published) -> bool:
+        """Whether `item` goes out on this replay."""
+        topic = item.topic
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            wanted = self._wanted[topic] = any(p.matches(topic) for p in self.patterns)
+        return wanted
+
+    def narrow(self, patterns: list[TopicPattern]) -> None:
+        """Serve only `patterns` from now on (after an unsubscribe)."""
+        self.patterns = patterns
+        self._wanted.clear()
 
 
 class Subscriber:
@@ -113,7 +147,7 @@ class Subscriber:
         self.write_timeout_s = write_timeout_s
         self.rate_limited = rate_limited
         self.patterns: dict[str, TopicPattern] = {}
-        self.backlog: list[Published | SnapshotBurst] = []
+        self.backlog: list[SnapshotBurst | ReplayBacklog] = []
         self.control: list[bytes] = []
         self.heartbeat_due = False
         self.draining = False
@@ -165,6 +199,8 @@ class Subscriber:
         data = self._collect()
         if data is not None:
             self._send(data)
+        elif self.backlog and self.ended is None:
+            self._start_drain()  # a replay slice that matched nothing: the rest goes later
 
     def _offer_rate_limited(self, items: list[Published]) -> None:
         """A rate-limited stream conflates latest-value topics and writes on its ticks."""
@@ -190,8 +226,13 @@ class Subscriber:
             return
         if sent == len(data):
             self.delivered_offset = self.pending_offset
+            if self.backlog:
+                self._start_drain()  # the rest of a replay, on later turns of the loop
             return
         self.pending = memoryview(data)[sent:]
+        self._start_drain()
+
+    def _start_drain(self) -> None:
         self.draining = True
         assert self.nursery is not None
         self.nursery.start_soon(self._drain)
@@ -203,9 +244,9 @@ class Subscriber:
 
         A slow or shut-down WebSocket gets a close frame naming the last position it was
         sent (an SSE stream an `end` event). At shutdown, a write in progress is finished
-        first, with whatever was queued behind it, within the write timeout, so the
-        closing message can follow whole frames; otherwise a half-written frame means the
-        TCP connection is just closed.
+        first, with whatever was queued behind it (but not the rest of a replay), within
+        the write timeout, so the closing message can follow whole frames; otherwise a
+        half-written frame means the TCP connection is just closed.
         """
         if self.ended is not None:
             return
@@ -245,15 +286,32 @@ class Subscriber:
             taken = 0
             while taken < len(backlog) and budget > 0:
                 entry = backlog[taken]
+                if isinstance(entry, ReplayBacklog):
+                    items = entry.run.take(
+                        entry.wants,
+                        lambda item: len(framing.frame(item)),
+                        max_scanned=MAX_REPLAY_SCAN,
+                        max_bytes=budget,
+                    )
+                    if isinstance(items, Evicted):
+                        # Fell a whole buffer behind: no way to go on without a gap.
+                        self.end(EndReason.SLOW_REPLAY)
+                        return None
+                    for item in items:
+                        frame = framing.frame(item)
+                        parts.append(frame)
+                        budget -= len(frame)
+                    if items:
+                        count += len(items)
+                        last = items[-1].offset
+                    if not entry.run.done:
+                        break  # the rest on a later turn of the loop, before anything else
+                    taken += 1
+                    continue
                 taken += 1
-                if isinstance(entry, SnapshotBurst):
-                    frame = framing.snapshots(entry.items, entry.reset)
-                    count += len(entry.items)
-                else:
-                    frame = framing.frame(entry)
-                    count += 1
-                parts.append(frame)
-                budget -= len(frame)
+                parts.append(framing.snapshots(entry.items, entry.reset))
+                count += len(entry.items)
+                budget -= len(parts[-1])
                 last = entry.offset
             del backlog[:taken]
         if not self.backlog and self.outbox:
@@ -279,6 +337,9 @@ class Subscriber:
         self._count(count, data)
         return data
 
+    def _replaying(self) -> bool:
+        return any(isinstance(entry, ReplayBacklog) for entry in self.backlog)
+
     def _count(self, messages: int, data: bytes) -> None:
         stats = self.stats
         stats.writes += 1
@@ -290,23 +351,37 @@ class Subscriber:
         self.bytes += len(data)
 
     async def _drain(self) -> None:
-        """Finish a write the kernel could not take at once, then whatever followed."""
+        """Finish a write the kernel could not take at once, then whatever followed.
+
+        A replay in the backlog goes out one slice per pass, and every pass lets the
+        event loop run (waiting for the socket, or a bare checkpoint when a slice
+        matched nothing), so other connections are served between slices.
+        """
         try:
-            while self.pending is not None:
-                with trio.move_on_after(self.write_timeout_s) as deadline:
-                    while self.pending:
-                        await trio.lowlevel.wait_writable(self.sock)
-                        try:
-                            sent = self.sock.send(self.pending)
-                        except BlockingIOError:
-                            continue
-                        self.pending = self.pending[sent:]
-                if deadline.cancelled_caught:
-                    self.end(EndReason.SLOW_WRITE)
-                    return
-                self.delivered_offset = self.pending_offset
+            while True:
+                if self.pending is not None:
+                    with trio.move_on_after(self.write_timeout_s) as deadline:
+                        while self.pending:
+                            await trio.lowlevel.wait_writable(self.sock)
+                            try:
+                                sent = self.sock.send(self.pending)
+                            except BlockingIOError:
+                                continue
+                            self.pending = self.pending[sent:]
+                    if deadline.cancelled_caught:
+                        self.end(EndReason.SLOW_WRITE)
+                        return
+                    self.pending = None
+                    self.delivered_offset = self.pending_offset
+                else:
+                    await trio.lowlevel.checkpoint()
+                if self.ended is not None and self._replaying():
+                    return  # shutting down: the client resumes the rest elsewhere
                 data = self._collect()
-                self.pending = memoryview(data) if data is not None else None
+                if data is not None:
+                    self.pending = memoryview(data)
+                elif not self.backlog or self.ended is not None:
+                    return
         except OSError:
             self.end(EndReason.PEER_RESET)
         finally:

@@ -2,7 +2,8 @@
 
 Runs synchronously between two publishes, so the three steps (register in the fanout,
 queue the replay or snapshots, go live) see one consistent position: nothing published
-in between can be missed or sent twice. Both transports use it.
+in between can be missed or sent twice. A replay is queued as a run over the replay
+buffer, walked a bounded slice at a time by the subscriber. Both transports use it.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from ticker.core.hub import Hub, Published
+from ticker.core.hub import Hub
 from ticker.core.messages import Reset as ResetMessage
 from ticker.core.position import Position
-from ticker.core.replay import Replay
+from ticker.core.ratelimit import KeyedRateLimit
+from ticker.core.replay import Replay, ReplayRun
 from ticker.core.topics import WILDCARD, TopicPattern
 from ticker.errors import CLOSE_LIMIT_REACHED, BadPosition, BadTopic, ProtocolError
 from ticker.server.fanout import Fanout
 from ticker.server.stats import ServerStats
-from ticker.server.subscriber import SnapshotBurst, Subscriber
+from ticker.server.subscriber import ReplayBacklog, SnapshotBurst, Subscriber
 
 
 class LimitReached(ProtocolError):
@@ -26,6 +28,38 @@ class LimitReached(ProtocolError):
 
     close_code = CLOSE_LIMIT_REACHED
     http_status = 429
+
+
+class ResumeLimited(ProtocolError):
+    """Too many resumes from one source address: retry later."""
+
+    close_code = CLOSE_LIMIT_REACHED
+    http_status = 429
+
+
+def admit_resume(peer: str, limit: KeyedRateLimit | None, stats: ServerStats, now_s: float) -> None:
+    """Take a resume from `peer`'s address out of the rate limit (None: unlimited).
+
+    A resume makes the server walk the replay buffer, so each address gets a bucket of
+    them; a reconnect storm from one address is spread out instead of piling up.
+
+    Args:
+        peer: the connection's `address:port`.
+        limit: the server's per-address limit, or None when it is off.
+        stats: counts refusals.
+        now_s: a monotonic time in seconds.
+
+    Raises:
+        ResumeLimited: the address is over its limit (counted).
+    """
+    if limit is None:
+        return
+    limited = limit.take(peer.rpartition(":")[0], now_s)
+    if limited is not None:
+        stats.resumes_limited += 1
+        raise ResumeLimited(
+            f"too many resumes from this address; retry in {limited.retry_after_s:.1f} s"
+        )
 
 
 def parse_patterns(texts: Iterable[str], known_symbols: frozenset[str]) -> list[TopicPattern]:
@@ -87,9 +121,9 @@ def subscribe(
         answer = hub.since(position)
         if isinstance(answer, Replay):
             stats.resumes += 1
-            subscriber.backlog.extend(
-                item for item in answer.entries if any(p.matches(item.topic) for p in patterns)
-            )
+            # Not walked here: the subscriber writes it a bounded slice per turn of the
+            # loop, and live messages wait in its outbox until the run is written.
+            subscriber.backlog.append(ReplayBacklog(ReplayRun(answer.entries), patterns))
             subscriber.flush_nowait()
             return
         stats.resets += 1
@@ -125,14 +159,16 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
         return any(p.matches(topic) for p in remaining)
 
     subscriber.outbox.retain(still_wanted)
-    kept: list[Published | SnapshotBurst] = []
+    kept: list[SnapshotBurst | ReplayBacklog] = []
     for entry in subscriber.backlog:
         if isinstance(entry, SnapshotBurst):
             entry.items = [item for item in entry.items if still_wanted(item.topic)]
             if entry.items or entry.reset is not None:  # a reset goes out regardless
                 kept.append(entry)
-        elif still_wanted(entry.topic):
-            kept.append(entry)
+        elif isinstance(entry, ReplayBacklog):
+            entry.narrow([p for p in entry.patterns if str(p) not in removed])
+            if entry.patterns:
+                kept.append(entry)
     subscriber.backlog = kept
 
 

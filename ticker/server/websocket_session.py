@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+import trio
+
 from ticker.core.codec import decode_client
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
 from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
@@ -20,7 +22,7 @@ from ticker.server.keepalive import KeepaliveReader
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import subscribe, unsubscribe
+from ticker.server.subscriptions import admit_resume, subscribe, unsubscribe
 from ticker.wire.http import RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
@@ -145,6 +147,10 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
             raise ProtocolError("commands are binary msgpack frames, not text")
         command = decode_client(message.payload)
         if isinstance(command, Subscribe):
+            if command.position is not None:
+                admit_resume(
+                    subscriber.peer, context.resume_limit, context.stats, trio.current_time()
+                )
             subscribe(
                 subscriber,
                 command.topics,

@@ -1,0 +1,267 @@
+"""A resume's replay: bounded work per turn of the loop, continued without new traffic,
+exactly the matching messages, and an end when the buffer moves on before it is sent."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from tests.server.test_resume import random_event
+from ticker.config import Config
+from ticker.core.codec import decode_frame
+from ticker.core.hub import Hub
+from ticker.core.messages import DataMessage
+from ticker.core.topics import TopicPattern
+from ticker.errors import CLOSE_SLOW_CONSUMER
+from ticker.server.fanout import Fanout
+from ticker.server.framing import WebSocketFraming
+from ticker.server.stats import EndReason, ServerStats
+from ticker.server.subscriber import MAX_REPLAY_SCAN, ReplayBacklog, Subscriber
+from ticker.server.subscriptions import subscribe, unsubscribe
+
+SYMBOLS = frozenset({"BTC-USD", "ETH-USD"})
+TOPICS = ("quote.*", "trade.*")
+
+
+def full_hub(messages: int) -> Hub:
+    hub = Hub(Config(replay_max_messages=messages), epoch=7)
+    rng = random.Random(4)
+    i = 0
+    while hub.position.offset < messages + 50:
+        hub.publish(random_event(rng, i), time.time_ns())
+        i += 1
+    return hub
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    for sock in (ours, theirs):
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def new_subscriber(sock: socket.socket, hub: Hub, stats: ServerStats) -> Subscriber:
+    return Subscriber(
+        sock,
+        "127.0.0.1:1",
+        WebSocketFraming(),
+        hub,
+        stats,
+        outbox_max_bytes=512 * 1024,
+        write_timeout_s=30,
+    )
+
+
+def resume(subscriber: Subscriber, hub: Hub, fanout: Fanout, position: str) -> None:
+    subscribe(
+        subscriber,
+        TOPICS,
+        position,
+        hub=hub,
+        fanout=fanout,
+        stats=subscriber.stats,
+        known_symbols=SYMBOLS,
+        max_subscriptions=16,
+    )
+
+
+class FrameReader:
+    """Reads the WebSocket frames the subscriber writes into its end of the pair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def read_available(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self.buffer += data
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        buffer = self.buffer
+        start = 0
+        while len(buffer) - start >= 2:
+            length = buffer[start + 1] & 0x7F
+            offset = start + 2
+            if length == 126:
+                length, offset = int.from_bytes(buffer[offset : offset + 2], "big"), offset + 2
+            elif length == 127:
+                length, offset = int.from_bytes(buffer[offset : offset + 8], "big"), offset + 8
+            if len(buffer) < offset + length:
+                break
+            yield buffer[start] & 0x0F, bytes(buffer[offset : offset + length])
+            start = offset + length
+        del buffer[:start]
+
+
+def data_offsets(frames: list[tuple[int, bytes]]) -> list[int]:
+    offsets = []
+    for opcode, payload in frames:
+        assert opcode == 0x2
+        for message in decode_frame(payload):
+            assert isinstance(message, DataMessage)
+            offsets.append(message.offset)
+    return offsets
+
+
+def expected_offsets(hub: Hub, after: int, patterns: tuple[str, ...]) -> list[int]:
+    parsed = [TopicPattern.parse(text) for text in patterns]
+    return [
+        offset
+        for offset in range(after + 1, hub.position.offset + 1)
+        if any(p.matches(hub.replay.get(offset).topic) for p in parsed)  # type: ignore[union-attr]
+    ]
+
+
+class SliceWatch(trio.abc.Instrument):
+    """How many replay entries each task step scanned."""
+
+    def __init__(self, entry: ReplayBacklog) -> None:
+        self.entry = entry
+        self.before = 0
+        self.largest = 0
+        self.slices = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.before = self.entry.run.scanned
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        scanned = self.entry.run.scanned - self.before
+        self.largest = max(self.largest, scanned)
+        self.slices += scanned > 0
+
+
+async def test_a_resume_from_the_oldest_position_does_bounded_work_per_turn(
+    pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = full_hub(20_000)
+    oldest = hub.replay.first_offset - 1
+    ours, theirs = pair
+    stats = ServerStats()
+    fanout = Fanout(16)
+    subscriber = new_subscriber(ours, hub, stats)
+    reader = FrameReader(theirs)
+    # Count the entries looked at: each costs one topic match per pattern (or less).
+    matches = 0
+    real_matches = TopicPattern.matches
+
+    def counting(self: TopicPattern, topic: str) -> bool:
+        nonlocal matches
+        matches += 1
+        return real_matches(self, topic)
+
+    monkeypatch.setattr(TopicPattern, "matches", counting)
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, f"7-{oldest}")
+        # subscribe() returned having walked at most one slice of the 20,000 entries
+        # (its first part is written at once) and left the rest queued as a run.
+        assert matches <= (MAX_REPLAY_SCAN + len(hub.topics())) * len(TOPICS)
+        [entry] = subscriber.backlog
+        assert isinstance(entry, ReplayBacklog)
+        assert 0 < entry.run.scanned <= MAX_REPLAY_SCAN
+        reader.read_available()
+        frames = list(reader.frames())
+        assert 0 < len(frames) <= MAX_REPLAY_SCAN
+        # The rest goes out on later turns of the loop, with no publish or heartbeat to
+        # push it: at most one slice per task step.
+        watch = SliceWatch(entry)
+        trio.lowlevel.add_instrument(watch)
+        while subscriber.backlog or subscriber.draining:
+            await trio.lowlevel.checkpoint()
+            reader.read_available()
+            frames += reader.frames()
+        trio.lowlevel.remove_instrument(watch)
+        assert entry.run.done and subscriber.ended is None
+        assert watch.largest <= MAX_REPLAY_SCAN
+        assert watch.slices >= (20_000 - MAX_REPLAY_SCAN) // MAX_REPLAY_SCAN
+        nursery.cancel_scope.cancel()
+    assert data_offsets(frames) == expected_offsets(hub, oldest, TOPICS)
+    assert stats.resumes == 1
+
+
+async def test_unsubscribing_narrows_a_replay_in_progress(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    hub = full_hub(5_000)
+    oldest = hub.replay.first_offset - 1
+    ours, theirs = pair
+    fanout = Fanout(16)
+    subscriber = new_subscriber(ours, hub, ServerStats())
+    reader = FrameReader(theirs)
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, f"7-{oldest}")
+        [entry] = subscriber.backlog
+        assert isinstance(entry, ReplayBacklog)
+        first_slice = entry.run.scanned
+        unsubscribe(subscriber, ["trade.*"], fanout)
+        assert [str(p) for p in entry.patterns] == ["quote.*"]
+        while subscriber.backlog or subscriber.draining:
+            await trio.lowlevel.checkpoint()
+            reader.read_available()
+        reader.read_available()
+        offsets = data_offsets(list(reader.frames()))
+        nursery.cancel_scope.cancel()
+    split = oldest + first_slice  # what was written before the unsubscribe
+    wanted = [o for o in expected_offsets(hub, oldest, TOPICS) if o <= split]
+    wanted += [o for o in expected_offsets(hub, split, ("quote.*",))]
+    assert offsets == wanted
+    # Unsubscribing from everything the replay serves drops it.
+    subscriber = new_subscriber(ours, hub, ServerStats())
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, f"7-{oldest}")
+        unsubscribe(subscriber, list(TOPICS), fanout)
+        assert subscriber.backlog == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_replay_overtaken_by_the_buffer_ends_as_a_slow_consumer(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    hub = full_hub(2_000)
+    oldest = hub.replay.first_offset - 1
+    expected = expected_offsets(hub, oldest, TOPICS)
+    ours, theirs = pair
+    fanout = Fanout(16)
+    stats = ServerStats()
+    subscriber = new_subscriber(ours, hub, stats)
+    reader = FrameReader(theirs)
+    rng = random.Random(8)
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, f"7-{oldest}")
+        # Before the next slice, the stream moves a whole buffer on: what the replay
+        # has not sent yet is gone, and sending anything after it would be a gap.
+        while hub.replay.first_offset <= oldest + MAX_REPLAY_SCAN + 1:
+            hub.publish(random_event(rng, 0), time.time_ns())
+    assert subscriber.ended is EndReason.SLOW_REPLAY
+    reader.read_available()
+    frames = list(reader.frames())
+    opcode, payload = frames.pop()
+    assert opcode == 0x8
+    assert int.from_bytes(payload[:2], "big") == CLOSE_SLOW_CONSUMER
+    offsets = data_offsets(frames)
+    assert 0 < len(offsets) < len(expected)
+    assert offsets == expected[: len(offsets)]
+    assert payload[2:].decode().endswith(f"last=7-{offsets[-1]}")
