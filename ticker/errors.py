@@ -5,7 +5,9 @@
     │   ├── BadTopic             unknown channel, bad symbol, bad pattern
     │   ├── BadPosition          a resume position that does not parse
     │   └── BadMessage           undecodable or ill-formed wire message
-    └── ConfigError              a setting out of range
+    ├── ConfigError              a setting out of range
+    └── EventRejected            one event the hub could not publish, repaired
+                                 (in ticker.core.hub: it carries what was published)
 
 Expected situations (a gap, a position too old, a full outbox) are return values,
 never exceptions. Each ProtocolError carries the WebSocket close code and the HTTP

@@ -4,8 +4,10 @@ It assigns every published message its position (epoch, offset) and its per-topi
 sequence, keeps the current state of every topic, turns new values into deltas against
 the last published state, and publishes keyframes (whole-state snapshots) on demand and
 every `keyframe_interval` updates of a topic. It can hand out a snapshot of any topic
-consistent with the current position. Pure and synchronous: it never encodes, never
-reads a clock (`now_us` comes in) and never does I/O.
+consistent with the current position, and keeps a journal of what it published since
+`begin` so its user can repair a failure midway. Book state holds exact sums; what is
+published saturates (`ticker.core.delta`). Pure and synchronous: it never encodes,
+never reads a clock (`now_us` comes in) and never does I/O.
 """
 
 from __future__ import annotations
@@ -57,11 +59,28 @@ class Sequencer:
         self.keyframe_interval = keyframe_interval
         self._offset = 0
         self._topics: dict[str, _TopicState] = {}
+        self._journal: list[DataMessage] | None = None
 
     @property
     def position(self) -> Position:
         """The position of the last published message (offset 0: nothing yet)."""
         return Position(self.epoch, self._offset)
+
+    def begin(self) -> None:
+        """Start a new journal: `issued` lists what is published from now on.
+
+        Nothing is journaled until the first `begin`, so a user that never repairs
+        (a test, a benchmark) keeps nothing.
+        """
+        if self._journal is None:
+            self._journal = []
+        else:
+            self._journal.clear()
+
+    @property
+    def issued(self) -> list[DataMessage]:
+        """Every message published since the last `begin`, in offset order."""
+        return list(self._journal or ())
 
     def topics(self) -> Iterator[str]:
         """Every topic that has state, in first-published order."""
@@ -89,7 +108,8 @@ class Sequencer:
         """Add size increments to book levels and publish the new absolute sizes.
 
         Each (price, increment) moves that level's size; a level that reaches 0 is
-        removed and published with size 0. Returns None when no level changed.
+        removed and published with size 0. Sizes are published saturated at MAX_NANOS.
+        Returns None when no published level changed.
         """
         state = self._state(topic, ChannelKind.BOOK)
         changed_bids = add_to_levels(state.bids, bids) if bids else []
@@ -104,7 +124,7 @@ class Sequencer:
         state.fields = fields
         state.seq += 1
         self._offset += 1
-        return DataMessage(False, topic, state.seq, self._offset, now_us, fields)
+        return self._journaled(DataMessage(False, topic, state.seq, self._offset, now_us, fields))
 
     def keyframe(self, topic: str, now_us: int) -> DataMessage:
         """Publish the whole state of `topic` now, as the topic's next sequence.
@@ -116,7 +136,35 @@ class Sequencer:
         state.seq += 1
         state.since_keyframe = 0
         self._offset += 1
-        return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        return self._journaled(
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        )
+
+    def empty_topic(self, topic: str, now_us: int, spent: DataMessage | None = None) -> DataMessage:
+        """Forget `topic`'s state and publish it empty, as a keyframe.
+
+        How a failure is repaired without a hole: with `spent` (a message of `topic`
+        this sequencer published but that could not be sent), the keyframe takes its
+        seq and offset; without, it is the topic's next message. A subscriber applying
+        it holds the same (empty) state as the sequencer.
+
+        Raises:
+            BadTopic: the topic's channel is unknown.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _TopicState(channel_kind(topic))
+        state.fields = {}
+        state.bids = {}
+        state.asks = {}
+        state.since_keyframe = 0
+        if spent is not None:
+            return DataMessage(True, topic, spent.seq, spent.offset, now_us, state.data())
+        state.seq += 1
+        self._offset += 1
+        return self._journaled(
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        )
 
     def snapshot(self, topic: str, now_us: int) -> DataMessage:
         """The whole state of `topic`, consistent with the current position; not published.
@@ -149,5 +197,12 @@ class Sequencer:
         state.since_keyframe += 1
         if state.since_keyframe >= self.keyframe_interval:
             state.since_keyframe = 0
-            return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
-        return DataMessage(False, topic, state.seq, self._offset, now_us, delta)
+            message = DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        else:
+            message = DataMessage(False, topic, state.seq, self._offset, now_us, delta)
+        return self._journaled(message)
+
+    def _journaled(self, message: DataMessage) -> DataMessage:
+        if self._journal is not None:
+            self._journal.append(message)
+        return message

@@ -18,9 +18,10 @@ import trio
 
 from feeds.faults import FaultPlan
 from ticker.config import Config
-from ticker.core.hub import Hub, Published
+from ticker.core.hub import EventRejected, Hub, Published
 from ticker.errors import ConfigError
 from ticker.ingest.contract import IngestCounters
+from ticker.ingest.ratelog import RateLimitedLog
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
 from ticker.server.drain import DrainResult, drain
@@ -150,10 +151,12 @@ async def run_hub(
 
     Producers send batches (one venue message's events, say); the hub takes every batch
     that waits until it holds `publish_batch_events`, so one fanout pass carries as many
-    messages as arrived meanwhile and the connections get them in one write.
+    messages as arrived meanwhile and the connections get them in one write. No single
+    event ends this task: one the hub cannot publish is counted, logged and skipped.
     """
     hub, fanout, stats = context.hub, context.fanout, context.stats
     limit = context.config.publish_batch_events
+    rejections = HubRejections(stats)
     async with events:
         async for first in events:
             batch = list(first)
@@ -166,12 +169,57 @@ async def run_hub(
             now_ns = time.time_ns()
             published: list[Published] = []
             for event in batch:
-                published += hub.publish(event, now_ns)
+                try:
+                    published += hub.publish(event, now_ns)
+                except EventRejected as exc:
+                    published += exc.published  # the repair: offsets stay without holes
+                    rejections.note(exc, event, now_ns)
+                except Exception as exc:  # the repair itself failed; still skip, go on
+                    rejections.note(exc, event, now_ns)
             stats.ingest_events += len(batch)
             stats.published += len(published)
             if published:
                 fanout.publish(published)
                 stats.fanout_latency.observe(time.perf_counter() - started)
+
+
+class HubRejections:
+    """Counts the events the hub rejected; logs the first of each reason with its
+    traceback, then at most `REPEAT_LINES_PER_S` lines a second for all of them."""
+
+    MAX_REASONS = 64
+    REPEAT_LINES_PER_S = 1
+
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+        self._seen: set[str] = set()
+        self._repeats = RateLimitedLog("hub", self.REPEAT_LINES_PER_S, log)
+
+    def note(self, exc: Exception, event: NormalizedEvent, now_ns: int) -> None:
+        """Count one rejected event and log it (see the class)."""
+        self.stats.hub_rejected_events += 1
+        cause = (exc.__cause__ if isinstance(exc, EventRejected) else None) or exc
+        reason = _reason(cause)
+        if reason not in self._seen and len(self._seen) < self.MAX_REASONS:
+            self._seen.add(reason)
+            log.error(
+                "hub rejected an event, skipped it and repaired the stream (reason %s; "
+                "repeats are rate-limited): %.200r",
+                reason, event, exc_info=cause,
+            )  # fmt: skip
+        else:
+            self._repeats.warning(now_ns, f"rejected an event again: {reason}: {cause!s:.200}")
+
+
+def _reason(exc: BaseException) -> str:
+    """What makes two failures the same: the exception type and where it was raised."""
+    where = "?"
+    traceback = exc.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        where = f"{code.co_filename.rpartition('/')[2]}:{traceback.tb_lineno}"
+        traceback = traceback.tb_next
+    return f"{type(exc).__name__} at {where}"
 
 
 async def run_heartbeats(context: ServerContext) -> None:
