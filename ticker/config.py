@@ -117,6 +117,10 @@ class Config:
     forgotten (about 200 bytes each)."""
     max_frame_bytes: int = 64 * 1024
     """Largest client WebSocket message accepted."""
+    max_message_fragments: int = 128
+    """Frames one client WebSocket message (on /v1/ws and /v1/publish) may arrive in;
+    more closes the connection with 1009. Bounds the work and memory a message of
+    endless tiny or empty fragments costs."""
     sse_retry_ms: int = 1000
     """The `retry:` SSE tells browsers to wait before reconnecting."""
     sse_max_rate_per_s: float = 50.0
@@ -148,6 +152,7 @@ class Config:
             "resume_burst_per_ip",
             "resume_rate_max_ips",
             "max_frame_bytes",
+            "max_message_fragments",
             "write_timeout_s",
             "heartbeat_s",
             "ping_interval_s",

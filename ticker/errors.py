@@ -6,9 +6,11 @@
     │   ├── BadPosition          a resume position that does not parse
     │   └── BadMessage           undecodable or ill-formed wire message
     ├── ConfigError              a setting out of range
-    └── LogError                 the cluster log in Redis refused or failed a command
-        ├── LogUnavailable       Redis unreachable, too slow or loading: try again later
-        └── Fenced               the lease is not ours, or the entry is not after the last
+    ├── LogError                 the cluster log in Redis refused or failed a command
+    │   ├── LogUnavailable       Redis unreachable, too slow or loading: try again later
+    │   └── Fenced               the lease is not ours, or the entry is not after the last
+    └── EventRejected            one event the hub could not publish, repaired
+                                 (in ticker.core.hub: it carries what was published)
 
 Expected situations (a gap, a position too old, a full outbox) are return values,
 never exceptions. Each ProtocolError carries the WebSocket close code and the HTTP

@@ -66,6 +66,7 @@ async def test_every_counter_is_exposed_with_its_value(
     stats.coalesced_writes, stats.conflations = 150, 7
     stats.resumes, stats.resets, stats.bad_requests = 6, 2, 8
     stats.resumes_limited = 3
+    stats.hub_rejected_events = 5
     context.ingest["cbx"] = IngestCounters(messages=50, events=70, gaps=3, resyncs=2)
     context.ingest["itx"] = IngestCounters(messages=40, duplicates=1, malformed=4, disconnects=1)
 
@@ -94,6 +95,7 @@ async def test_every_counter_is_exposed_with_its_value(
     assert got("ticker_bad_requests_total") == 8
     assert got("ticker_hub_events_total") == 200
     assert got("ticker_published_messages_total") == stats.published > 0
+    assert got("ticker_hub_rejected_events_total") == 5
     hub = context.hub
     assert got("ticker_stream_epoch") == hub.epoch
     assert got("ticker_stream_offset") == hub.position.offset

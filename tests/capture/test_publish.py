@@ -21,9 +21,11 @@ from ticker.capture.publisher import (
 )
 from ticker.capture.replay import ReplayOptions
 from ticker.config import Config
-from ticker.core.codec import decode_frame
-from ticker.core.messages import Error
+from ticker.core.codec import decode_frame, encode_client
+from ticker.core.messages import DataMessage, Error, Subscribe
+from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
+from ticker.model.fixed import MAX_NANOS
 from ticker.server.process import ServerHandle, serve
 from ticker.wire.publish import MAX_BATCH_EVENTS, encode_batch
 
@@ -348,3 +350,57 @@ async def test_a_target_that_stops_acknowledging_fails_the_publisher_in_bounded_
                 nursery.start_soon(take_all)
             handle.stop()
             nursery.cancel_scope.cancel()
+
+
+async def test_sums_past_64_bits_saturate_and_the_server_stays_up() -> None:
+    top, p, t = MAX_NANOS, 10**9, 1_704_067_200_000_000_000
+    # Every value is in range; summed over three venues, none of the sums is.
+    batch: list[NormalizedEvent] = []
+    for venue in ("cbx", "fxa", "itx"):
+        batch += [
+            BookUpdate(venue, "BTC-USD", t, ((100 * p, top - 1),), ((101 * p, top),), True),
+            Quote(venue, "BTC-USD", t, 100 * p, top - 1, 101 * p, top),
+            Trade(venue, "BTC-USD", t, 100 * p, top, TakerSide.BUY, f"{venue}-1"),
+        ]
+    topics = ("book.BTC-USD", "quote.BTC-USD", "ticker.BTC-USD", "trade.BTC-USD")
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery)
+            ws_url = f"{url(handle)}/v1/ws"
+            async with open_websocket_url(ws_url, subprotocols=["ticker.v1"]) as ws:
+                await ws.get_message()  # hello
+                await ws.send_message(encode_client(Subscribe(topics)))
+                mirror = Mirror()
+                async with open_publisher(url(handle), TOKEN) as publisher:
+                    await publisher.publish(batch)
+                    await publisher.publish([Trade("cbx", "BTC-USD", t, 1, 1, TakerSide.BUY, "2")])
+                    one_past = Trade("fxa", "BTC-USD", t, 100 * p, top + 1, TakerSide.BUY, "3")
+                    await publisher.publish([one_past])
+                    await publisher.drain()
+                    counts = publisher.counts
+                assert (counts.batches_acked, counts.batches_refused) == (2, 1)
+                assert counts.reasons == [
+                    "batch 3: event 0: trade: price and size integers, side 'b' or 's', id a string"
+                ]
+                await until(lambda: handle.context.stats.ingest_events == len(batch) + 1)
+                # Another client's stream goes on through all of it.
+                offset, last = 0, handle.hub.position.offset
+                while offset < last:
+                    reply = await ws.get_message()
+                    assert isinstance(reply, bytes)
+                    for message in decode_frame(reply):
+                        if isinstance(message, DataMessage):
+                            assert isinstance(mirror.apply(message), Applied)
+                            offset = message.offset
+            assert mirror.data("book.BTC-USD") == {
+                "bids": [[100 * p, top]],
+                "asks": [[101 * p, top]],
+            }
+            assert mirror.data("quote.BTC-USD") == {
+                "bid": 100 * p, "bid_size": top, "ask": 101 * p, "ask_size": top,
+            }  # fmt: skip
+            assert mirror.data("ticker.BTC-USD")["volume"] == top
+            for topic in topics:
+                assert mirror.data(topic) == handle.hub.snapshot(topic, 0).data
+            assert handle.context.stats.hub_rejected_events == 0
+            handle.stop()

@@ -1,8 +1,17 @@
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ticker.config import Config
+from ticker.core.codec import decode_server
 from ticker.core.consolidate import NS_PER_DAY, Consolidator
+from ticker.core.hub import Hub
+from ticker.core.messages import DataMessage
+from ticker.core.mirror import Applied, Mirror
 from ticker.core.sequencer import Sequencer
-from ticker.model.events import BookUpdate, Quote, TakerSide, TickerStats, Trade
+from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, TickerStats, Trade
+from ticker.model.fixed import MAX_NANOS
 
 
 def make() -> Consolidator:
@@ -72,3 +81,101 @@ def test_venue_statistics_are_counted_not_published() -> None:
     c = make()
     assert c.on_event(TickerStats("a", "X-Y", 0, 1, 1, 1, 1, 1, 0), 0) == []
     assert c.venue_stats_seen == 1
+
+
+# ------------------------------------------------------------ sums saturate
+
+TOP = MAX_NANOS
+
+
+def follow(hub: Hub, events: list[NormalizedEvent], mirror: Mirror) -> None:
+    """Publish `events` and apply what goes out, decoded from its bytes, to `mirror`."""
+    for event in events:
+        for published in hub.publish(event, 0):
+            message = decode_server(published.payload)
+            assert isinstance(message, DataMessage)
+            assert mirror.apply(message) == Applied(message.seq)
+
+
+def test_a_days_volume_saturates_instead_of_overflowing() -> None:
+    c = make()
+    for i in range(3):
+        c.on_event(Trade("a", "X-Y", 0, 100, TOP - i, TakerSide.BUY, str(i)), 0)
+    assert c.sequencer.snapshot("ticker.X-Y", 0).data["volume"] == TOP
+    # A new UTC day starts counting again.
+    c.on_event(Trade("a", "X-Y", NS_PER_DAY, 100, 5, TakerSide.BUY, "n"), 0)
+    assert c.sequencer.snapshot("ticker.X-Y", 0).data["volume"] == 5
+
+
+def test_a_quote_size_summed_over_venues_saturates() -> None:
+    c = make()
+    for venue in ("a", "b", "c"):
+        c.on_event(Quote(venue, "X-Y", 0, 100, TOP, 101, TOP - 1), 0)
+    data = c.sequencer.snapshot("quote.X-Y", 0).data
+    assert data == {"bid": 100, "bid_size": TOP, "ask": 101, "ask_size": TOP}
+    c.on_event(Quote("b", "X-Y", 0, None, None, None, None), 0)
+    c.on_event(Quote("c", "X-Y", 0, None, None, 102, 1), 0)
+    data = c.sequencer.snapshot("quote.X-Y", 0).data
+    assert data == {"bid": 100, "bid_size": TOP, "ask": 101, "ask_size": TOP - 1}
+
+
+def test_a_composite_level_saturates_and_comes_back_exactly() -> None:
+    c = make()
+    out = c.on_event(BookUpdate("a", "X-Y", 0, ((100, TOP),), (), True), 0)
+    assert out[0].data["bids"] == [[100, TOP]]
+    # Past the top a level publishes once, at the top; while it stays there, nothing.
+    assert c.on_event(BookUpdate("b", "X-Y", 0, ((100, TOP),), (), True), 0) == []
+    assert c.on_event(BookUpdate("c", "X-Y", 0, ((100, 7), (99, 1)), (), True), 0)[0].data == {
+        "bids": [[99, 1]],
+        "asks": [],
+    }
+    assert c.sequencer.snapshot("book.X-Y", 0).data["bids"] == [[100, TOP], [99, 1]]
+    # The exact sum is kept, so withdrawals land on the true size, not on the cap.
+    assert c.on_event(BookUpdate("b", "X-Y", 0, (), (), True), 0) == []
+    out = c.on_event(BookUpdate("a", "X-Y", 0, ((100, 5),), (), False), 0)
+    assert out[0].data["bids"] == [[100, 12]]
+    out = c.on_event(BookUpdate("a", "X-Y", 0, ((100, TOP - 3),), (), False), 0)
+    assert out[0].data["bids"] == [[100, TOP]]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.booleans(),
+            st.lists(
+                st.tuples(st.integers(1, 4), st.sampled_from([0, 1, TOP // 2, TOP - 1, TOP])),
+                max_size=4,
+                unique_by=lambda level: level[0],
+            ),
+        ),
+        max_size=30,
+    )
+)
+def test_subscribers_hold_each_composite_level_as_the_saturated_exact_sum(
+    steps: list[tuple[str, bool, list[tuple[int, int]]]],
+) -> None:
+    hub = Hub(Config(keyframe_interval=7), epoch=1)
+    mirror = Mirror()
+    venues: dict[str, dict[int, int]] = {}
+    events: list[NormalizedEvent] = []
+    for venue, snapshot, levels in steps:
+        side = venues.setdefault(venue, {})
+        if snapshot:
+            side.clear()
+        for price, size in levels:
+            if size:
+                side[price] = size
+            else:
+                side.pop(price, None)
+        events.append(BookUpdate(venue, "X-Y", 0, tuple(levels), (), snapshot))
+    follow(hub, events, mirror)
+    totals: dict[int, int] = {}
+    for side in venues.values():
+        for price, size in side.items():
+            totals[price] = totals.get(price, 0) + size
+    expected = [[p, min(totals[p], TOP)] for p in sorted(totals, reverse=True)]
+    held = mirror.data("book.X-Y")["bids"] if "book.X-Y" in mirror else []
+    assert held == expected
+    if "book.X-Y" in mirror:
+        assert hub.snapshot("book.X-Y", 0).data == mirror.data("book.X-Y")

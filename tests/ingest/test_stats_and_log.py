@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ticker.ingest.ratelog import RateLimitedLog
 from ticker.ingest.stats import SessionStats
+from ticker.model.fixed import MAX_NANOS
 
 
 @given(st.lists(st.tuples(st.integers(1, 10**12), st.integers(1, 10**9)), min_size=1))
@@ -27,6 +28,13 @@ def test_stats_follow_the_trades(trades: list[tuple[int, int]]) -> None:
     assert stats.change == prices[-1] - prices[0]
     stats.reset()
     assert stats.volume == 0 and stats.open is None
+
+
+def test_volume_saturates_at_the_64_bit_limit() -> None:
+    stats = SessionStats()
+    stats.on_trade(1, MAX_NANOS)
+    stats.on_trade(1, MAX_NANOS)
+    assert stats.volume == MAX_NANOS
 
 
 def test_log_is_rate_limited_per_second_and_summarizes(caplog: pytest.LogCaptureFixture) -> None:

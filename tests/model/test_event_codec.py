@@ -22,8 +22,11 @@ from ticker.model.events import (
     TickerStats,
     Trade,
 )
+from ticker.model.fixed import MAX_NANOS
 
 KNOWN = frozenset({"BTC-USD", "ETH-USD"})
+BIG = MAX_NANOS + 1
+"""One past the largest value the wire carries."""
 venues = st.sampled_from(["cbx", "fxa", "itx", "ticker"])
 symbols = st.sampled_from(sorted(KNOWN))
 times = st.integers(0, 2**63 - 1)
@@ -87,14 +90,23 @@ def test_undecodable_bytes_are_a_bad_event() -> None:
     [
         (Trade("cbx", "DOGE-EUR", 1, 1, 1, TakerSide.BUY, "1"), "unknown symbol"),
         (Trade("CBX!", "BTC-USD", 1, 1, 1, TakerSide.BUY, "1"), "bad venue"),
-        (Trade("cbx", "BTC-USD", -1, 1, 1, TakerSide.BUY, "1"), "negative"),
-        (Trade("cbx", "BTC-USD", 1, 0, 1, TakerSide.BUY, "1"), "positive price and size"),
+        (Trade("cbx", "BTC-USD", -1, 1, 1, TakerSide.BUY, "1"), "ts_ns must be in"),
+        (Trade("cbx", "BTC-USD", BIG, 1, 1, TakerSide.BUY, "1"), "ts_ns must be in"),
+        (Trade("cbx", "BTC-USD", 1, 0, 1, TakerSide.BUY, "1"), "a price and a size in"),
+        (Trade("cbx", "BTC-USD", 1, BIG, 1, TakerSide.BUY, "1"), "a price and a size in"),
+        (Trade("cbx", "BTC-USD", 1, 1, BIG, TakerSide.BUY, "1"), "a price and a size in"),
         (Trade("cbx", "BTC-USD", 1, 1, 1, TakerSide.BUY, "x" * 65), "trade id longer"),
         (Quote("cbx", "BTC-USD", 1, 5, None, None, None), "both price and size"),
-        (Quote("cbx", "BTC-USD", 1, -5, 1, None, None), "positive"),
-        (BookUpdate("cbx", "BTC-USD", 1, ((5, -1),), (), False), "non-negative size"),
-        (TickerStats("cbx", "BTC-USD", 1, 0, 1, 1, 1, 0, None), "positive"),
+        (Quote("cbx", "BTC-USD", 1, -5, 1, None, None), "in [1, 2^63-1]"),
+        (Quote("cbx", "BTC-USD", 1, 5, 1, 6, BIG), "in [1, 2^63-1]"),
+        (BookUpdate("cbx", "BTC-USD", 1, ((5, -1),), (), False), "size in [0, 2^63-1]"),
+        (BookUpdate("cbx", "BTC-USD", 1, (), ((5, BIG),), False), "size in [0, 2^63-1]"),
+        (BookUpdate("cbx", "BTC-USD", 1, (), ((BIG, 1),), True), "price in [1, 2^63-1]"),
+        (TickerStats("cbx", "BTC-USD", 1, 0, 1, 1, 1, 0, None), "ticker prices"),
+        (TickerStats("cbx", "BTC-USD", 1, 1, 1, BIG, 1, 0, None), "ticker prices"),
         (TickerStats("cbx", "BTC-USD", 1, 1, 1, 1, 1, -1, None), "volume"),
+        (TickerStats("cbx", "BTC-USD", 1, 1, 1, 1, 1, BIG, None), "volume"),
+        (TickerStats("cbx", "BTC-USD", 1, 1, 1, 1, 1, 1, -BIG), "change"),
     ],
 )
 def test_insane_events_are_named(event: NormalizedEvent, problem: str) -> None:
@@ -104,6 +116,8 @@ def test_insane_events_are_named(event: NormalizedEvent, problem: str) -> None:
 
 def test_sane_events_pass() -> None:
     for event in (
+        Trade("cbx", "BTC-USD", MAX_NANOS, MAX_NANOS, MAX_NANOS, TakerSide.BUY, "1"),
+        BookUpdate("itx", "BTC-USD", 1, ((MAX_NANOS, MAX_NANOS),), (), False),
         Trade("cbx", "BTC-USD", 1, 1, 1, TakerSide.SELL, "1"),
         Quote("ticker", "ETH-USD", 1, None, None, 7, 1),
         BookUpdate("itx", "BTC-USD", 1, ((5, 0),), (), False),

@@ -89,16 +89,17 @@ class RawWebSocket:
         del self.buffer[:end]
         return head
 
-    async def send_binary(self, payload: bytes, *, opcode: int = 0x2) -> None:
+    async def send_binary(self, payload: bytes, *, opcode: int = 0x2, fin: bool = True) -> None:
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
         length = len(payload)
+        first = (0x80 if fin else 0) | opcode
         if length < 126:
-            header = bytes([0x80 | opcode, 0x80 | length])
+            header = bytes([first, 0x80 | length])
         elif length < 65536:
-            header = bytes([0x80 | opcode, 0x80 | 126]) + length.to_bytes(2, "big")
+            header = bytes([first, 0x80 | 126]) + length.to_bytes(2, "big")
         else:
-            header = bytes([0x80 | opcode, 0x80 | 127]) + length.to_bytes(8, "big")
+            header = bytes([first, 0x80 | 127]) + length.to_bytes(8, "big")
         await self.stream.send_all(header + mask + masked)
 
     async def subscribe(self, *topics: str, position: str | None = None) -> None:

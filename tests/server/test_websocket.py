@@ -114,6 +114,31 @@ async def test_oversized_frame_closes_with_1009(server: ServerHandle) -> None:
     await client.close()
 
 
+async def test_a_message_of_endless_empty_fragments_closes_with_1009(
+    server: ServerHandle,
+) -> None:
+    bound = server.context.config.max_message_fragments
+    client = await RawWebSocket.connect(server.port)
+    bystander = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await bystander.messages()
+    await client.send_binary(b"", opcode=0x2, fin=False)
+    empty = b"\x00\x80\0\0\0\0"  # a masked, non-final, empty continuation frame
+    await client.stream.send_all(empty * (bound - 1))  # the bound: still open
+    await client.stream.send_all(empty * 10_000)
+    with pytest.raises(ConnectionAbortedError) as info:
+        await client.messages()
+    assert info.value.args[0] == 1009
+    assert b"fragments" in info.value.args[1]
+    await client.close()
+    # Others are served on.
+    await bystander.subscribe("quote.BTC-USD")
+    (snapshot,) = await bystander.messages()
+    assert isinstance(snapshot, DataMessage) and snapshot.topic == "quote.BTC-USD"
+    assert server.context.stats.ends["protocol_error"] == 1
+    await bystander.close()
+
+
 async def http_exchange(server: ServerHandle, request: bytes) -> bytes:
     async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
         await stream.send_all(request)

@@ -14,6 +14,7 @@ from ticker.ingest.config import IngestConfig
 from ticker.ingest.contract import AdapterOutput, RequestSnapshot
 from ticker.ingest.normalizer import Phase
 from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
+from ticker.model.fixed import MAX_NANOS
 from ticker.venues import AdapterBase, make_adapter
 from ticker.venues.reference import VENUES
 
@@ -256,3 +257,21 @@ def test_counters_count_messages_and_events(venue: str) -> None:
     out = feed(adapter, b.update("BTC-USD", 11, False, 101 * P, 3 * P))
     assert adapter.counters.messages == before[0] + 1
     assert adapter.counters.events == before[1] + len(out.events) == before[1] + 2
+
+
+def test_values_beyond_64_bit_nanos_are_malformed_not_events(venue: str) -> None:
+    adapter, b = start(venue)
+    # Each value fits the venue's own wire; in nanos it would not fit the hub's.
+    for data in (
+        b.trade("BTC-USD", 11, True, 100 * P, MAX_NANOS + 1000),
+        b.update("BTC-USD", 11, True, MAX_NANOS + 10, P),
+        b.update("ETH-USD", 11, False, 101 * P, MAX_NANOS + 1000),
+    ):
+        assert feed(adapter, data).events == []
+    assert adapter.counters.malformed == 3
+    # The largest values that fit still pass (itx scales its integers up by 1,000).
+    top = MAX_NANOS - MAX_NANOS % 1000
+    fresh, b2 = start(venue)
+    (trade,) = feed(fresh, b2.trade("BTC-USD", 11, True, 100 * P, top)).events[:1]
+    assert isinstance(trade, Trade) and (trade.price, trade.size) == (100 * P, top)
+    assert fresh.counters.malformed == 0

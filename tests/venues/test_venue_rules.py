@@ -9,7 +9,16 @@ from feeds.fxa import FxaSimulator
 from ticker.ingest.contract import RequestSnapshot
 from ticker.ingest.normalizer import Phase
 from ticker.model.events import BookUpdate, TakerSide, TickerStats, Trade
-from ticker.venues import FxaAdapter, cbx_wire, fxa_messages, fxa_wire, itx_wire, make_adapter
+from ticker.model.fixed import MAX_NANOS
+from ticker.venues import (
+    FxaAdapter,
+    cbx_wire,
+    fxa_messages,
+    fxa_wire,
+    itx_wire,
+    make_adapter,
+    timestamps,
+)
 from ticker.venues.reference import Listing
 
 from .builders import T0, FxaBuilder, ItxBuilder
@@ -211,3 +220,17 @@ def test_itx_statistics_are_derived_from_trades() -> None:
     assert out.events[-1] == TickerStats(
         "itx", "BTC-USD", T0, 105 * P, 105 * P, 105 * P, 105 * P, P, 0
     )
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_venue_times_stop_where_64_bit_ns_do() -> None:
+    last = timestamps.parse_iso_us("2261-12-31T23:59:59.999999Z")
+    assert last <= MAX_NANOS
+    assert timestamps.parse_fix_ms("22611231-23:59:59.999") <= MAX_NANOS
+    for bad in ("2262-01-01T00:00:00.000000Z", "9999-12-31T23:59:59.999999Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            timestamps.parse_iso_us(bad)
+    with pytest.raises(ValueError, match="out of range"):
+        timestamps.parse_fix_ms("99991231-23:59:59.999")

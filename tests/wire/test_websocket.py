@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -104,3 +105,88 @@ def test_protocol_violations_raise_with_a_close_code(frame: bytes) -> None:
 def test_pong_is_reported() -> None:
     peer = client()
     assert FrameReader(64).feed(peer.send(WsPong(payload=b"7"))) == [Pong(b"7")]
+
+
+def masked_frame(opcode: int, payload: bytes, *, fin: bool) -> bytes:
+    """A client frame with an all-zero mask (the payload goes as is)."""
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def test_endless_empty_continuation_frames_close_with_1009() -> None:
+    reader = FrameReader(1024, max_fragments=64)
+    assert reader.feed(masked_frame(Opcode.BINARY, b"", fin=False)) == []
+    empty = masked_frame(Opcode.CONTINUATION, b"", fin=False)
+    # 63 more frames make 64, the bound: still a message in progress, nothing held.
+    assert reader.feed(empty * 63) == []
+    assert reader.buffered_bytes == 0
+    with pytest.raises(WebSocketProtocolError) as info:
+        reader.feed(empty * 1000)
+    assert info.value.close_code == 1009
+    assert "64 fragments" in str(info.value)
+
+
+def test_a_message_in_exactly_max_fragments_is_accepted() -> None:
+    reader = FrameReader(1024, max_fragments=4)
+    wire = masked_frame(Opcode.TEXT, b"a", fin=False)
+    wire += masked_frame(Opcode.CONTINUATION, b"b", fin=False)
+    wire += masked_frame(Opcode.PING, b"p", fin=True)  # control frames do not count
+    wire += masked_frame(Opcode.CONTINUATION, b"c", fin=False)
+    wire += masked_frame(Opcode.CONTINUATION, b"d", fin=True)
+    assert reader.feed(wire) == [Ping(b"p"), Message(False, b"abcd")]
+    # The count starts again with the next message.
+    again = masked_frame(Opcode.BINARY, b"x", fin=False)
+    again += masked_frame(Opcode.CONTINUATION, b"", fin=False) * 2
+    again += masked_frame(Opcode.CONTINUATION, b"y", fin=True)
+    assert reader.feed(again) == [Message(True, b"xy")]
+    over = masked_frame(Opcode.BINARY, b"x", fin=False)
+    over += masked_frame(Opcode.CONTINUATION, b"", fin=False) * 3
+    over += masked_frame(Opcode.CONTINUATION, b"y", fin=True)
+    with pytest.raises(WebSocketProtocolError) as info:
+        reader.feed(over)
+    assert info.value.close_code == 1009
+
+
+def test_the_fragment_count_is_refused_from_the_header_before_the_payload() -> None:
+    reader = FrameReader(4096, max_fragments=2)
+    reader.feed(masked_frame(Opcode.BINARY, b"a", fin=False))
+    reader.feed(masked_frame(Opcode.CONTINUATION, b"b", fin=False))
+    header = struct.pack("!BBH", 0x00, 0x80 | 126, 2000) + b"\0\0\0\0"
+    with pytest.raises(WebSocketProtocolError) as info:
+        reader.feed(header)
+    assert info.value.close_code == 1009
+
+
+def test_memory_held_by_the_reader_is_bounded_by_the_message_limit() -> None:
+    limit = 1000
+    reader = FrameReader(limit, max_fragments=10_000)
+    reader.feed(masked_frame(Opcode.BINARY, b"x", fin=False))
+    one_byte = masked_frame(Opcode.CONTINUATION, b"x", fin=False)
+    for _ in range(limit - 1):
+        reader.feed(one_byte)
+    # One byte per fragment is held as one byte: no per-fragment object survives.
+    assert reader.buffered_bytes == limit
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        fresh = FrameReader(limit, max_fragments=10_000)
+        fresh.feed(masked_frame(Opcode.BINARY, b"x", fin=False))
+        for _ in range(limit - 1):
+            fresh.feed(one_byte)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A list of 1,000 one-byte bytes objects held ~42 KB; the bytearray holds ~1 KB.
+    assert held - before < 4 * limit
+    with pytest.raises(WebSocketProtocolError) as info:
+        reader.feed(one_byte)
+    assert info.value.close_code == 1009
+    assert reader.buffered_bytes <= limit + len(one_byte)
+
+
+def test_a_finished_fragmented_message_releases_its_bytes() -> None:
+    reader = FrameReader(1024)
+    wire = masked_frame(Opcode.BINARY, b"a" * 100, fin=False)
+    wire += masked_frame(Opcode.CONTINUATION, b"b" * 100, fin=True)
+    assert reader.feed(wire) == [Message(True, b"a" * 100 + b"b" * 100)]
+    assert reader.buffered_bytes == 0

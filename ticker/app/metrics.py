@@ -188,6 +188,11 @@ class ServerCollector:
         yield CounterMetricFamily(
             "ticker_published_messages", "Messages the hub published.", stats.published
         )
+        yield CounterMetricFamily(
+            "ticker_hub_rejected_events",
+            "Events the hub could not publish and skipped, repairing its stream (a bug).",
+            stats.hub_rejected_events,
+        )
         yield GaugeMetricFamily("ticker_stream_epoch", "Epoch of the hub's stream.", hub.epoch)
         yield GaugeMetricFamily(
             "ticker_stream_offset", "Offset of the last published message.", hub.position.offset

@@ -34,6 +34,7 @@ from ticker.core.hub import Hub, Published
 from ticker.core.position import Position, new_epoch
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
+from ticker.server.hub_batch import HubRejections, publish_batch
 
 log = logging.getLogger("ticker.cluster")
 
@@ -176,6 +177,7 @@ async def _write(
     status = context.cluster
     assert status is not None
     limit = config.publish_batch_events
+    rejections = HubRejections(stats)
     next_checkpoint = trio.current_time() + config.checkpoint_interval_s
     while True:
         batch = list(await events.receive())
@@ -185,9 +187,7 @@ async def _write(
         except trio.WouldBlock:
             pass
         now_ns = time.time_ns()
-        published: list[Published] = []
-        for event in batch:
-            published += writer.publish(event, now_ns)
+        published = publish_batch(writer, batch, now_ns, rejections)
         stats.ingest_events += len(batch)
         if writer is context.hub:  # a hub-role node: its own hub is the writer
             stats.published += len(published)

@@ -3,7 +3,9 @@
 Published topics are venue-neutral: `book.SYM` is the composite depth (per price, the
 total size across venues), `quote.SYM` the consolidated best bid/offer (best price
 across venues, size summed over venues at that price), `trade.SYM` every venue's
-trades, `ticker.SYM` session statistics computed from those trades. Venue-reported
+trades, `ticker.SYM` session statistics computed from those trades. Sums of sizes
+(composite levels, quote sizes, the day's volume) saturate at MAX_NANOS: each input is
+in range, their sum need not be, and the wire carries 64 bits. Venue-reported
 statistics are counted, not published: venues use different windows (UTC day, rolling
 24 h), so only our own computation is consistent with the trade topic. This module
 keeps the per-venue inputs it needs and hands new values to the sequencer; it never
@@ -19,6 +21,7 @@ from ticker.core.delta import Levels
 from ticker.core.messages import DataMessage
 from ticker.core.sequencer import Sequencer
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
+from ticker.model.fixed import saturate
 
 NS_PER_DAY = 86_400 * 10**9
 
@@ -42,7 +45,8 @@ class _SessionStats:
         self.high = max(self.high, price)
         self.low = min(self.low, price)
         self.last = price
-        self.volume += size
+        # Saturating: sizes are each in range, a day of them need not be.
+        self.volume = saturate(self.volume + size)
 
     def inherit(self, fields: dict[str, int | None], now_ns: int) -> None:
         """Continue today's statistics from a published ticker state (after a takeover)."""
@@ -160,6 +164,37 @@ class Consolidator:
         self.venue_stats_seen += 1
         return []
 
+    @staticmethod
+    def topics_of(event: NormalizedEvent) -> tuple[str, ...]:
+        """The topics `on_event(event)` may change (none for venue statistics)."""
+        s = event.symbol
+        if isinstance(event, BookUpdate):
+            return (f"book.{s}",)
+        if isinstance(event, Quote):
+            return (f"quote.{s}",)
+        if isinstance(event, Trade):
+            return (f"trade.{s}", f"ticker.{s}")
+        return ()
+
+    def forget(self, topic: str) -> None:
+        """Drop the per-venue inputs behind `topic`, as the sequencer empties it.
+
+        Part of the hub's repair after a failure: the inputs may hold what failed, and
+        the next change must build on what subscribers hold (nothing), not on them. A
+        venue's book comes back whole with its next snapshot, level by level before.
+        """
+        channel, _, name = topic.partition(".")
+        symbol = self._symbols.get(name)
+        if symbol is None:
+            return
+        if channel == "book":
+            symbol.venue_bids.clear()
+            symbol.venue_asks.clear()
+        elif channel == "quote":
+            symbol.quotes.clear()
+        elif channel == "ticker":
+            symbol.stats = _SessionStats()
+
     def _on_book(self, symbol: _Symbol, event: BookUpdate, now_us: int) -> list[DataMessage]:
         venue = event.venue
         bids = symbol.venue_bids.get(venue)
@@ -199,9 +234,9 @@ class Consolidator:
                     ask_size += quote.ask_size
         fields = {
             "bid": bid,
-            "bid_size": bid_size if bid is not None else None,
+            "bid_size": saturate(bid_size) if bid is not None else None,
             "ask": ask,
-            "ask_size": ask_size if ask is not None else None,
+            "ask_size": saturate(ask_size) if ask is not None else None,
         }
         message = self.sequencer.set_fields(symbol.quote_topic, fields, now_us)
         return [message] if message is not None else []

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ticker.model.fixed import MAX_NANOS, saturate
+
 Fields = dict[str, Any]
 Levels = dict[int, int]
 """One side of a book: price nanos -> size nanos, only levels with size > 0."""
@@ -40,25 +42,35 @@ def apply_levels(side: Levels, levels: Iterable[tuple[int, int] | list[int]]) ->
 def add_to_levels(side: Levels, increments: list[tuple[int, int]]) -> list[list[int]]:
     """Add size increments to `side` in place; return the changed levels as [price, size].
 
-    A level whose size reaches 0 is removed and reported with size 0; a zero
-    increment changes nothing and is not reported.
+    `side` holds exact sums (a composite level over venues may exceed MAX_NANOS); what
+    is reported saturates at MAX_NANOS, like `book_data`, so a level that was and stays
+    at or above it is not reported: a subscriber sees no change there. A level whose
+    size reaches 0 is removed and reported with size 0; a zero increment changes
+    nothing and is not reported.
     """
     changed: list[list[int]] = []
     for price, increment in increments:
         if not increment:
             continue
-        size = side.get(price, 0) + increment
+        old = side.get(price, 0)
+        size = old + increment
         if size:
             side[price] = size
         else:
             del side[price]
-        changed.append([price, size])
+        if size < MAX_NANOS:
+            changed.append([price, size])
+        elif old < MAX_NANOS:
+            changed.append([price, MAX_NANOS])
     return changed
 
 
 def book_data(bids: Levels, asks: Levels) -> Fields:
-    """A full book as message data: bids best (highest) first, asks best (lowest) first."""
+    """A full book as message data: bids best (highest) first, asks best (lowest) first.
+
+    Sizes saturate at MAX_NANOS (see `add_to_levels`).
+    """
     return {
-        "bids": [[price, bids[price]] for price in sorted(bids, reverse=True)],
-        "asks": [[price, asks[price]] for price in sorted(asks)],
+        "bids": [[price, saturate(bids[price])] for price in sorted(bids, reverse=True)],
+        "asks": [[price, saturate(asks[price])] for price in sorted(asks)],
     }

@@ -3,7 +3,9 @@
 Consolidate, sequence, encode once, keep in the replay buffer: what comes out is ready
 for fanout, and every subscriber of a message gets these same bytes. The other forms a
 message goes out in (a WebSocket frame, a zstd frame, an SSE event) are built at most
-once per message, on first use, and then shared. Pure: the shell owns clocks and tasks.
+once per message, on first use, and then shared. One event that fails midway is
+repaired, never left as a hole in the offsets (`EventRejected`). Pure: the shell owns
+clocks and tasks.
 """
 
 from __future__ import annotations
@@ -19,11 +21,28 @@ from ticker.core.position import Position
 from ticker.core.replay import Replay, ReplayBuffer, Reset
 from ticker.core.sequencer import Sequencer, StreamBroken
 from ticker.core.topics import CHANNELS, ChannelKind
+from ticker.errors import TickerError
 from ticker.model.events import NormalizedEvent
 from ticker.wire.sse import encode_event
 from ticker.wire.websocket import Opcode, encode_frame
 
 CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
+
+
+class EventRejected(TickerError):
+    """One event could not be published as it is (a bug, or a value nothing foresaw).
+
+    The hub stays consistent: every offset the event spent is filled, with the message
+    if it encodes, else with an empty keyframe of its topic (the topic is emptied);
+    and the other topics the event touched are emptied too, since their state may hold
+    half of it. `published` is what went into the replay buffer: fan it out like any
+    other. The original exception is the `__cause__`.
+    """
+
+    def __init__(self, reason: str, published: list[Published]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.published = published
 
 
 class Published:
@@ -120,12 +139,32 @@ class Hub:
         return self.sequencer.position
 
     def publish(self, event: NormalizedEvent, now_ns: int) -> list[Published]:
-        """Consolidate and publish one normalized event; returns what went out."""
-        return self._buffer(self.consolidator.on_event(event, now_ns // 1000))
+        """Consolidate and publish one normalized event; returns what went out.
+
+        Atomic as seen from the stream: every message is encoded before any is
+        buffered, and a failure midway is repaired before it is raised.
+
+        Raises:
+            EventRejected: the event failed midway (see there); its `published` went
+                into the replay buffer and must be fanned out.
+        """
+        now_us = now_ns // 1000
+        self.sequencer.begin()
+        try:
+            epoch = self.epoch
+            published = [Published(m, epoch) for m in self.consolidator.on_event(event, now_us)]
+        except Exception as exc:
+            repaired = self._repair(event, now_us)
+            self._buffer(repaired)
+            raise EventRejected(f"{type(exc).__name__}: {exc}", repaired) from exc
+        self._buffer(published)
+        return published
 
     def keyframe(self, topic: str, now_ns: int) -> Published:
         """Publish a whole-state keyframe of `topic` into the stream now."""
-        return self._buffer([self.sequencer.keyframe(topic, now_ns // 1000)])[0]
+        published = Published(self.sequencer.keyframe(topic, now_ns // 1000), self.epoch)
+        self._buffer([published])
+        return published
 
     def snapshot(self, topic: str, now_ns: int) -> DataMessage:
         """The whole state of `topic` consistent with the current position (not published)."""
@@ -200,12 +239,30 @@ class Hub:
         now_us = now_ns // 1000
         return [self.sequencer.snapshot(topic, now_us) for topic in self.sequencer.topics()]
 
-    def _buffer(self, messages: list[DataMessage]) -> list[Published]:
-        published = []
+    def _buffer(self, published: list[Published]) -> None:
         append = self.replay.append
-        epoch = self.epoch
-        for message in messages:
-            item = Published(message, epoch)
-            append(message.offset, item, item.size)
-            published.append(item)
-        return published
+        for item in published:
+            append(item.offset, item, item.size)
+
+    def _repair(self, event: NormalizedEvent, now_us: int) -> list[Published]:
+        """After `event` failed midway: fill every offset it spent, and empty each topic
+        it touched that did not get a message out (see `EventRejected`)."""
+        sequencer, epoch = self.sequencer, self.epoch
+        repaired: list[Published] = []
+        emptied: set[str] = set()
+        for message in sequencer.issued:
+            topic = message.topic
+            if topic not in emptied:
+                try:
+                    repaired.append(Published(message, epoch))
+                    continue
+                except Exception:  # encoding failed: this topic cannot go on as it is
+                    emptied.add(topic)
+                    self.consolidator.forget(topic)
+            repaired.append(Published(sequencer.empty_topic(topic, now_us, message), epoch))
+        sent = {item.topic for item in repaired}
+        for topic in self.consolidator.topics_of(event):
+            if topic not in sent:
+                self.consolidator.forget(topic)
+                repaired.append(Published(sequencer.empty_topic(topic, now_us), epoch))
+        return repaired

@@ -4,8 +4,11 @@ It assigns every published message its position (epoch, offset) and its per-topi
 sequence, keeps the current state of every topic, turns new values into deltas against
 the last published state, and publishes keyframes (whole-state snapshots) as a topic's
 first message (seq 1), on demand, and every `keyframe_interval` updates of a topic. It
-can hand out a snapshot of any topic consistent with the current position. Pure and
-synchronous: it never encodes, never reads a clock (`now_us` comes in), never does I/O.
+can hand out a snapshot of any topic consistent with the current position, follows
+another sequencer's stream (`apply`, `restore`), and keeps a journal of what it
+published since `begin` so its user can repair a failure midway. Book state holds exact
+sums; what is published saturates (`ticker.core.delta`). Pure and synchronous: it never
+encodes, never reads a clock (`now_us` comes in) and never does I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
 from ticker.errors import ConfigError
+from ticker.model.fixed import saturate
 
 
 class _TopicState:
@@ -89,11 +93,28 @@ class Sequencer:
         self.keyframe_interval = keyframe_interval
         self._offset = 0
         self._topics: dict[str, _TopicState] = {}
+        self._journal: list[DataMessage] | None = None
 
     @property
     def position(self) -> Position:
         """The position of the last published message (offset 0: nothing yet)."""
         return Position(self.epoch, self._offset)
+
+    def begin(self) -> None:
+        """Start a new journal: `issued` lists what is published from now on.
+
+        Nothing is journaled until the first `begin`, so a user that never repairs
+        (a test, a benchmark) keeps nothing.
+        """
+        if self._journal is None:
+            self._journal = []
+        else:
+            self._journal.clear()
+
+    @property
+    def issued(self) -> list[DataMessage]:
+        """Every message published since the last `begin`, in offset order."""
+        return list(self._journal or ())
 
     def topics(self) -> Iterator[str]:
         """Every topic that has state, in first-published order."""
@@ -123,7 +144,8 @@ class Sequencer:
 
         Each (price, increment) moves that level's size; a level that reaches 0 is
         removed and published with size 0. The topic's first message is a snapshot of
-        the whole book. Returns None when no level changed.
+        the whole book. Sizes are published saturated at MAX_NANOS. Returns None when no
+        published level changed.
         """
         state = self._state(topic, ChannelKind.BOOK)
         changed_bids = add_to_levels(state.bids, bids) if bids else []
@@ -142,7 +164,9 @@ class Sequencer:
         state.fields = fields
         state.seq += 1
         self._offset += 1
-        return DataMessage(state.seq == 1, topic, state.seq, self._offset, now_us, fields)
+        return self._journaled(
+            DataMessage(state.seq == 1, topic, state.seq, self._offset, now_us, fields)
+        )
 
     def keyframe(self, topic: str, now_us: int) -> DataMessage:
         """Publish the whole state of `topic` now, as the topic's next sequence.
@@ -154,7 +178,35 @@ class Sequencer:
         state.seq += 1
         state.since_keyframe = 0
         self._offset += 1
-        return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        return self._journaled(
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        )
+
+    def empty_topic(self, topic: str, now_us: int, spent: DataMessage | None = None) -> DataMessage:
+        """Forget `topic`'s state and publish it empty, as a keyframe.
+
+        How a failure is repaired without a hole: with `spent` (a message of `topic`
+        this sequencer published but that could not be sent), the keyframe takes its
+        seq and offset; without, it is the topic's next message. A subscriber applying
+        it holds the same (empty) state as the sequencer.
+
+        Raises:
+            BadTopic: the topic's channel is unknown.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _TopicState(channel_kind(topic))
+        state.fields = {}
+        state.bids = {}
+        state.asks = {}
+        state.since_keyframe = 0
+        if spent is not None:
+            return DataMessage(True, topic, spent.seq, spent.offset, now_us, state.data())
+        state.seq += 1
+        self._offset += 1
+        return self._journaled(
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        )
 
     def snapshot(self, topic: str, now_us: int) -> DataMessage:
         """The whole state of `topic`, consistent with the current position; not published.
@@ -186,8 +238,12 @@ class Sequencer:
         state = self._state(topic, ChannelKind.BOOK)
         changes: dict[str, list[list[int]]] = {}
         for name, old, new in (("bids", state.bids, bids), ("asks", state.asks, asks)):
-            changed = [[price, size] for price, size in new.items() if old.get(price) != size]
-            changed += [[price, 0] for price in old if price not in new]
+            changed = [
+                [price, saturate(size)]
+                for price, size in new.items()
+                if size and saturate(old.get(price, 0)) != saturate(size)
+            ]
+            changed += [[price, 0] for price in old if not new.get(price)]
             changes[name] = changed
         if not changes["bids"] and not changes["asks"]:
             return None
@@ -257,5 +313,12 @@ class Sequencer:
         # nothing for it, and a snapshot is the only message it may start from.
         if state.seq == 1 or state.since_keyframe >= self.keyframe_interval:
             state.since_keyframe = 0
-            return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
-        return DataMessage(False, topic, state.seq, self._offset, now_us, delta)
+            message = DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+        else:
+            message = DataMessage(False, topic, state.seq, self._offset, now_us, delta)
+        return self._journaled(message)
+
+    def _journaled(self, message: DataMessage) -> DataMessage:
+        if self._journal is not None:
+            self._journal.append(message)
+        return message

@@ -7,6 +7,8 @@ events.
 
 from __future__ import annotations
 
+from ticker.model.fixed import saturate
+
 
 class SessionStats:
     """Statistics since the first trade of the session; all None before it."""
@@ -29,7 +31,7 @@ class SessionStats:
         elif price < self.low:
             self.low = price
         self.last = price
-        self.volume += size
+        self.volume = saturate(self.volume + size)  # each size fits 64 bits, the sum need not
 
     @property
     def change(self) -> int | None:

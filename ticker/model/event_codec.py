@@ -17,6 +17,7 @@ import msgpack
 
 from ticker.errors import BadMessage
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, TickerStats, Trade
+from ticker.model.fixed import MAX_NANOS
 
 TRADE: Final = "t"
 QUOTE: Final = "q"
@@ -25,7 +26,7 @@ STATS: Final = "k"
 
 MAX_LEVELS_PER_SIDE: Final = 1000
 """The most levels a book event may carry per side (the adapters' default book depth)."""
-MAX_VALUE: Final = 2**63 - 1
+MAX_VALUE: Final = MAX_NANOS
 """Prices, sizes and times must fit a signed 64-bit integer."""
 MAX_TRADE_ID_CHARS: Final = 64
 VENUE_PATTERN: Final = re.compile(r"^[a-z0-9_-]{1,16}$")
@@ -130,41 +131,44 @@ def decode_event(data: bytes) -> NormalizedEvent:
     return event_from_array(obj)
 
 
-def _positive(value: int | None) -> bool:
-    return value is None or value > 0
+def _price(value: int | None) -> bool:
+    return value is None or 0 < value <= MAX_NANOS
 
 
 def check_event(event: NormalizedEvent, known_symbols: Collection[str]) -> str | None:
     """Why `event` must not be published on a server knowing `known_symbols`, or None.
 
     Checks what the hub relies on: a known symbol, a plain venue name, a time since the
-    epoch, positive prices, non-negative sizes, a quote side's price and size given
-    together, book levels with positive prices and no negative size.
+    epoch, prices in [1, MAX_NANOS], sizes in [0, MAX_NANOS] (positive for trades and
+    quotes), a quote side's price and size given together. Sums of in-range sizes (a
+    composite level, a day's volume) may exceed MAX_NANOS: the hub saturates those.
     """
     if event.symbol not in known_symbols:
         return f"unknown symbol {event.symbol!r}"
     if VENUE_PATTERN.fullmatch(event.venue) is None:
         return f"bad venue {event.venue!r}: 1-16 of a-z, 0-9, '_', '-'"
-    if event.ts_ns < 0:
-        return "ts_ns must not be negative"
+    if not 0 <= event.ts_ns <= MAX_NANOS:
+        return "ts_ns must be in [0, 2^63-1]"
     if isinstance(event, Trade):
-        if event.price <= 0 or event.size <= 0:
-            return "a trade needs a positive price and size"
+        if not (0 < event.price <= MAX_NANOS and 0 < event.size <= MAX_NANOS):
+            return "a trade needs a price and a size in [1, 2^63-1] nanos"
         if len(event.trade_id) > MAX_TRADE_ID_CHARS:
             return f"trade id longer than {MAX_TRADE_ID_CHARS} characters"
     elif isinstance(event, Quote):
         for price, size in ((event.bid_price, event.bid_size), (event.ask_price, event.ask_size)):
             if (price is None) != (size is None):
                 return "a quote side gives both price and size, or neither"
-            if price is not None and (price <= 0 or size is None or size <= 0):
-                return "quote prices and sizes must be positive"
+            if price is not None and not (_price(price) and _price(size)):
+                return "quote prices and sizes must be in [1, 2^63-1] nanos"
     elif isinstance(event, BookUpdate):
         for price, size in event.bids + event.asks:
-            if price <= 0 or size < 0:
-                return "book levels need a positive price and a non-negative size"
+            if not (0 < price <= MAX_NANOS and 0 <= size <= MAX_NANOS):
+                return "book levels need a price in [1, 2^63-1] and a size in [0, 2^63-1] nanos"
     else:
-        if not all(_positive(v) for v in (event.last, event.open, event.high, event.low)):
-            return "ticker prices must be positive"
-        if event.volume < 0:
-            return "ticker volume must not be negative"
+        if not all(_price(v) for v in (event.last, event.open, event.high, event.low)):
+            return "ticker prices must be in [1, 2^63-1] nanos"
+        if not 0 <= event.volume <= MAX_NANOS:
+            return "ticker volume must be in [0, 2^63-1] nanos"
+        if event.change is not None and not -MAX_NANOS <= event.change <= MAX_NANOS:
+            return "ticker change must be in [-(2^63-1), 2^63-1] nanos"
     return None

@@ -12,6 +12,9 @@ from typing import Final
 
 NANOS_DIGITS: Final = 9
 SCALE: Final = 10**NANOS_DIGITS
+MAX_NANOS: Final = 2**63 - 1
+"""The largest price, size or time ticker carries: a signed 64-bit integer, so every
+value fits msgpack's int64 and every client's 64-bit integers."""
 _POW10: Final[tuple[int, ...]] = tuple(10**i for i in range(NANOS_DIGITS + 1))
 
 
@@ -37,6 +40,15 @@ def parse_nanos(text: str) -> int:
         raise FixedPointError(f"not an exact decimal with <= 9 places: {text!r}")
     value = int(whole) * SCALE + (int(frac.ljust(NANOS_DIGITS, "0")) if frac else 0)
     return -value if negative else value
+
+
+def saturate(value: int) -> int:
+    """`value`, or MAX_NANOS if it is larger.
+
+    For sums of values that are each in range (a composite level over venues, a day's
+    volume): they stop at the largest value the wire carries instead of overflowing it.
+    """
+    return value if value < MAX_NANOS else MAX_NANOS
 
 
 def format_nanos(value: int) -> str:

@@ -25,7 +25,7 @@ from ticker.cluster.follower import run_follower
 from ticker.cluster.leader import run_leadership, writer_config
 from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
-from ticker.core.hub import Hub, Published
+from ticker.core.hub import Hub
 from ticker.core.position import new_epoch
 from ticker.core.ratelimit import KeyedRateLimit
 from ticker.errors import ConfigError
@@ -35,6 +35,7 @@ from ticker.server.context import ServerContext
 from ticker.server.drain import DrainResult, drain
 from ticker.server.fanout import Fanout
 from ticker.server.gateway import Gateway
+from ticker.server.hub_batch import HubRejections, publish_batch
 from ticker.server.listener import serve_listener
 from ticker.server.stats import ServerStats
 from ticker.server.venue_feed import run_venue
@@ -179,10 +180,12 @@ async def run_hub(
 
     Producers send batches (one venue message's events, say); the hub takes every batch
     that waits until it holds `publish_batch_events`, so one fanout pass carries as many
-    messages as arrived meanwhile and the connections get them in one write.
+    messages as arrived meanwhile and the connections get them in one write. No single
+    event ends this task: one the hub cannot publish is counted, logged and skipped.
     """
     hub, fanout, stats = context.hub, context.fanout, context.stats
     limit = context.config.publish_batch_events
+    rejections = HubRejections(stats)
     async with events:
         async for first in events:
             batch = list(first)
@@ -192,10 +195,7 @@ async def run_hub(
             except trio.WouldBlock:
                 pass
             started = time.perf_counter()
-            now_ns = time.time_ns()
-            published: list[Published] = []
-            for event in batch:
-                published += hub.publish(event, now_ns)
+            published = publish_batch(hub, batch, time.time_ns(), rejections)
             stats.ingest_events += len(batch)
             stats.published += len(published)
             if published:

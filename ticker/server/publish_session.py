@@ -203,7 +203,7 @@ async def _read_batches(
     """Read, check, enqueue and acknowledge batches until the publisher goes."""
     config = context.config
     write_timeout = config.write_timeout_s
-    reader = FrameReader(MAX_MESSAGE_BYTES)
+    reader = FrameReader(MAX_MESSAGE_BYTES, config.max_message_fragments)
     keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
 

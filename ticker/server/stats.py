@@ -79,6 +79,9 @@ class ServerStats:
     """Connections closed because serving them raised an unexpected error (a bug)."""
     published: int = 0
     ingest_events: int = 0
+    hub_rejected_events: int = 0
+    """Events the hub could not publish (a bug or an unforeseen value): skipped, with
+    the stream repaired; logged once per reason, then rate-limited."""
     fanout_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     """Per hub batch: from taking the batch off the channel to the end of its fanout
     (every idle connection written)."""

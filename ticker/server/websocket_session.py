@@ -100,7 +100,7 @@ async def _read_commands(
 ) -> EndReason:
     """Read client frames until the client closes, breaks the protocol or goes silent."""
     config = context.config
-    reader = FrameReader(config.max_frame_bytes)
+    reader = FrameReader(config.max_frame_bytes, config.max_message_fragments)
     keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
 

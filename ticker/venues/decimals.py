@@ -2,12 +2,13 @@
 
 Venue prices and sizes repeat endlessly (book levels, lot multiples), so caching the
 exact `ticker.model.fixed` conversions saves most of their cost. Owns only the bounded
-memo; must not round, scale or know about venues.
+memo and the range check (every value within +-MAX_NANOS); must not round, scale or
+know about venues.
 """
 
 from __future__ import annotations
 
-from ticker.model.fixed import NANOS_DIGITS, SCALE, format_nanos, parse_nanos
+from ticker.model.fixed import MAX_NANOS, NANOS_DIGITS, SCALE, format_nanos, parse_nanos
 
 
 class DecimalCache:
@@ -28,7 +29,8 @@ class DecimalCache:
         """Nanos of a decimal string, see `ticker.model.fixed.parse_nanos`.
 
         Raises:
-            ValueError: not an exact decimal with at most 9 places.
+            ValueError: not an exact decimal with at most 9 places, or beyond
+                +-MAX_NANOS (the wire carries 64 bits; a venue's sums must not overflow).
             TypeError: not a string.
         """
         value = self._nanos.get(text)
@@ -41,6 +43,8 @@ class DecimalCache:
                 value = int(whole) * SCALE + int(frac) * 10 ** (NANOS_DIGITS - len(frac))
             else:
                 value = parse_nanos(text)
+            if not -MAX_NANOS <= value <= MAX_NANOS:
+                raise ValueError(f"decimal out of the 64-bit nanos range: {text[:40]!r}")
             if len(self._nanos) >= self._max_entries:
                 self._nanos.clear()
             self._nanos[text] = value

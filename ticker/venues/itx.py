@@ -16,7 +16,7 @@ from ticker.ingest.config import IngestConfig
 from ticker.ingest.contract import AdapterOutput
 from ticker.ingest.stats import SessionStats
 from ticker.model.events import TakerSide, TickerStats, Trade
-from ticker.model.fixed import nanos_from_scaled
+from ticker.model.fixed import MAX_NANOS, nanos_from_scaled
 from ticker.venues.adapter_base import AdapterBase
 from ticker.venues.errors import DecodeError
 from ticker.venues.itx_wire import (
@@ -51,6 +51,9 @@ class ItxAdapter(AdapterBase):
         # Exact scale factors, from ticker.model.fixed, applied as one multiply each.
         self._price_nanos = nanos_from_scaled(1, PRICE_DECIMALS)
         self._size_nanos = nanos_from_scaled(1, SIZE_DECIMALS)
+        # The wire's int64 scaled values can exceed 64 bits once in nanos: refused.
+        self._max_price = MAX_NANOS // self._price_nanos
+        self._max_size = MAX_NANOS // self._size_nanos
         self._max_bytes = self.config.max_message_bytes
         self._session: bytes | None = None
         self._expected_seq: int | None = None
@@ -90,6 +93,22 @@ class ItxAdapter(AdapterBase):
             )
         )
 
+    def _check_ranges(self, records: list[tuple[Any, ...]]) -> None:
+        """Refuse a packet with a value that does not fit 64 bits in nanos (a whole
+        packet, like any other damage: its sequence numbers are then a gap).
+
+        Raises:
+            DecodeError: a price, size or time out of range.
+        """
+        max_price, max_size = self._max_price, self._max_size
+        for rec in records:
+            if rec[3] > MAX_NANOS:
+                raise DecodeError(f"itx: time {rec[3]} beyond 64-bit ns")
+            levels = rec[6] if rec[0] not in (LEVEL_UPDATE_TYPE, TRADE_TYPE) else (rec[5:7],)
+            for price, size in levels:
+                if not (-max_price <= price <= max_price and -max_size <= size <= max_size):
+                    raise DecodeError(f"itx: price {price} or size {size} beyond 64-bit nanos")
+
     def on_message(self, data: bytes, now_ns: int) -> AdapterOutput:
         """Feed one packet."""
         out = AdapterOutput()
@@ -99,6 +118,7 @@ class ItxAdapter(AdapterBase):
             return out
         try:
             session, seq, count, records = unpack_packet(data)
+            self._check_ranges(records)
         except DecodeError as exc:
             norm.malformed(now_ns, str(exc))
             return out

@@ -14,6 +14,8 @@ from functools import lru_cache
 _NS_PER_S = 1_000_000_000
 _NS_PER_US = 1_000
 _NS_PER_MS = 1_000_000
+MAX_YEAR = 2261
+"""The last whole year whose times in ns fit a signed 64-bit integer (to 2262-04-11)."""
 
 
 @lru_cache(maxsize=1024)
@@ -28,7 +30,7 @@ def _fix_prefix(seconds: int) -> str:
 
 def _epoch_seconds(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
     if not (
-        1970 <= year <= 9999
+        1970 <= year <= MAX_YEAR
         and 1 <= month <= 12
         and 1 <= day <= calendar.monthrange(year, month)[1]
         and 0 <= hour <= 23

@@ -2,9 +2,10 @@
 
 Server frames are built here directly: a data frame is a 2-10 byte header in front of
 payload that was encoded once for every subscriber. Client frames are parsed by a small
-incremental reader that unmasks, reassembles fragments, bounds message size and hands
-out control frames. We do not keep a wsproto connection per client: it measured 4.8 KB
-each, half our per-connection memory budget. No compression extension is negotiated.
+incremental reader that unmasks, reassembles fragments, bounds message size and
+fragment count, and hands out control frames. We do not keep a wsproto connection per
+client: it measured 4.8 KB each, half our per-connection memory budget. No compression
+extension is negotiated.
 """
 
 from __future__ import annotations
@@ -108,34 +109,57 @@ class Close:
 FrameEvent = Message | Ping | Pong | Close
 
 
+DEFAULT_MAX_FRAGMENTS: Final = 128
+"""Frames one client message may arrive in, unless the caller says otherwise."""
+
+
 class FrameReader:
     """Incremental reader of masked client frames.
 
+    What it holds is bounded by the limits, not by what the peer sends: at most one
+    frame's bytes not yet parsed (plus the chunk just fed) and the message so far, kept
+    as one bytearray; a message may take at most `max_fragments` frames, so endless
+    empty continuation frames cannot keep a connection busy (or a list growing) forever.
+
     Args:
         max_message_bytes: the largest data message accepted, fragments included.
+        max_fragments: the most frames (first frame and continuations) one data
+            message may arrive in; the next one closes with 1009.
     """
 
     __slots__ = (
         "_buffer",
+        "_fragment_count",
         "_fragments",
         "_fragments_binary",
-        "_fragments_size",
+        "max_fragments",
         "max_message_bytes",
     )
 
-    def __init__(self, max_message_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, max_fragments: int = DEFAULT_MAX_FRAGMENTS) -> None:
+        if max_fragments < 1:
+            raise ValueError("max_fragments must be >= 1")
         self.max_message_bytes = max_message_bytes
+        self.max_fragments = max_fragments
         self._buffer = bytearray()
-        self._fragments: list[bytes] = []
+        # One growing buffer, not a list of fragments: a list of many small bytes objects
+        # costs ~40 bytes of heap per fragment however small the fragment is.
+        self._fragments = bytearray()
+        self._fragment_count = 0  # frames of the message in progress (0: none)
         self._fragments_binary = False
-        self._fragments_size = 0
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held now: unparsed input plus the fragmented message so far."""
+        return len(self._buffer) + len(self._fragments)
 
     def feed(self, data: bytes) -> list[FrameEvent]:
         """Add received bytes; return every event now complete.
 
         Raises:
             WebSocketProtocolError: unmasked or malformed frame, bad opcode or
-                fragmentation, oversized message (close code 1009) or control frame.
+                fragmentation (1002), a message over the byte limit or in more than
+                `max_fragments` frames (1009), an oversized control frame (1002).
         """
         # The buffer stays bounded: a frame whose header announces more than the limit is
         # refused before its payload is awaited, and the shell reads in bounded chunks.
@@ -175,9 +199,15 @@ class FrameReader:
         is_control = opcode >= 0x8
         if is_control and (length > 125 or not fin):
             raise WebSocketProtocolError("control frames must be final and at most 125 bytes")
-        if not is_control and self._fragments_size + length > self.max_message_bytes:
+        if not is_control and len(self._fragments) + length > self.max_message_bytes:
             raise WebSocketProtocolError(
                 f"message larger than {self.max_message_bytes} bytes", CloseCode.TOO_BIG
+            )
+        if opcode == Opcode.CONTINUATION and self._fragment_count >= self.max_fragments:
+            # Legal framing, but a message we will not assemble: refused like one too big,
+            # from its header, before its payload is awaited.
+            raise WebSocketProtocolError(
+                f"message in more than {self.max_fragments} fragments", CloseCode.TOO_BIG
             )
         end = offset + 4 + length
         if len(buf) < end:
@@ -195,23 +225,23 @@ class FrameReader:
         if opcode == Opcode.CLOSE:
             return _parse_close(payload)
         if opcode in (Opcode.TEXT, Opcode.BINARY):
-            if self._fragments:
+            if self._fragment_count:
                 raise WebSocketProtocolError("new message before the last one finished")
             if fin:
                 return Message(opcode == Opcode.BINARY, payload)
             self._fragments_binary = opcode == Opcode.BINARY
         elif opcode == Opcode.CONTINUATION:
-            if not self._fragments:
+            if not self._fragment_count:
                 raise WebSocketProtocolError("continuation frame without a message")
         else:
             raise WebSocketProtocolError(f"unknown opcode {opcode:#x}")
-        self._fragments.append(payload)
-        self._fragments_size += len(payload)
+        self._fragments += payload
+        self._fragment_count += 1
         if not fin:
             return _CONSUMED
-        whole = b"".join(self._fragments)
-        self._fragments.clear()
-        self._fragments_size = 0
+        whole = bytes(self._fragments)
+        self._fragments = bytearray()  # a new one: give the message's memory back now
+        self._fragment_count = 0
         return Message(self._fragments_binary, whole)
 
 
