@@ -76,11 +76,13 @@ def leading(handle: ServerHandle) -> Callable[[], bool]:
 
 
 class Follower:
-    """A strict client: a mirror that must accept every data message, and its position."""
+    """A strict client: a mirror that must accept every data message, and its resume
+    position (the hello's position is not one: docs/PROTOCOL.md, "Resume points")."""
 
     def __init__(self, ws: RawWebSocket) -> None:
         self.ws = ws
         self.mirror = Mirror()
+        self.epoch: int | None = None
         self.position: Position | None = None
         self.resets: list[Reset] = []
 
@@ -91,12 +93,15 @@ class Follower:
                     if isinstance(message, DataMessage):
                         result = self.mirror.apply(message)
                         assert isinstance(result, Applied), (message, result)
-                        assert self.position is not None
-                        self.position = Position(self.position.epoch, message.offset)
-                    elif isinstance(message, Hello | Heartbeat):
+                        assert self.epoch is not None
+                        self.position = Position(self.epoch, message.offset)
+                    elif isinstance(message, Hello):
+                        self.epoch = message.epoch
+                    elif isinstance(message, Heartbeat):
                         self.position = Position(message.epoch, message.offset)
                     elif isinstance(message, Reset):
                         self.resets.append(message)
+                        self.epoch = message.epoch
                         self.position = Position(message.epoch, message.offset)
 
 

@@ -142,10 +142,11 @@ def test_a_failure_after_the_sequencer_keeps_what_it_published(
     with monkeypatch.context() as patch:
         patch.setattr(hub.sequencer, "set_fields", raises_after)
         error = rejected(hub, mirror, Trade("a", "X-Y", 0, 100, 2, TakerSide.BUY, "t1"))
-    # Both messages were spent and both encode: both go out as they are.
+    # Both messages were spent and both encode: both go out as they are (each is its
+    # topic's first message, so a snapshot).
     assert [(p.topic, p.offset, p.message.snapshot) for p in error.published] == [
-        ("trade.X-Y", 1, False),
-        ("ticker.X-Y", 2, False),
+        ("trade.X-Y", 1, True),
+        ("ticker.X-Y", 2, True),
     ]
     assert_consistent(hub, mirror)
     publish(hub, mirror, Trade("a", "X-Y", 0, 90, 1, TakerSide.SELL, "t2"))

@@ -123,6 +123,11 @@ class ServerCollector:
             "Resume positions that could not be served: reset plus fresh snapshots.",
             stats.resets,
         )
+        yield CounterMetricFamily(
+            "ticker_deep_resumes",
+            "Resumes older than the replay buffer, served from the cluster log.",
+            stats.deep_resumes,
+        )
 
     def _delivery(self) -> Iterator[Metric]:
         stats = self.context.stats

@@ -23,6 +23,7 @@ from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.sequencer import StreamBroken
 from ticker.server.context import ServerContext
+from ticker.server.deep_replay import DeepSource, SourceFailed
 from ticker.server.stats import EndReason
 
 log = logging.getLogger("ticker.cluster")
@@ -47,10 +48,17 @@ async def run_follower(
     config = context.config
     status = context.cluster
     assert status is not None
-    async with open_cluster_log(
-        config.redis_url, config.cluster, command_timeout_s=config.redis_timeout_s
-    ) as cluster_log:
+    async with (
+        open_cluster_log(
+            config.redis_url, config.cluster, command_timeout_s=config.redis_timeout_s
+        ) as cluster_log,
+        # A blocking XREAD holds its connection: resumes read the log on their own client.
+        open_cluster_log(
+            config.redis_url, config.cluster, command_timeout_s=config.redis_timeout_s
+        ) as reads,
+    ):
         await _start(cluster_log, context)
+        context.deep_source = deep_source(reads)
         task_status.started()
         retry_s = RETRY_MIN_S
         while True:
@@ -108,6 +116,25 @@ def _apply(context: ServerContext, entries: list[LogEntry]) -> None:
         context.stats.published += len(published)
         context.fanout.publish(published)
         status.follow_lag_s = max(0.0, time.time() - published[-1].message.ts_us / 1e6)
+
+
+def deep_source(reads: ClusterLog) -> DeepSource:
+    """Resumes older than the replay buffer read the log through this (see
+    `ticker.server.deep_replay`): the messages of up to N entries after a position."""
+
+    async def read(after: Position, max_entries: int) -> list[tuple[DataMessage, bytes]]:
+        try:
+            entries = await reads.read_range(after, count=max_entries)
+            messages: list[tuple[DataMessage, bytes]] = []
+            for entry in entries:
+                if entry.position.epoch != after.epoch:
+                    break
+                messages += decode_entry(entry.position, entry.data)
+        except (LogUnavailable, BadLogData) as exc:
+            raise SourceFailed(str(exc)) from None
+        return messages
+
+    return read
 
 
 def _send_clients_away(context: ServerContext) -> int:

@@ -18,6 +18,7 @@ from ticker.core.hub import Hub
 from ticker.core.ratelimit import KeyedRateLimit
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import NormalizedEvent
+from ticker.server.deep_replay import DeepSource
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
 from ticker.server.stats import ServerStats
@@ -47,6 +48,9 @@ class ServerContext:
     """Set when the drain starts: readiness turns false and new connections are refused."""
     cluster: ClusterStatus | None = None
     """Set when the process is part of a cluster (a Redis URL is configured)."""
+    deep_source: DeepSource | None = None
+    """Reads the cluster log for resumes older than the replay buffer (set by the
+    follower while it runs)."""
     resume_limit: KeyedRateLimit | None = None
     """Resumes per client address (None: not limited)."""
 

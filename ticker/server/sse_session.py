@@ -112,6 +112,7 @@ def accept_sse(
             stats=context.stats,
             known_symbols=context.known_symbols,
             max_subscriptions=config.max_subscriptions,
+            deep=context.deep_source,
         )
         if max_rate is not None:
             nursery = subscriber.nursery

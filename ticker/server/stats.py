@@ -72,6 +72,8 @@ class ServerStats:
     resumes_limited: int = 0
     """Resumes refused by the per-address rate limit (error 4429 / HTTP 429)."""
     resets: int = 0
+    deep_resumes: int = 0
+    """Resumes older than the replay buffer served from the cluster log."""
     bad_requests: int = 0
     tls_failures: int = 0
     """Connections dropped for a failed TLS handshake or a bad TLS record."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -92,6 +93,68 @@ class ReplayBacklog:
         self._wanted.clear()
 
 
+class DeepReplay:
+    """A resume's replay read from a deeper log than the replay buffer (the cluster log):
+    messages a fetch task has read and not yet handed to the writer
+    (`ticker.server.deep_replay`). Until it is `done`, nothing behind it is written."""
+
+    __slots__ = ("_taken", "_wanted", "after", "arrived", "done", "patterns", "ready")
+
+    def __init__(self, after: int, patterns: list[TopicPattern]) -> None:
+        self.after = after
+        self.patterns = patterns
+        self.ready: list[Published] = []
+        self.done = False
+        self.arrived = trio.Event()
+        self._taken = trio.Event()
+        self._wanted: dict[str, bool] = {}
+
+    def add(self, items: list[Published]) -> None:
+        """Messages read from the log, in order (only the wanted ones are kept)."""
+        wanted = self._wanted
+        for item in items:
+            keep = wanted.get(item.topic)
+            if keep is None:
+                keep = wanted[item.topic] = any(p.matches(item.topic) for p in self.patterns)
+            if keep:
+                self.ready.append(item)
+        self.after = items[-1].offset
+        self._wake()
+
+    def take(self, max_bytes: int, size: Callable[[Published], int]) -> list[Published]:
+        """The ready messages up to about `max_bytes`, oldest first."""
+        count = 0
+        budget = max_bytes
+        for item in self.ready:
+            if budget <= 0:
+                break
+            budget -= size(item)
+            count += 1
+        taken, self.ready = self.ready[:count], self.ready[count:]
+        if taken:
+            self._taken.set()
+            self._taken = trio.Event()
+        return taken
+
+    def narrow(self, patterns: list[TopicPattern]) -> None:
+        """Serve only `patterns` from now on (after an unsubscribe)."""
+        self.patterns = patterns
+        self._wanted.clear()
+        self.ready = [i for i in self.ready if any(p.matches(i.topic) for p in patterns)]
+
+    def finish(self) -> None:
+        """The fetch ended: the replay buffer (or a reset) follows in the backlog."""
+        self.done = True
+        self._wake()
+
+    async def wait_taken(self) -> None:
+        await self._taken.wait()
+
+    def _wake(self) -> None:
+        self.arrived.set()
+        self.arrived = trio.Event()
+
+
 class Subscriber:
     """One WebSocket or SSE connection's fanout-side state.
 
@@ -147,7 +210,7 @@ class Subscriber:
         self.write_timeout_s = write_timeout_s
         self.rate_limited = rate_limited
         self.patterns: dict[str, TopicPattern] = {}
-        self.backlog: list[SnapshotBurst | ReplayBacklog] = []
+        self.backlog: list[SnapshotBurst | ReplayBacklog | DeepReplay] = []
         self.control: list[bytes] = []
         self.heartbeat_due = False
         self.draining = False
@@ -286,6 +349,19 @@ class Subscriber:
             taken = 0
             while taken < len(backlog) and budget > 0:
                 entry = backlog[taken]
+                if isinstance(entry, DeepReplay):
+                    fetched = entry.take(budget, lambda item: len(framing.frame(item)))
+                    for item in fetched:
+                        frame = framing.frame(item)
+                        parts.append(frame)
+                        budget -= len(frame)
+                    if fetched:
+                        count += len(fetched)
+                        last = fetched[-1].offset
+                    if not (entry.done and not entry.ready):
+                        break  # waiting for the log: nothing behind it may go first
+                    taken += 1
+                    continue
                 if isinstance(entry, ReplayBacklog):
                     items = entry.run.take(
                         entry.wants,
@@ -338,7 +414,7 @@ class Subscriber:
         return data
 
     def _replaying(self) -> bool:
-        return any(isinstance(entry, ReplayBacklog) for entry in self.backlog)
+        return any(isinstance(entry, ReplayBacklog | DeepReplay) for entry in self.backlog)
 
     def _count(self, messages: int, data: bytes) -> None:
         stats = self.stats
@@ -374,7 +450,11 @@ class Subscriber:
                     self.pending = None
                     self.delivered_offset = self.pending_offset
                 else:
-                    await trio.lowlevel.checkpoint()
+                    head = self.backlog[0] if self.backlog else None
+                    if isinstance(head, DeepReplay) and not head.ready and not head.done:
+                        await head.arrived.wait()  # the log is being read
+                    else:
+                        await trio.lowlevel.checkpoint()
                 if self.ended is not None and self._replaying():
                     return  # shutting down: the client resumes the rest elsewhere
                 data = self._collect()

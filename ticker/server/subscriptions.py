@@ -15,12 +15,13 @@ from ticker.core.hub import Hub
 from ticker.core.messages import Reset as ResetMessage
 from ticker.core.position import Position
 from ticker.core.ratelimit import KeyedRateLimit
-from ticker.core.replay import Replay, ReplayRun
+from ticker.core.replay import Replay, ReplayRun, ResetReason
 from ticker.core.topics import WILDCARD, TopicPattern
 from ticker.errors import CLOSE_LIMIT_REACHED, BadPosition, BadTopic, ProtocolError
+from ticker.server.deep_replay import DeepSource, run_deep_replay
 from ticker.server.fanout import Fanout
 from ticker.server.stats import ServerStats
-from ticker.server.subscriber import ReplayBacklog, SnapshotBurst, Subscriber
+from ticker.server.subscriber import DeepReplay, ReplayBacklog, SnapshotBurst, Subscriber
 
 
 class LimitReached(ProtocolError):
@@ -90,14 +91,16 @@ def subscribe(
     stats: ServerStats,
     known_symbols: frozenset[str],
     max_subscriptions: int,
+    deep: DeepSource | None = None,
 ) -> None:
     """Add patterns to a connection and queue what it must see before going live.
 
     With no position: a snapshot of every matching topic. With a position inside the
-    replay buffer: exactly the matching messages after it. Otherwise: a reset and the
-    snapshots, as one unit. A position is honoured only on a connection's first
-    subscribe, since replaying older offsets into a running stream would break its
-    ordering.
+    replay buffer: exactly the matching messages after it. Older than the buffer but in
+    the `deep` log (a cluster's Redis stream): the same, read from there first
+    (`ticker.server.deep_replay`). Otherwise: a reset and the snapshots, as one unit.
+    A position is honoured only on a connection's first subscribe, since replaying
+    older offsets into a running stream would break its ordering.
 
     Raises:
         BadTopic, BadPosition, LimitReached: nothing was changed.
@@ -124,6 +127,26 @@ def subscribe(
             # Not walked here: the subscriber writes it a bounded slice per turn of the
             # loop, and live messages wait in its outbox until the run is written.
             subscriber.backlog.append(ReplayBacklog(ReplayRun(answer.entries), patterns))
+            subscriber.flush_nowait()
+            return
+        if (
+            deep is not None
+            and answer.reason is ResetReason.TOO_OLD
+            and position.epoch == hub.epoch
+            and subscriber.nursery is not None
+        ):
+            stats.resumes += 1
+            stats.deep_resumes += 1
+            entry = DeepReplay(position.offset, patterns)
+            subscriber.backlog.append(entry)
+            subscriber.nursery.start_soon(
+                run_deep_replay,
+                subscriber,
+                entry,
+                hub,
+                deep,
+                lambda wanted: matching_topics(hub.topics(), wanted),
+            )
             subscriber.flush_nowait()
             return
         stats.resets += 1
@@ -159,7 +182,7 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
         return any(p.matches(topic) for p in remaining)
 
     subscriber.outbox.retain(still_wanted)
-    kept: list[SnapshotBurst | ReplayBacklog] = []
+    kept: list[SnapshotBurst | ReplayBacklog | DeepReplay] = []
     for entry in subscriber.backlog:
         if isinstance(entry, SnapshotBurst):
             entry.items = [item for item in entry.items if still_wanted(item.topic)]
@@ -169,6 +192,9 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
             entry.narrow([p for p in entry.patterns if str(p) not in removed])
             if entry.patterns:
                 kept.append(entry)
+        else:  # a deep replay stays until it hands over, even with nothing left to send
+            entry.narrow([p for p in entry.patterns if str(p) not in removed])
+            kept.append(entry)
     subscriber.backlog = kept
 
 

@@ -160,6 +160,7 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
                 stats=context.stats,
                 known_symbols=context.known_symbols,
                 max_subscriptions=context.config.max_subscriptions,
+                deep=context.deep_source,
             )
         else:
             unsubscribe(subscriber, command.topics, context.fanout)
