@@ -82,18 +82,23 @@ class Node:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {self.log()}")
+                raise AssertionError(f"{self.name} exited: {self.tail()}")
             if predicate():
                 return
             time.sleep(0.05)
-        raise AssertionError(f"{self.name}: not {what} after {timeout_s} s; log:\n{self.log()}")
+        raise AssertionError(f"{self.name}: not {what} after {timeout_s} s; log:\n{self.tail()}")
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> Node:
         self.wait_until("ready", self.ready, timeout_s)
         return self
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        """Everything the node has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self) -> str:
+        """The end of the node's log, for failure messages."""
+        return self.log()[-4000:]
 
     def kill(self) -> None:
         """kill -9."""

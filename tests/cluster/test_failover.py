@@ -8,6 +8,8 @@ no repeat".
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +247,18 @@ async def test_an_edge_whose_position_was_trimmed_resets_its_clients(cluster: Cl
         loss = recorder.resets[0].loss
         assert loss is not None and loss.reason == "too_old"
         assert edge.log().count("trimmed from the log") == 1
+
+
+def test_workers_share_one_port_and_a_dead_one_is_restarted(cluster: Cluster) -> None:
+    """`--workers 2`: two edge processes on one port; kill -9 one and the parent starts
+    another (each wait below is bounded by its own timeout)."""
+    cluster.node("hub").wait_ready()
+    edges = cluster.node("edge", "--workers", "2").wait_ready()
+    edges.wait_until("two workers up", lambda: edges.log().count("following the") >= 2)
+    pids = [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in edges.log().splitlines()
+            if "started (pid" in line]  # fmt: skip
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    edges.wait_until("restarted", lambda: edges.log().count("started (pid") == 3)
+    edges.wait_until("three followers", lambda: edges.log().count("following the") >= 3)
+    assert edges.ready()

@@ -141,14 +141,16 @@ async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisSe
             await publish(hub, market(rng, 150))
             await until(lambda: edge_a.hub.position == hub.hub.position)
             client = Follower(await RawWebSocket.connect(edge_a.port))
-            await client.ws.subscribe("quote.*", "trade.*", "book.*")
+            await client.ws.subscribe("quote.*", "trade.*", "book.*", "ticker.*")
             await client.read_until(hub.hub.position.offset)
             await client.ws.close()
             assert client.position is not None
             await publish(hub, market(rng, 150, 150))
             await until(lambda: edge_b.hub.position == hub.hub.position)
             client.ws = await RawWebSocket.connect(edge_b.port)
-            await client.ws.subscribe("quote.*", "trade.*", "book.*", position=str(client.position))
+            await client.ws.subscribe(
+                "quote.*", "trade.*", "book.*", "ticker.*", position=str(client.position)
+            )
             await client.read_until(hub.hub.position.offset)
             assert client.resets == []
             for topic in client.mirror.topics():
@@ -212,4 +214,30 @@ async def test_a_hub_whose_lease_was_taken_steps_down_and_never_appends(
                 await publish(hub, market(rng, 50, 50))
                 await until(lambda: not status.leading)
                 assert await client.xlen("ticker:{roles4}:log") == length
+            nursery.cancel_scope.cancel()
+
+
+async def test_all_with_redis_serves_its_clients_from_the_log(redis_server: RedisServer) -> None:
+    """`all` with a Redis URL leads, writes the log, and its own clients get exactly what
+    the log holds (the same as an edge's clients)."""
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles5")
+            both = await start(nursery, replace(base, role="all"))
+            await until(leading(both))
+            edge = await start(nursery, replace(base, role="edge"))
+            rng = random.Random(7)
+            await publish(both, market(rng, 50))
+            await until(lambda: both.hub.position == edge.hub.position)
+            assert both.hub.position.offset > 0
+            client = Follower(await RawWebSocket.connect(both.port))
+            await client.ws.subscribe("quote.*", "book.*", "trade.*", "ticker.*")
+            await publish(both, market(rng, 150, 50))
+            await until(lambda: both.hub.position == edge.hub.position)
+            await client.read_until(both.hub.position.offset)
+            assert client.resets == []
+            for topic in edge.hub.topics():
+                assert client.mirror.data(topic) == edge.hub.snapshot(topic, 0).data
+                assert both.hub.snapshot(topic, 0) == edge.hub.snapshot(topic, 0)
+            await client.ws.close()
             nursery.cancel_scope.cancel()
