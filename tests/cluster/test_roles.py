@@ -13,10 +13,13 @@ from dataclasses import replace
 from functools import partial
 
 import coredis
+import pytest
 import trio
 
 from tests.redis_server import RedisServer
 from tests.server.conftest import RawWebSocket, until
+from ticker.capture.errors import TargetError
+from ticker.capture.publisher import open_publisher
 from ticker.config import Config
 from ticker.core.messages import DataMessage, Heartbeat, Hello, Reset
 from ticker.core.mirror import Applied, Mirror
@@ -240,4 +243,25 @@ async def test_all_with_redis_serves_its_clients_from_the_log(redis_server: Redi
                 assert client.mirror.data(topic) == edge.hub.snapshot(topic, 0).data
                 assert both.hub.snapshot(topic, 0) == edge.hub.snapshot(topic, 0)
             await client.ws.close()
+            nursery.cancel_scope.cancel()
+
+
+async def test_publishers_reach_the_leader_and_a_standby_sends_them_there(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = replace(cluster_config(redis_server, "roles6"), publish_token="tok-123")
+            first = await start(nursery, replace(base, role="hub"))
+            await until(leading(first))
+            second = await start(nursery, replace(base, role="hub"))
+            edge = await start(nursery, replace(base, role="edge"))
+            with pytest.raises(TargetError, match=r"HTTP 503.*does not lead"):
+                async with open_publisher(f"ws://127.0.0.1:{second.port}", "tok-123"):
+                    pass
+            async with open_publisher(f"ws://127.0.0.1:{first.port}", "tok-123") as publisher:
+                await publisher.publish(market(random.Random(8), 20))
+                await publisher.drain()
+            await until(lambda: edge.hub.position == first.hub.position)
+            assert edge.hub.position.offset > 0
             nursery.cancel_scope.cancel()

@@ -141,6 +141,12 @@ def accept_publish(
     channel = context.publish
     if channel is None or context.shutting_down:
         raise BadRequest("publishing is not available on this server now", 503)
+    if context.cluster is not None and not context.cluster.leading:
+        raise BadRequest(
+            "this hub does not lead the cluster now: publish to the leader "
+            "(its /readyz says \"leading\": true)",
+            503,
+        )
     if stats.connections_open[TRANSPORT] >= config.max_publishers:
         stats.ends[EndReason.LIMIT.value] += 1
         raise BadRequest(f"at most {config.max_publishers} publishers at once", 429)
@@ -271,6 +277,8 @@ async def _publish(
             return Refused(CLOSE_BAD_REQUEST, f"event {index}: {problem}", batch.batch_id)
     if context.shutting_down:
         return Refused(CLOSE_SHUTDOWN, "server shutting down", batch.batch_id)
+    if context.cluster is not None and not context.cluster.leading:
+        return Refused(CLOSE_SHUTDOWN, "this hub stopped leading the cluster", batch.batch_id)
     await channel.send(batch.events)
     session.batches += 1
     session.events += len(batch.events)
