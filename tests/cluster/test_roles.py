@@ -265,3 +265,26 @@ async def test_publishers_reach_the_leader_and_a_standby_sends_them_there(
             await until(lambda: edge.hub.position == first.hub.position)
             assert edge.hub.position.offset > 0
             nursery.cancel_scope.cancel()
+
+
+async def test_a_hub_that_cannot_rebuild_says_why_and_does_not_crash(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = cluster_config(redis_server, "roles7")
+            redis = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+            async with redis:
+                await redis.set("ticker:{roles7}:checkpoint", b"not a checkpoint")
+                await redis.set("ticker:{roles7}:epoch", b"1796293000000000")
+                hub = await start(nursery, replace(base, role="hub"))
+                status = hub.context.cluster
+                assert status is not None
+                await until(lambda: status.problem is not None)
+                assert "cannot rebuild" in (status.problem or "")
+                assert not hub.context.ready
+                assert not status.leading
+                # The operator removes the bad checkpoint: the hub leads again by itself.
+                await redis.delete(["ticker:{roles7}:checkpoint"])
+                await until(leading(hub), timeout_s=30)
+            nursery.cancel_scope.cancel()

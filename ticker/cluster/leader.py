@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from ticker.cluster.log_codec import (
+    BadLogData,
     Checkpoint,
     decode_checkpoint,
     decode_entry,
@@ -32,6 +33,7 @@ from ticker.cluster.redis_log import ClusterLog, Fenced, LogUnavailable, open_cl
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
 from ticker.core.position import Position, new_epoch
+from ticker.core.sequencer import StreamBroken
 from ticker.model.events import NormalizedEvent
 from ticker.server.context import ServerContext
 from ticker.server.hub_batch import HubRejections, publish_batch
@@ -41,6 +43,8 @@ log = logging.getLogger("ticker.cluster")
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
 REBUILD_READ_ENTRIES = 1000
+REBUILD_FAILED_PAUSE_S = 5.0
+"""After a rebuild failed on the log's content, wait this long before leading again."""
 
 StartVenues = Callable[[trio.Nursery], Awaitable[None]]
 """Starts the venue tasks of one term in the given nursery (they end with the term)."""
@@ -94,10 +98,20 @@ async def run_leadership(
             status.lease_changes += 1
             status.problem = None
             log.info("took the lease of cluster %s; rebuilding the hub", config.cluster)
+            pause_s = config.lease_ttl_s / 4
             try:
                 await _lead(cluster_log, token, ttl_ms, context, writer, events, start_venues)
             except* (LeaseLost, Fenced) as stepped:
                 log.warning("stepped down: %s", stepped.exceptions[0])
+            except* LogUnavailable as lost:
+                status.log_errors += 1
+                log.warning("stepped down: cluster log unreachable: %s", lost.exceptions[0])
+            except* (BadLogData, StreamBroken) as broken:
+                # The log cannot be continued from what it holds (a checkpoint the log no
+                # longer follows, data we did not write): not a hub's decision to repair.
+                status.problem = f"cannot rebuild from the cluster log: {broken.exceptions[0]}"
+                log.error("stepped down: %s", status.problem)
+                pause_s = REBUILD_FAILED_PAUSE_S
             finally:
                 status.leading = False
                 status.held_batches = 0
@@ -108,7 +122,7 @@ async def run_leadership(
                 contextlib.suppress(LogUnavailable),
             ):
                 await cluster_log.release_lease(token)
-            await trio.sleep(config.lease_ttl_s / 4)
+            await trio.sleep(pause_s)
 
 
 async def _lead(

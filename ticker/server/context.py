@@ -65,6 +65,8 @@ class ServerContext:
                 return False
             if self.config.role == "hub":
                 return True
+            # An edge that restored the log's state is ready even in a quiet market.
+            return self.cluster.rebuilds > 0 or self.stats.published > 0
         return self.stats.published > 0
 
     def zstd_framing(self) -> WebSocketFraming:
