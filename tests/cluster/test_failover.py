@@ -8,6 +8,7 @@ no repeat".
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -21,6 +22,8 @@ from tests.cluster.nodes import Node
 from tests.redis_server import RedisServer
 from ticker.client import open_feed
 from ticker.client.updates import Update, UpdateKind
+from ticker.core.codec import parse_json
+from ticker.core.messages import DataMessage
 
 TOPICS = ["quote.*", "trade.*", "book.BTC-USD", "ticker.*"]
 TEST_DEADLINE_S = 120
@@ -67,6 +70,26 @@ def persistent_cluster(tmp_path: Path, persistent_redis: RedisServer) -> Iterato
         yield made
     finally:
         made.stop()
+
+
+def snapshot_document(node: Node) -> tuple[int, list[DataMessage]]:
+    """The node's `/v1/snapshot` of every topic: its offset and the snapshots (nanos)."""
+    status, body = node.get("/v1/snapshot?topics=" + ",".join(TOPICS))
+    assert status == 200, body
+    document = json.loads(body)
+    snapshots = [parse_json(json.dumps(s), snapshot=True) for s in document["snapshots"]]
+    return int(document["position"].split("-")[1]), snapshots
+
+
+def assert_client_held(recorder: Recorder, snapshots: list[DataMessage]) -> None:
+    """Each topic's state in the client, at the snapshot's seq, equals the snapshot."""
+    states = {(u.topic, u.seq): u.state for u in recorder.updates}
+    compared = 0
+    for snapshot in snapshots:
+        if snapshot.seq and (snapshot.topic, snapshot.seq) in states:
+            assert states[(snapshot.topic, snapshot.seq)] == snapshot.data, snapshot.topic
+            compared += 1
+    assert compared >= len(snapshots) // 2, (compared, len(snapshots))
 
 
 def leader(*hubs: Node) -> Node:
@@ -150,9 +173,13 @@ async def test_kill_the_leading_hub_the_standby_leads_with_no_reset(cluster: Clu
             await recorder.wait_past(before + 1, timeout_s=20)
             takeover_s = time.monotonic() - killed_at
             await recorder.wait_past(recorder.last_offset() + 200)
+            # Every client's state equals the new leader's snapshot at the same seq.
+            position, snapshots = snapshot_document(standby)
+            await recorder.wait_past(position + 50)
             nursery.cancel_scope.cancel()
         assert standby.readiness().get("leading") is True
         assert recorder.resets == []
+        assert_client_held(recorder, snapshots)
         print(f"takeover: first new message {takeover_s:.2f} s after kill -9 (lease 1 s)")
 
 
