@@ -23,8 +23,8 @@ Every loop is bounded in count and time; only processes started here are stopped
 in `finally`. Raw figures: benchmarks/out/cluster-results.json; the markdown section:
 benchmarks/out/cluster-section.md.
 
-    .venv/bin/python benchmarks/bench_cluster.py --quick   # N=1,000, 1 run, short (~4 min)
-    .venv/bin/python benchmarks/bench_cluster.py           # N=1,000 and 5,000, 3 runs
+    .venv/bin/python benchmarks/bench_cluster.py --quick   # N=10 and 1,000, 1 run (~2 min)
+    .venv/bin/python benchmarks/bench_cluster.py           # N=10, 1,000, 5,000; 3 runs (~14 min)
 """
 
 from __future__ import annotations
@@ -343,7 +343,7 @@ def measure(
 
 
 PROFILE: list[str] = []
-"""Set by --profile: the fanout process (`all`, or the first edge) runs under pyinstrument."""
+"""Set by --profile: `all`, the hub and the first edge run under pyinstrument."""
 
 
 def server_argv(*extra: str, profiled: str = "") -> list[str]:
@@ -389,9 +389,8 @@ def run_session(setup: str, clients: int, run: int, plan: Plan, tmp: Path) -> Se
         else:
             redis = stack.enter_context(redis_server(tmp))
             url = ["--redis-url", redis.url]
-            hub = stack.enter_context(
-                bf.started("hub", server_argv("--role", "hub", *url), OTHER_CPU)
-            )
+            argv = server_argv("--role", "hub", *url, profiled=f"hub-{setup}-{clients}")
+            hub = stack.enter_context(bf.started("hub", argv, OTHER_CPU))
             hub.expect("ready")
             count = 2 if setup == "edges2" else 1
             fanouts = []
@@ -413,22 +412,23 @@ def run_session(setup: str, clients: int, run: int, plan: Plan, tmp: Path) -> Se
     return session
 
 
-def redis_session(run: int, plan: Plan, tmp: Path) -> Window:
-    """Redis CPU while the hub publishes REDIS_RATE messages/s and two edges follow."""
+def redis_session(run: int, plan: Plan, tmp: Path, count: int = 2) -> Window:
+    """Redis CPU while the hub publishes REDIS_RATE messages/s and `count` edges follow."""
     bf.wait_for_quiet()
     with ExitStack() as stack:
         redis = stack.enter_context(redis_server(tmp))
         url = ["--redis-url", redis.url]
-        hub = stack.enter_context(bf.started("hub", server_argv("--role", "hub", *url), OTHER_CPU))
+        argv = server_argv("--role", "hub", *url, profiled=f"hub-redis-{count}")
+        hub = stack.enter_context(bf.started("hub", argv, OTHER_CPU))
         hub.expect("ready")
         edges = []
-        for i in range(2):
+        for i in range(count):
             edge = stack.enter_context(
                 bf.started(f"edge{i}", server_argv("--role", "edge", *url), FANOUT_CPU)
             )
             edge.expect("ready")
             edges.append(edge)
-        return measure("redis10k", REDIS_RATE, hub, edges, None, redis, plan)
+        return measure(f"redis10k-{count}edges", REDIS_RATE, hub, edges, None, redis, plan)
 
 
 def takeover_trial(trial: int, tmp: Path) -> dict[str, Any]:
@@ -551,19 +551,23 @@ def report(
                 f"p99 {(m['p99'] - base['p99']) / 1e3:+.2f} ms "
                 f"({m['p99'] / 1e3:.1f} vs {base['p99'] / 1e3:.1f})"
             )
-    if redis_windows:
-        cpu = median([w.redis_cpu for w in redis_windows])
-        msgs = median([w.messages_per_s for w in redis_windows])
-        entries = median([w.entries_per_s for w in redis_windows])
-        hub = median([w.hub_cpu for w in redis_windows])
-        edges = median([w.fanout_cpu for w in redis_windows])
+    by_name: dict[str, list[Window]] = {}
+    for w in redis_windows:
+        by_name.setdefault(w.name, []).append(w)
+    for name, ws in sorted(by_name.items()):
+        cpu = median([w.redis_cpu for w in ws])
+        msgs = median([w.messages_per_s for w in ws])
+        entries = median([w.entries_per_s for w in ws])
+        hub = median([w.hub_cpu for w in ws])
+        edges = median([w.fanout_cpu for w in ws])
         lines += [
             "",
-            f"Redis at {REDIS_RATE:,.0f} msgs/s offered, 2 edges following, no clients "
-            f"({len(redis_windows)} runs, medians): {msgs:,.0f} msgs/s published in "
+            f"Redis, {name} ({REDIS_RATE:,.0f} msgs/s offered, edges following with no "
+            f"clients; {len(ws)} runs, medians): {msgs:,.0f} msgs/s published in "
             f"{entries:,.0f} entries/s ({msgs / entries if entries else float('nan'):.1f} "
             f"msgs/entry); Redis CPU {cpu:.3f} cores = {cpu / (msgs / 1e4):.3f} cores per "
-            f"10,000 msgs/s; hub {hub:.2f} cores; 2 edges {edges:.2f} cores together.",
+            f"10,000 msgs/s; hub {hub:.2f} cores; edges {edges:.2f} cores together; others "
+            f"and steal up to {max(max(w.foreign_cpu, w.steal) for w in ws):.2f}.",
         ]
     times = [t["takeover_s"] for t in takeovers if t["takeover_s"] is not None]
     if takeovers:
@@ -592,7 +596,14 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="pyinstrument on `all` and the first edge (out/profile-*.txt); figures are skewed",
+        help="pyinstrument on `all`, the hub, the first edge (out/profile-*.txt); skews figures",
+    )
+    parser.add_argument(
+        "--redis-edges",
+        type=int,
+        nargs="*",
+        default=[2],
+        help="edges following the log in the Redis window (several: one window each)",
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=("fanout", "redis", "takeover"))
     args = parser.parse_args()
@@ -645,13 +656,16 @@ def main() -> int:
                                 f"{max(w.foreign_cpu, w.steal):.2f} seq-err {w.seq_errors}",
                                 flush=True,
                             )
-            if "redis" not in args.skip and time.monotonic() < deadline:
-                w = redis_session(run, plan, tmp)
+            for count in args.redis_edges if "redis" not in args.skip else []:
+                if time.monotonic() > deadline:
+                    break
+                w = redis_session(run, plan, tmp, count)
                 redis_windows.append(w)
                 print(
-                    f"run {run} redis: {w.messages_per_s:,.0f} msgs/s {w.entries_per_s:,.0f} "
-                    f"entries/s redis cpu {w.redis_cpu:.3f} hub {w.hub_cpu:.2f} edges "
-                    f"{w.fanout_cpu:.2f} others {max(w.foreign_cpu, w.steal):.2f}",
+                    f"run {run} redis, {count} edges: {w.messages_per_s:,.0f} msgs/s "
+                    f"{w.entries_per_s:,.0f} entries/s redis cpu {w.redis_cpu:.3f} "
+                    f"hub {w.hub_cpu:.2f} edges {w.fanout_cpu:.2f} "
+                    f"others {max(w.foreign_cpu, w.steal):.2f}",
                     flush=True,
                 )
         if "takeover" not in args.skip:
