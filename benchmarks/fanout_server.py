@@ -13,6 +13,10 @@ stdin, one command a line, and reads one JSON object a line from stdout:
     stats              the server's counters     -> {"event": "stats", ...}
     quit               stop the server and exit (so does end of input, or --max-seconds)
 
+In a cluster (bench_cluster.py), `--role hub --redis-url URL` runs the publisher into a
+hub that writes the cluster log, and `--role edge --redis-url URL` runs no publisher at
+all: it follows the log and answers `stats` (publishing commands are refused).
+
 A benchmark harness only: it uses the server's public handle and never changes it.
 """
 
@@ -186,9 +190,18 @@ class Publisher:
             self.scope = None
 
 
-def stats_fields(handle: ServerHandle, publisher: Publisher) -> dict[str, Any]:
+async def following(handle: ServerHandle) -> None:
+    """Wait (bounded) until an edge holds the log's state, so its clients get snapshots."""
+    status = handle.context.cluster
+    assert status is not None
+    with trio.fail_after(30):
+        while status.rebuilds < 1:  # noqa: ASYNC110 (the follower sets no event)
+            await trio.sleep(0.02)
+
+
+def stats_fields(handle: ServerHandle, publisher: Publisher | None) -> dict[str, Any]:
     stats = handle.context.stats
-    return {
+    fields = {
         "published": stats.published,
         "ingest_events": stats.ingest_events,
         "messages_sent": stats.messages_sent,
@@ -198,11 +211,22 @@ def stats_fields(handle: ServerHandle, publisher: Publisher) -> dict[str, Any]:
         "conflations": stats.conflations,
         "connections": len(handle.context.fanout),
         "ends": dict(stats.ends),
-        "publisher_sent": publisher.sent,
+        "publisher_sent": publisher.sent if publisher is not None else 0,
+        "position": str(handle.context.hub.position),
     }
+    status = handle.context.cluster
+    if status is not None:
+        fields |= {
+            "appended_batches": status.appended_batches,
+            "applied_entries": status.applied_entries,
+            "leading": status.leading,
+            "log_errors": status.log_errors,
+            "follow_lag_s": status.follow_lag_s,
+        }
+    return fields
 
 
-async def control(handle: ServerHandle, publisher: Publisher, nursery: trio.Nursery) -> None:
+async def control(handle: ServerHandle, publisher: Publisher | None, nursery: trio.Nursery) -> None:
     """Serve the harness's commands until `quit` or end of input."""
     pending = ""
     async with trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())) as stream:
@@ -217,11 +241,15 @@ async def control(handle: ServerHandle, publisher: Publisher, nursery: trio.Nurs
                 if not words:
                     continue
                 command, args = words[0], [float(w) for w in words[1:]]
-                if command in ("flood", "lockstep", "rate", "paced"):
+                if publisher is None and command in ("flood", "lockstep", "rate", "paced", "halt"):
+                    emit("error", message=f"{command}: an edge has no publisher")
+                elif command in ("flood", "lockstep", "rate", "paced"):
+                    assert publisher is not None
                     publisher.halt()
                     await nursery.start(publisher.run, command, args)
                     emit("publishing", mode=command, args=args)
                 elif command == "halt":
+                    assert publisher is not None
                     publisher.halt()
                     emit("halted", **stats_fields(handle, publisher))
                 elif command == "stats":
@@ -235,22 +263,31 @@ async def control(handle: ServerHandle, publisher: Publisher, nursery: trio.Nurs
 async def main(args: argparse.Namespace) -> None:
     fd_limit = raise_fd_limit()
     config = Config(
+        host="127.0.0.1",
         port=args.port,
         heartbeat_s=3600,
         max_connections=args.max_connections,
         publish_batch_events=args.batch,
+        role=args.role,
+        redis_url=args.redis_url,
+        cluster=args.cluster,
     )
     with trio.move_on_after(args.max_seconds):
         async with trio.open_nursery() as nursery:
             handle: ServerHandle = await nursery.start(partial(serve, config, run_venues=False))
-            publisher = Publisher(handle)
-            await publisher.prime()
+            publisher: Publisher | None = None
+            if config.role != "edge":
+                publisher = Publisher(handle)
+                await publisher.prime()
+            else:
+                await following(handle)
             emit(
                 "ready",
                 port=handle.port,
                 pid=os.getpid(),
                 fd_limit=fd_limit,
                 publish_batch_events=config.publish_batch_events,
+                role=config.role,
                 code=os.path.dirname(ticker.__file__),
             )
             await control(handle, publisher, nursery)
@@ -266,6 +303,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--batch", type=int, default=Config().publish_batch_events, help="publish_batch_events"
     )
+    parser.add_argument("--role", default="all", choices=("all", "hub", "edge"))
+    parser.add_argument("--redis-url", default="", help="the cluster log (hub, edge)")
+    parser.add_argument("--cluster", default=Config().cluster)
     return parser.parse_args()
 
 

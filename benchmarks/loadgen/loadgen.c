@@ -15,8 +15,15 @@
  * WebSocket: server frames are unmasked; 7/16/64-bit lengths; a read may end inside a
  * frame (the rest is carried to the next read). A frame may hold several concatenated
  * msgpack messages; a data message is an array whose first element is "s" or "d" and
- * whose 5th element is ts. Pings get pongs. SSE: a chunked HTTP/1.1 body; an event
- * named `delta` or `snapshot` is a data message; ts is read from `"ts":` on its data line.
+ * whose 5th element is ts. Pings get pongs. Each WebSocket data message is also checked
+ * against the protocol's sequences, per connection and topic (up to TOPIC_SLOTS topics
+ * a connection): a delta must carry the topic's last seq + 1 after a snapshot of that
+ * topic, a snapshot must not go backwards, and a delta's offset must exceed every offset
+ * received before it. Violations are counted (`seq_gaps`, `seq_repeats`,
+ * `seq_no_snapshot`, `offset_backwards`, since the start), never fatal. SSE: a chunked
+ * HTTP/1.1 body; an event named `delta` or `snapshot` is a data message; ts is read from
+ * `"ts":` on its data line (SSE sequences are not checked).
+ * --port takes a comma-separated list: connection i goes to port i mod count.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,6 +51,8 @@
 #define MSGPACK_MAX_DEPTH 32
 #define LINEAR_US 1000000 /* 1 us buckets up to 1 s, then one bucket per power of 2 */
 #define LOG_BUCKETS 64
+#define TOPIC_SLOTS 8
+#define MAX_PORTS 16
 
 enum mode { MODE_WS, MODE_SSE };
 enum state { ST_CONNECTING, ST_HEAD, ST_OPEN, ST_CLOSED };
@@ -67,18 +76,24 @@ struct conn {
     int event_is_data;
     int event_has_ts;
     int64_t event_ts;
+    /* WebSocket sequence check: per topic (by hash) the last seq held; 0 = free slot */
+    uint64_t topic_hash[TOPIC_SLOTS];
+    int64_t topic_seq[TOPIC_SLOTS];
+    int64_t last_offset;
 };
 
 static struct {
     enum mode mode;
     int port;
+    int ports[MAX_PORTS];
+    int nports;
     int clients;
     double connect_rate;
     int max_inflight;
     double max_seconds;
     double ready_timeout_s;
     const char *topics;
-} opt = {MODE_WS, 0, 100, 2000.0, 256, 600.0, 60.0, "quote.*"};
+} opt = {MODE_WS, 0, {0}, 0, 100, 2000.0, 256, 600.0, 60.0, "quote.*"};
 
 static struct conn *conns;
 static int epfd;
@@ -96,6 +111,9 @@ static uint64_t deliveries, frames, bytes_in, reads, negative, pings;
 static uint64_t *hist_linear;
 static uint64_t hist_log[LOG_BUCKETS];
 static int64_t lat_max;
+/* sequence checks (since start, not per window: a gap is never acceptable) */
+static uint64_t seq_checked, seq_gaps, seq_repeats, seq_no_snapshot, seq_untracked;
+static uint64_t offset_backwards;
 
 static double now_mono(void) {
     struct timespec ts;
@@ -281,6 +299,54 @@ static const uint8_t *mp_uint(const uint8_t *p, const uint8_t *end, int64_t *v) 
     return p + n;
 }
 
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h | 1; /* never 0: 0 marks a free slot */
+}
+
+/* The protocol's sequence rules for one data message on connection c. */
+static void check_seq(struct conn *c, int is_snapshot, const uint8_t *topic, size_t topic_len,
+                      int64_t seq, int64_t offset) {
+    seq_checked++;
+    /* Subscribe snapshots carry the offset of their topic's state, older than other
+     * topics' snapshots: only a delta must come after everything received before it. */
+    if (!is_snapshot && offset <= c->last_offset) offset_backwards++;
+    if (offset > c->last_offset) c->last_offset = offset;
+    uint64_t h = fnv1a(topic, topic_len);
+    int slot = -1;
+    for (int i = 0; i < TOPIC_SLOTS; i++) {
+        if (c->topic_hash[i] == h) { slot = i; break; }
+        if (c->topic_hash[i] == 0) {
+            if (!is_snapshot) { seq_no_snapshot++; return; }
+            c->topic_hash[i] = h;
+            c->topic_seq[i] = seq;
+            return;
+        }
+    }
+    if (slot < 0) { seq_untracked++; return; }
+    int64_t last = c->topic_seq[slot];
+    if (is_snapshot) {
+        if (seq >= last) c->topic_seq[slot] = seq; /* below: a stale repeat, ignored */
+        return;
+    }
+    if (seq == last + 1) c->topic_seq[slot] = seq;
+    else if (seq <= last) seq_repeats++;
+    else { seq_gaps++; c->topic_seq[slot] = seq; }
+}
+
+static const uint8_t *mp_str(const uint8_t *p, const uint8_t *end, const uint8_t **s, size_t *n) {
+    if (!need(p, end, 1)) return NULL;
+    uint8_t t = *p++;
+    if ((t & 0xe0) == 0xa0) *n = t & 0x1f;
+    else if (t == 0xd9 && need(p, end, 1)) { *n = p[0]; p += 1; }
+    else if (t == 0xda && need(p, end, 2)) { *n = be(p, 2); p += 2; }
+    else return NULL;
+    if (!need(p, end, *n)) return NULL;
+    *s = p;
+    return p + *n;
+}
+
 /* One WebSocket binary payload: concatenated msgpack messages. Returns -1 if malformed. */
 static int parse_payload(struct conn *c, const uint8_t *p, const uint8_t *end, int64_t now) {
     while (p < end) {
@@ -291,9 +357,18 @@ static int parse_payload(struct conn *c, const uint8_t *p, const uint8_t *end, i
         int is_data = 0;
         if (need(p, end, 2) && p[0] == 0xa1 && (p[1] == 's' || p[1] == 'd')) is_data = 1;
         if (is_data && n >= 5) {
-            int64_t ts;
-            p = mp_skip_n(p, end, 4, 1); /* type, topic, seq, offset */
+            int64_t ts, seq, offset;
+            const uint8_t *topic;
+            size_t topic_len;
+            int is_snapshot = p[1] == 's';
+            p += 2; /* type */
+            p = mp_str(p, end, &topic, &topic_len);
             if (!p) return -1;
+            p = mp_uint(p, end, &seq);
+            if (!p) return -1;
+            p = mp_uint(p, end, &offset);
+            if (!p) return -1;
+            check_seq(c, is_snapshot, topic, topic_len, seq, offset);
             p = mp_uint(p, end, &ts);
             if (!p) return -1;
             p = mp_skip_n(p, end, n - 5, 1);
@@ -461,12 +536,12 @@ static void send_request(struct conn *c) {
                      "GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ticker.v1\r\n\r\n",
-                     opt.port);
+                     opt.ports[(c - conns) % opt.nports]);
     } else {
         n = snprintf(req, sizeof req,
                      "GET /v1/sse?topics=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                      "Accept: text/event-stream\r\n\r\n",
-                     opt.topics, opt.port);
+                     opt.topics, opt.ports[(c - conns) % opt.nports]);
     }
     if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) close_conn(c, 1);
 }
@@ -507,7 +582,7 @@ static void start_connection(int index) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in addr = {0};
     addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)opt.port);
+    addr.sin_port = htons((uint16_t)opt.ports[index % opt.nports]);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     c->fd = fd;
     c->state = ST_CONNECTING;
@@ -683,13 +758,18 @@ static void stop_window(void) {
            "\"deliveries_per_s\":%.1f,\"p50_us\":%lld,\"p99_us\":%lld,\"p999_us\":%lld,"
            "\"max_us\":%lld,\"negative\":%llu,\"cpu_s\":%.4f,\"cpu_frac\":%.4f,"
            "\"frames\":%llu,\"reads\":%llu,\"bytes\":%llu,\"pings\":%llu,\"errors\":%ld,"
-           "\"failed\":%ld,\"closed_by_peer\":%ld,\"established\":%ld,\"open\":%ld}\n",
+           "\"failed\":%ld,\"closed_by_peer\":%ld,\"established\":%ld,\"open\":%ld,"
+           "\"seq_checked\":%llu,\"seq_gaps\":%llu,\"seq_repeats\":%llu,"
+           "\"seq_no_snapshot\":%llu,\"seq_untracked\":%llu,\"offset_backwards\":%llu}\n",
            (unsigned long long)deliveries, seconds, deliveries / seconds,
            (long long)quantile(0.50), (long long)quantile(0.99), (long long)quantile(0.999),
            (long long)lat_max, (unsigned long long)negative, cpu, cpu / seconds,
            (unsigned long long)frames, (unsigned long long)reads,
            (unsigned long long)bytes_in, (unsigned long long)pings, errors, failed,
-           closed_by_peer, established, count_open());
+           closed_by_peer, established, count_open(), (unsigned long long)seq_checked,
+           (unsigned long long)seq_gaps, (unsigned long long)seq_repeats,
+           (unsigned long long)seq_no_snapshot, (unsigned long long)seq_untracked,
+           (unsigned long long)offset_backwards);
     fflush(stdout);
 }
 
@@ -715,7 +795,7 @@ static int on_stdin(char *buf, size_t *len) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --mode ws|sse --port P --clients N [--connect-rate R] "
+            "usage: loadgen --mode ws|sse --port P[,P2...] --clients N [--connect-rate R] "
             "[--max-inflight K] [--max-seconds T] [--ready-timeout T] [--topics T]\n");
     exit(2);
 }
@@ -726,7 +806,18 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage();
         const char *v = argv[++i];
         if (!strcmp(a, "--mode")) opt.mode = !strcmp(v, "sse") ? MODE_SSE : MODE_WS;
-        else if (!strcmp(a, "--port")) opt.port = atoi(v);
+        else if (!strcmp(a, "--port")) {
+            char *rest = (char *)v;
+            opt.nports = 0;
+            while (*rest && opt.nports < MAX_PORTS) {
+                long port = strtol(rest, &rest, 10);
+                if (port <= 0 || port > 65535) usage();
+                opt.ports[opt.nports++] = (int)port;
+                if (*rest == ',') rest++;
+                else if (*rest) usage();
+            }
+            opt.port = opt.nports ? opt.ports[0] : 0;
+        }
         else if (!strcmp(a, "--clients")) opt.clients = atoi(v);
         else if (!strcmp(a, "--connect-rate")) opt.connect_rate = atof(v);
         else if (!strcmp(a, "--max-inflight")) opt.max_inflight = atoi(v);
