@@ -158,6 +158,13 @@ async def _start(cluster_log: ClusterLog, context: ServerContext) -> None:
             if problem is None:
                 status.rebuilds += 1
                 status.problem = None
+                # Clients that subscribed meanwhile (before the first load, or during a
+                # rebuild) were served the state just replaced: the log's next deltas
+                # would not apply to what they hold. Cut now, before any is fanned out.
+                sent = _send_clients_away(context)
+                if sent:
+                    log.warning("cluster log: %d clients that subscribed while the state "
+                                "was loading sent away to resume", sent)  # fmt: skip
                 return
             if problem != status.problem:
                 log.warning("cluster log: %s", problem)

@@ -101,7 +101,8 @@ async def run_leadership(
             pause_s = config.lease_ttl_s / 4
             try:
                 await _lead(cluster_log, token, ttl_ms, context, writer, events, start_venues)
-            except* (LeaseLost, Fenced) as stepped:
+            except* (LeaseLost, Fenced, LogUnavailable) as stepped:
+                # LogUnavailable: Redis went away while the term was being rebuilt.
                 log.warning("stepped down: %s", stepped.exceptions[0])
             except* LogUnavailable as lost:
                 status.log_errors += 1
@@ -138,14 +139,17 @@ async def _lead(
     config = context.config
     status = context.cluster
     assert status is not None
-    await _rebuild(cluster_log, writer, config)
-    log.info("leading cluster %s from %s", config.cluster, writer.position)
-    hold_send, hold_receive = trio.open_memory_channel[list[Published] | Checkpoint](
-        config.cluster_hold_batches
-    )
-    appended = _Appended(writer.position)
+    # The lease is renewed from the start: a rebuild can take longer than the lease. Until
+    # it is done, a lapsed lease is not taken back (no entry is "ours" yet).
+    appended = _Appended(Position(0, 0))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_lease, cluster_log, token, ttl_ms, appended, config)
+        await _rebuild(cluster_log, writer, config)
+        log.info("leading cluster %s from %s", config.cluster, writer.position)
+        appended.position = writer.position
+        hold_send, hold_receive = trio.open_memory_channel[list[Published] | Checkpoint](
+            config.cluster_hold_batches
+        )
         nursery.start_soon(_append, cluster_log, token, hold_receive, appended, context)
         nursery.start_soon(_write, writer, events, hold_send, context)
         await start_venues(nursery)

@@ -22,7 +22,7 @@ from ticker.core.hub import Hub, Published
 from ticker.core.messages import DataMessage
 from ticker.core.messages import Reset as ResetMessage
 from ticker.core.position import Position
-from ticker.core.replay import Replay, ReplayRun
+from ticker.core.replay import Replay, ReplayRange, ReplayRun
 from ticker.core.topics import TopicPattern
 from ticker.server.subscriber import DeepReplay, ReplayBacklog, SnapshotBurst, Subscriber
 
@@ -48,16 +48,26 @@ async def run_deep_replay(
     hub: Hub,
     source: DeepSource,
     snapshot_topics: Callable[[list[TopicPattern]], list[str]],
+    until: int,
 ) -> None:
-    """Fill `entry` from `source` until the replay buffer takes over (see the module)."""
+    """Fill `entry` from `source` until the replay buffer takes over (see the module).
+
+    The replay ends at offset `until`, the hub's position when the resume was taken:
+    what was published after it is in the connection's outbox already.
+    """
     epoch = hub.epoch
     try:
         while subscriber.ended is None:
+            if entry.after >= until:
+                entry.finish()
+                subscriber.flush_nowait()
+                return
             answer = hub.since(Position(epoch, entry.after)) if hub.epoch == epoch else None
             if isinstance(answer, Replay):
+                run = ReplayRun(ReplayRange(hub.replay, entry.after + 1, until + 1))
                 backlog = subscriber.backlog
                 index = backlog.index(entry) if entry in backlog else len(backlog) - 1
-                backlog.insert(index + 1, ReplayBacklog(ReplayRun(answer.entries), entry.patterns))
+                backlog.insert(index + 1, ReplayBacklog(run, entry.patterns))
                 entry.finish()
                 subscriber.flush_nowait()
                 return
@@ -66,6 +76,9 @@ async def run_deep_replay(
             while len(entry.ready) >= READY_MAX_MESSAGES and subscriber.ended is None:
                 await entry.wait_taken()
             messages = await source(Position(epoch, entry.after), CHUNK_ENTRIES)
+            # The first entry may start before the resume position (a client of some
+            # topics holds a position inside a hub batch) and the last go past `until`.
+            messages = [m for m in messages if entry.after < m[0].offset <= until]
             if not messages or messages[0][0].offset != entry.after + 1:
                 raise SourceFailed(f"the log no longer holds offset {entry.after + 1}")
             entry.add([Published(m, epoch, payload) for m, payload in messages])

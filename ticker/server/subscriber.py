@@ -171,6 +171,7 @@ class Subscriber:
         "delivered_offset",
         "draining",
         "ended",
+        "epoch",
         "fanout",
         "framing",
         "heartbeat_due",
@@ -205,6 +206,9 @@ class Subscriber:
         self.peer = peer
         self.framing = framing
         self.hub = hub
+        # The epoch of the stream this connection is served (its hello's): a follower's
+        # hub may be restored to another epoch before a deferred close is sent.
+        self.epoch = hub.epoch
         self.stats = stats
         self.outbox: Outbox[Published] = Outbox(outbox_max_bytes)
         self.write_timeout_s = write_timeout_s
@@ -324,7 +328,7 @@ class Subscriber:
         """Send the closing message if no frame is half-written; stop the session."""
         if self.pending is None and self.ended is not None and not self.closing_sent:
             self.closing_sent = True
-            position = f"{self.hub.epoch}-{self.delivered_offset}"
+            position = f"{self.epoch}-{self.delivered_offset}"
             closing = self.framing.closing(self.ended, position)
             if closing:
                 with contextlib.suppress(OSError):

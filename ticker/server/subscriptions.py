@@ -146,6 +146,7 @@ def subscribe(
                 hub,
                 deep,
                 lambda wanted: matching_topics(hub.topics(), wanted),
+                hub.position.offset,
             )
             subscriber.flush_nowait()
             return

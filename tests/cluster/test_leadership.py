@@ -1,0 +1,70 @@
+"""Taking the lease and rebuilding, against a real redis-server: a Redis failure while a
+new leader rebuilds ends its term, not its process; a rebuild longer than the lease
+keeps the lease (no standby takes it meanwhile, no term that never gets to write)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import trio
+
+from tests.cluster.test_roles import cluster_config, market, publish, start
+from tests.redis_server import RedisServer
+from tests.server.conftest import until
+from ticker.cluster.redis_log import ClusterLog, LogEntry, LogUnavailable
+from ticker.core.position import Position
+
+DEADLINE_S = 60
+
+
+async def test_redis_failing_during_the_rebuild_ends_the_term_not_the_process(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ClusterLog.read_checkpoint
+    failures = [LogUnavailable("Redis did not answer within 2 s")]
+
+    async def flaky(self: ClusterLog) -> bytes | None:
+        if failures:  # Redis goes away just after the lease was taken
+            raise failures.pop()
+        return await real(self)
+
+    monkeypatch.setattr(ClusterLog, "read_checkpoint", flaky)
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            hub = await start(nursery, replace(cluster_config(redis_server, "lead1"), role="hub"))
+            status = hub.context.cluster
+            assert status is not None
+            await publish(hub, market(random.Random(1), 20))
+            await until(lambda: status.appended_batches > 0)
+            assert not failures
+            assert status.leading
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_rebuild_longer_than_the_lease_keeps_the_lease(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = cluster_config(redis_server, "lead2")
+    real = ClusterLog.read_range
+
+    async def slow(self: ClusterLog, after: Position, *, count: int) -> list[LogEntry]:
+        await trio.sleep(base.lease_ttl_s * 3)  # a long log after the checkpoint
+        return await real(self, after, count=count)
+
+    monkeypatch.setattr(ClusterLog, "read_range", slow)
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            first = await start(nursery, replace(base, role="hub"))
+            first_status = first.context.cluster
+            assert first_status is not None
+            await until(lambda: first_status.leading)
+            second = await start(nursery, replace(base, role="hub"))
+            second_status = second.context.cluster
+            assert second_status is not None
+            await publish(first, market(random.Random(2), 20))
+            await until(lambda: first_status.appended_batches > 0)
+            assert second_status.lease_changes == 0  # the standby never took it
+            assert first_status.lease_changes == 1  # one term, never stepped down
+            nursery.cancel_scope.cancel()
