@@ -101,10 +101,9 @@ async def run_leadership(
             pause_s = config.lease_ttl_s / 4
             try:
                 await _lead(cluster_log, token, ttl_ms, context, writer, events, start_venues)
-            except* (LeaseLost, Fenced, LogUnavailable) as stepped:
-                # LogUnavailable: Redis went away while the term was being rebuilt.
+            except* (LeaseLost, Fenced) as stepped:
                 log.warning("stepped down: %s", stepped.exceptions[0])
-            except* LogUnavailable as lost:
+            except* LogUnavailable as lost:  # e.g. Redis went away during the rebuild
                 status.log_errors += 1
                 log.warning("stepped down: cluster log unreachable: %s", lost.exceptions[0])
             except* (BadLogData, StreamBroken) as broken:
@@ -150,7 +149,7 @@ async def _lead(
         hold_send, hold_receive = trio.open_memory_channel[list[Published] | Checkpoint](
             config.cluster_hold_batches
         )
-        nursery.start_soon(_append, cluster_log, token, hold_receive, appended, context)
+        nursery.start_soon(_append, cluster_log, token, ttl_ms, hold_receive, appended, context)
         nursery.start_soon(_write, writer, events, hold_send, context)
         await start_venues(nursery)
 
@@ -220,12 +219,15 @@ async def _write(
 async def _append(
     cluster_log: ClusterLog,
     token: str,
+    ttl_ms: int,
     hold: trio.MemoryReceiveChannel[list[Published] | Checkpoint],
     appended: _Appended,
     context: ServerContext,
 ) -> None:
     """Append held batches in order; a batch Redis cannot take now is retried, never
-    skipped (the stream must not have holes). Fenced ends the term."""
+    skipped (the stream must not have holes). Fenced ends the term, unless the lease
+    merely lapsed while Redis was away and nobody appended since: then it is taken back
+    here (as `_keep_lease` would on its next round) and the append goes on."""
     config = context.config
     status = context.cluster
     assert status is not None
@@ -251,6 +253,16 @@ async def _append(
                 status.problem = f"cluster log unreachable: {exc}; holding published batches"
                 await trio.sleep(retry_s)
                 retry_s = min(retry_s * 2, RETRY_MAX_S)
+            except Fenced:
+                taken_back = False
+                with contextlib.suppress(LogUnavailable):
+                    taken_back = await cluster_log.acquire_lease(
+                        token, ttl_ms, only_if_last=appended.position
+                    )
+                if not taken_back:
+                    raise
+                log.warning("lease lapsed while Redis was away; taken back at %s",
+                            appended.position)  # fmt: skip
 
 
 async def _keep_lease(
