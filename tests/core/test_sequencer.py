@@ -43,7 +43,7 @@ def test_the_first_message_of_every_kind_of_topic_is_a_snapshot_of_its_whole_sta
     assert [(m.snapshot, m.seq) for m in (quote, book, trade)] == [(True, 1)] * 3
     assert book.data == {"bids": [[100, 5], [99, 4]], "asks": [[101, 2]]}
     for message in (quote, book, trade):
-        assert message.data == seq.snapshot(message.topic, 0).data
+        assert message.data == seq.snapshot(message.topic).data
         assert Mirror().apply(message) == Applied(1)
     later = [
         seq.set_fields("quote.A-B", {"bid": 11, "ask": None}, 0),
@@ -60,7 +60,7 @@ def test_book_increments_publish_absolute_sizes_of_changed_levels() -> None:
     second = seq.add_to_levels("book.A-B", [(100, 0), (99, -3)], [(101, 4)], 0)
     assert second is not None and second.data == {"bids": [[99, 0]], "asks": [[101, 6]]}
     assert seq.add_to_levels("book.A-B", [(100, 0)], [], 0) is None
-    assert seq.snapshot("book.A-B", 0).data == {"bids": [[100, 5]], "asks": [[101, 6]]}
+    assert seq.snapshot("book.A-B").data == {"bids": [[100, 5]], "asks": [[101, 6]]}
 
 
 def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
@@ -80,9 +80,9 @@ def test_snapshot_is_consistent_with_the_current_position() -> None:
     seq = Sequencer(epoch=1)
     seq.set_fields("quote.A-B", {"bid": 1}, 0)
     seq.add_event("trade.A-B", {"price": 1}, 0)
-    snap = seq.snapshot("quote.A-B", 9)
+    snap = seq.snapshot("quote.A-B")
     assert (snap.snapshot, snap.seq, snap.offset, snap.data) == (True, 1, 2, {"bid": 1})
-    empty = seq.snapshot("book.C-D", 9)
+    empty = seq.snapshot("book.C-D")
     assert (empty.seq, empty.data) == (0, {"bids": [], "asks": []})
 
 
@@ -110,7 +110,7 @@ def _apply(seq: Sequencer, index: int, fields: dict[str, Any], levels: Any) -> D
     topic = TOPICS[index]
     if topic.startswith("book"):
         # Absolute target sizes, turned into increments against the current state.
-        current = seq.snapshot(topic, 0).data
+        current = seq.snapshot(topic).data
         held = {p: s for p, s in current["bids"] + current["asks"]}
         targets = dict(levels)
         moves = [(p, s - held.get(p, 0)) for p, s in targets.items()]
@@ -131,7 +131,7 @@ def test_a_mirror_from_snapshot_plus_deltas_equals_the_sequencer_at_every_positi
     for step, (index, fields, levels) in enumerate(ops):
         if step == join_at:
             for topic in TOPICS:
-                mirror.apply(seq.snapshot(topic, 0))
+                mirror.apply(seq.snapshot(topic))
         message = _apply(seq, index, fields, levels)
         if message is None or step < join_at:
             continue
@@ -139,5 +139,5 @@ def test_a_mirror_from_snapshot_plus_deltas_equals_the_sequencer_at_every_positi
         assert isinstance(decoded, DataMessage)
         assert mirror.apply(decoded) == Applied(message.seq)
         for topic in TOPICS:
-            assert mirror.data(topic) == seq.snapshot(topic, 0).data
-            assert mirror.seq(topic) == seq.snapshot(topic, 0).seq
+            assert mirror.data(topic) == seq.snapshot(topic).data
+            assert mirror.seq(topic) == seq.snapshot(topic).seq

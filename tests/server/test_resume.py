@@ -87,7 +87,7 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
     # Every message after the first snapshot, exactly once and in order.
     assert offsets == list(range(first_snapshot_offset + 1, last + 1))
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     assert server.context.stats.resumes == 12
     assert server.context.stats.resets == 0
 
@@ -107,7 +107,7 @@ async def check_reset(server: ServerHandle, position: str, reason: str) -> None:
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
         assert isinstance(mirror.apply(snapshot), Applied)
     for topic in mirror.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     await client.close()
 
 
@@ -176,7 +176,7 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
     snapshot_offset = int(snapshots[-1]["id"].split("-")[1])
     assert offsets == list(range(snapshot_offset + 1, server.hub.position.offset + 1))
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def test_sse_query_parameter_resume_and_reset(nursery: trio.Nursery) -> None:
@@ -242,7 +242,7 @@ async def test_sse_max_rate_conflates_updates_per_topic(
     # 2 per second: about 2 in the publishing second, at most one more in the next.
     assert 1 <= len(updates) <= 4, len(updates)
     last = parse_json(updates[-1]["data"], snapshot=True)
-    assert last.data == server.hub.snapshot("quote.BTC-USD", 0).data
+    assert last.data == server.hub.snapshot("quote.BTC-USD").data
     await client.close()
 
 
@@ -290,7 +290,7 @@ def check_against_hub(server: ServerHandle, messages: list[DataMessage]) -> None
     assert [m.offset for m in messages] == list(range(1, server.hub.position.offset + 1))
     assert sorted(mirror.topics()) == sorted(server.hub.topics())
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def read_until_offset(client: RawWebSocket, last: int, into: list[DataMessage]) -> None:
@@ -367,7 +367,7 @@ async def test_a_live_client_is_served_while_another_replays_the_whole_buffer(
         assert isinstance(mirror.apply(message), Applied), message
     assert live_received[-1].offset == server.hub.position.offset
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     await resuming.close()
     await live.close()
 

@@ -56,7 +56,7 @@ async def read_until(client: RawWebSocket, offset: int, mirror: Mirror) -> list[
 def assert_mirror_equals_hub(mirror: Mirror, server: ServerHandle) -> None:
     assert sorted(mirror.topics()) == sorted(server.hub.topics())
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def test_a_topic_born_after_subscribing_starts_with_a_snapshot(

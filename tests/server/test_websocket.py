@@ -42,7 +42,7 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
                 assert isinstance(message, DataMessage)
                 assert isinstance(mirror.apply(message), Applied)
                 received += 1
-        assert mirror.data("quote.BTC-USD") == server.hub.snapshot("quote.BTC-USD", 0).data
+        assert mirror.data("quote.BTC-USD") == server.hub.snapshot("quote.BTC-USD").data
 
 
 async def test_unsubscribe_stops_a_topic(server: ServerHandle) -> None:

@@ -10,7 +10,6 @@ sockets serve `/v1/sse` and `/v1/ws`) and must not change the hub's or the fanou
 from __future__ import annotations
 
 import json
-import time
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -71,7 +70,7 @@ def create_app(context: ServerContext) -> QuartTrio:
             context.known_symbols,
             context.config.max_subscriptions,
         )
-        body = render_snapshot(context.hub, patterns, time.time_ns())
+        body = render_snapshot(context.hub, patterns)
         response = Response(body, 200, content_type=JSON)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Access-Control-Allow-Origin"] = "*"

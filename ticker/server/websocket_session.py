@@ -22,7 +22,7 @@ from ticker.server.keepalive import KeepaliveReader
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import admit_resume, subscribe, unsubscribe
+from ticker.server.subscriptions import admit_resume, subscribe, takes_position, unsubscribe
 from ticker.wire.http import RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
@@ -147,7 +147,7 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
             raise ProtocolError("commands are binary msgpack frames, not text")
         command = decode_client(message.payload)
         if isinstance(command, Subscribe):
-            if command.position is not None:
+            if command.position is not None and takes_position(subscriber):
                 admit_resume(
                     subscriber.peer, context.resume_limit, context.stats, trio.current_time()
                 )
