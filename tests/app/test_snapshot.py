@@ -52,6 +52,9 @@ async def test_snapshot_holds_every_matching_topic_at_the_hub_position(
 ) -> None:
     await live_hub.publish(*RandomMarket(random.Random(1)).events(300))
     hub = live_hub.context.hub
+    stream = hub.since(Position(hub.epoch, 0))
+    assert isinstance(stream, Replay)
+    last_messages = {item.topic: item.message for item in stream.entries}
     status, document = await get_json(
         client, "/v1/snapshot?topics=quote.*,ticker.BTC-USD,trade.*,quote.BTC-USD"
     )
@@ -65,18 +68,26 @@ async def test_snapshot_holds_every_matching_topic_at_the_hub_position(
     for snapshot in document["snapshots"]:
         # The same JSON object an SSE snapshot event of this topic carries now.
         reference = json.loads(render_json(hub.snapshot(snapshot["topic"])))
-        assert snapshot["offset"] == hub.position.offset
-        assert {**snapshot, "ts": 0} == {**reference, "ts": 0}
+        assert snapshot == reference
+        # Its offset and ts are its topic's last message's: when the topic last changed.
+        last = last_messages[snapshot["topic"]]
+        assert (snapshot["seq"], snapshot["offset"], snapshot["ts"]) == (
+            last.seq,
+            last.offset,
+            last.ts_us,
+        )
+    assert any(s["offset"] < hub.position.offset for s in document["snapshots"])
 
 
 async def test_exact_topic_without_state_has_seq_zero(client: AppClient, live_hub: LiveHub) -> None:
     await live_hub.publish(*RandomMarket(random.Random(2), ("BTC-USD",)).events(20))
     status, document = await get_json(client, "/v1/snapshot?topics=quote.ETH-USD,book.ETH-USD")
     assert status == 200
-    offset = live_hub.context.hub.position.offset
-    assert [(s["topic"], s["seq"], s["offset"], s["data"]) for s in document["snapshots"]] == [
-        ("quote.ETH-USD", 0, offset, {}),
-        ("book.ETH-USD", 0, offset, {"bids": [], "asks": []}),
+    assert document["position"] == str(live_hub.context.hub.position)
+    snapshots = document["snapshots"]
+    assert [(s["topic"], s["seq"], s["offset"], s["ts"], s["data"]) for s in snapshots] == [
+        ("quote.ETH-USD", 0, 0, 0, {}),
+        ("book.ETH-USD", 0, 0, 0, {"bids": [], "asks": []}),
     ]
 
 

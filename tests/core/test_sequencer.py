@@ -76,14 +76,52 @@ def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
     assert forced.snapshot and forced.data == {"last": 6, "open": 1} and forced.seq == 8
 
 
-def test_snapshot_is_consistent_with_the_current_position() -> None:
+def test_a_snapshot_carries_its_topics_last_offset_and_time() -> None:
+    # Consistent with the current position, but its seq, offset and ts are those of the
+    # topic's last message, so a client can tell when the topic last changed.
     seq = Sequencer(epoch=1)
-    seq.set_fields("quote.A-B", {"bid": 1}, 0)
-    seq.add_event("trade.A-B", {"price": 1}, 0)
+    seq.set_fields("quote.A-B", {"bid": 1}, 10)
+    seq.add_event("trade.A-B", {"price": 1}, 20)
     snap = seq.snapshot("quote.A-B")
-    assert (snap.snapshot, snap.seq, snap.offset, snap.data) == (True, 1, 2, {"bid": 1})
+    assert (snap.snapshot, snap.seq, snap.offset, snap.ts_us, snap.data) == (
+        True,
+        1,
+        1,
+        10,
+        {"bid": 1},
+    )
+    seq.set_fields("quote.A-B", {"bid": 2}, 30)
+    seq.add_event("trade.A-B", {"price": 2}, 40)
+    seq.add_to_levels("book.A-B", [(1, 1)], [], 50)
+    assert seq.snapshot("quote.A-B")[2:5] == (2, 3, 30)
+    assert seq.snapshot("trade.A-B")[2:5] == (2, 4, 40)
+    keyframe = seq.keyframe("quote.A-B", 60)
+    assert seq.snapshot("quote.A-B")[2:5] == (3, keyframe.offset, 60)
+    emptied = seq.empty_topic("book.A-B", 70)
+    assert seq.snapshot("book.A-B")[2:5] == (emptied.seq, emptied.offset, 70)
+    assert seq.position.offset == emptied.offset
     empty = seq.snapshot("book.C-D")
-    assert (empty.seq, empty.data) == (0, {"bids": [], "asks": []})
+    assert (empty.seq, empty.offset, empty.ts_us, empty.data) == (0, 0, 0, {"bids": [], "asks": []})
+
+
+def test_a_follower_and_a_restored_sequencer_carry_the_same_snapshot_offsets() -> None:
+    writer = Sequencer(epoch=1)
+    messages = [
+        writer.set_fields("quote.A-B", {"bid": 1}, 10),
+        writer.add_event("trade.A-B", {"price": 1}, 20),
+        writer.set_fields("quote.A-B", {"bid": 2}, 30),
+    ]
+    follower = Sequencer(epoch=1)
+    for message in messages:
+        assert message is not None
+        follower.apply(message)
+    restored = Sequencer(epoch=1)
+    checkpoint = [writer.snapshot(topic) for topic in writer.topics()]
+    restored.restore(writer.position.offset, checkpoint)
+    for topic in writer.topics():
+        assert follower.snapshot(topic) == writer.snapshot(topic)
+        assert restored.snapshot(topic) == writer.snapshot(topic)
+    assert writer.snapshot("trade.A-B")[2:5] == (1, 2, 20)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -10,7 +10,7 @@ import trio
 
 from tests.server.conftest import TEST_CONFIG, RawWebSocket, SseClient, start_server, until
 from ticker.core.codec import parse_json
-from ticker.core.messages import DataMessage, Error, Reset, ServerMessage
+from ticker.core.messages import DataMessage, Error, Heartbeat, Reset, ServerMessage
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
@@ -47,7 +47,7 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
     mirror = Mirror()
     offsets: list[int] = []
     position: str | None = None
-    first_snapshot_offset = None
+    first_burst_offset = None
     for _ in range(12):
         client = await RawWebSocket.connect(server.port)
         await client.messages()  # hello
@@ -59,16 +59,21 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
         stop_at = rng.randrange(start, server.hub.position.offset + 1)
         reached = -1
         while reached < stop_at:
-            for message in await client.messages():
+            # Resume from the position of the last frame read whole: a data frame's
+            # offset, or the heartbeat that ends a burst of snapshots (each of which
+            # carries its own topic's last offset, not the burst's position).
+            *messages, last = await client.messages()
+            burst = isinstance(last, Heartbeat)
+            for message in messages if burst else [*messages, last]:
                 assert isinstance(message, DataMessage), message
                 result = mirror.apply(message)
                 assert isinstance(result, Applied), (result, message, position)
-                if message.snapshot and first_snapshot_offset is None:
-                    first_snapshot_offset = message.offset
-                elif not message.snapshot:
+                if not burst:
                     offsets.append(message.offset)
-                position = f"7-{message.offset}"
-                reached = message.offset
+            reached = last.offset
+            if burst and first_burst_offset is None:
+                first_burst_offset = reached
+            position = f"7-{reached}"
         await client.close()
         await publish(server, rng, rng.randrange(0, 30), sent)  # while disconnected
         sent = server.context.stats.ingest_events
@@ -83,9 +88,9 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
             assert isinstance(mirror.apply(message), Applied)
             offsets.append(message.offset)
     await client.close()
-    assert first_snapshot_offset is not None
-    # Every message after the first snapshot, exactly once and in order.
-    assert offsets == list(range(first_snapshot_offset + 1, last + 1))
+    assert first_burst_offset is not None
+    # Every message after the first burst, exactly once and in order.
+    assert offsets == list(range(first_burst_offset + 1, last + 1))
     for topic in server.hub.topics():
         assert mirror.data(topic) == server.hub.snapshot(topic).data
     assert server.context.stats.resumes == 12
@@ -96,12 +101,11 @@ async def check_reset(server: ServerHandle, position: str, reason: str) -> None:
     client = await RawWebSocket.connect(server.port)
     await client.messages()
     await client.subscribe("quote.*", position=position)
-    messages = await client.messages()
-    while len(messages) < 1 + len(SYMBOLS):
-        messages += await client.messages()
-    reset, *snapshots = messages
+    reset, *snapshots, heartbeat = await client.messages()  # one frame
     assert isinstance(reset, Reset) and reset.reason == reason
     assert reset.offset == server.hub.position.offset
+    assert isinstance(heartbeat, Heartbeat) and heartbeat.offset == reset.offset
+    assert len(snapshots) == len(SYMBOLS)
     mirror = Mirror()
     for snapshot in snapshots:
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
@@ -151,6 +155,8 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
         "heartbeat_s": 3600,
     }
     snapshots = await read_sse_data(client, len(server.hub.topics()))
+    burst_end = await client.event()  # the burst's position, the first resume point
+    assert burst_end["event"] == "heartbeat" and burst_end["id"] == str(server.hub.position)
     await publish(server, rng, 30, 40)
     first = await read_sse_data(client, 10)
     await client.close()
@@ -165,15 +171,15 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
     await resumed.close()
     mirror = Mirror()
     offsets = []
-    # A burst of snapshots shares one position; only its last event carries the id.
-    assert all("id" not in event for event in snapshots[:-1])
+    # A burst's snapshots carry no id; the heartbeat that ends it does.
+    assert all("id" not in event for event in snapshots)
     for event in snapshots + first + rest:
         message = parse_json(event["data"], snapshot=event["event"] == "snapshot")
         assert event.get("id", f"7-{message.offset}") == f"7-{message.offset}"
         assert isinstance(mirror.apply(message), Applied)
         if not message.snapshot:
             offsets.append(message.offset)
-    snapshot_offset = int(snapshots[-1]["id"].split("-")[1])
+    snapshot_offset = int(burst_end["id"].split("-")[1])
     assert offsets == list(range(snapshot_offset + 1, server.hub.position.offset + 1))
     for topic in server.hub.topics():
         assert mirror.data(topic) == server.hub.snapshot(topic).data
@@ -231,14 +237,18 @@ async def test_sse_max_rate_conflates_updates_per_topic(
     client = await SseClient.connect(server.port, "topics=quote.BTC-USD&max_rate=2")
     await client.event()
     await client.event()
-    await client.event()  # the first snapshot
+    assert (await client.event())["event"] == "snapshot"  # the first burst
+    assert (await client.event())["event"] == "heartbeat"
     for i in range(100):  # 100 updates over 1 s of (virtual) time
         await server.publish(Quote("cbx", "BTC-USD", i, 101 + i, 1, 200, 1))
         await trio.sleep(0.01)
-    updates = []
+    events = []
     with trio.move_on_after(1.0):
         while True:
-            updates.append(await client.event())
+            events.append(await client.event())
+    # Each tick is a burst: the snapshot, then a heartbeat with its position (the id).
+    assert [e["event"] for e in events] == ["snapshot", "heartbeat"] * (len(events) // 2)
+    updates = events[::2]
     # 2 per second: about 2 in the publishing second, at most one more in the next.
     assert 1 <= len(updates) <= 4, len(updates)
     last = parse_json(updates[-1]["data"], snapshot=True)
@@ -423,8 +433,9 @@ async def test_resumes_over_the_per_address_limit_get_4429_and_429(
     assert "too many resumes" in error.message
     # The connection stays: a subscribe without a position is served at once.
     await client.subscribe("trade.*")
-    snapshots = await client.messages()
+    *snapshots, heartbeat = await client.messages()
     assert snapshots and all(isinstance(m, DataMessage) and m.snapshot for m in snapshots)
+    assert isinstance(heartbeat, Heartbeat)
     # SSE with Last-Event-ID (or last_event_id) gets an HTTP 429 with the reason.
     sse = await SseClient.connect(server.port, "topics=quote.*", last_event_id=position)
     body = await sse.body()

@@ -129,21 +129,27 @@ async def test_a_reset_and_all_its_snapshots_travel_in_one_websocket_frame(
         (hello,) = await frame(client)
         assert isinstance(hello, Hello)
         await client.subscribe(*patterns, position="7-1")
-        reset, *snapshots = await frame(client)  # one frame: all of it or none
+        reset, *snapshots, heartbeat = await frame(client)  # one frame: all of it or none
         assert reset == Reset(7, server.hub.position.offset, "too_old")
+        # The frame ends with a heartbeat at the reset's position: the unit's resume point.
+        assert isinstance(heartbeat, Heartbeat)
+        assert (heartbeat.epoch, heartbeat.offset) == (7, reset.offset)
         assert len(snapshots) == expected  # trade.*: nothing matches, the reset alone
         mirror = Mirror()
         for snapshot in snapshots:
             assert isinstance(snapshot, DataMessage) and snapshot.snapshot
-            assert snapshot.offset == reset.offset
+            # Each carries its own topic's last offset, at or below the reset's.
+            assert snapshot == server.hub.snapshot(snapshot.topic)
+            assert snapshot.offset <= reset.offset
             assert isinstance(mirror.apply(snapshot), Applied)
         if expected:
             assert_mirror_equals_hub(mirror, server)
+            assert min(s.offset for s in snapshots if isinstance(s, DataMessage)) < reset.offset
         await client.close()
     assert server.context.stats.resets == 2
 
 
-async def test_an_sse_reset_has_no_id_and_the_last_snapshot_of_its_burst_does(
+async def test_an_sse_reset_and_its_snapshots_have_no_id_and_a_heartbeat_ends_the_burst(
     nursery: trio.Nursery,
 ) -> None:
     server = await busy_server(nursery)
@@ -154,20 +160,27 @@ async def test_an_sse_reset_has_no_id_and_the_last_snapshot_of_its_burst_does(
     reset = await client.event()
     assert reset["event"] == "reset" and "id" not in reset
     assert json.loads(reset["data"])["reason"] == "too_old"
-    events = [await client.event() for _ in server.hub.topics()]
+    *events, heartbeat = [await client.event() for _ in range(len(server.hub.topics()) + 1)]
     assert [e["event"] for e in events] == ["snapshot"] * len(events)
-    assert all("id" not in e for e in events[:-1]) and events[-1]["id"] == position
+    assert all("id" not in e for e in events)
+    # The burst's position is the heartbeat's id: each snapshot's offset is its topic's.
+    assert heartbeat["event"] == "heartbeat" and heartbeat["id"] == position
+    assert json.loads(heartbeat["data"])["offset"] == server.hub.position.offset
     mirror = Mirror()
     for item in events:
-        assert isinstance(mirror.apply(parse_json(item["data"], snapshot=True)), Applied)
+        message = parse_json(item["data"], snapshot=True)
+        assert message == server.hub.snapshot(message.topic)
+        assert isinstance(mirror.apply(message), Applied)
     assert_mirror_equals_hub(mirror, server)
     await client.close()
-    # With nothing to snapshot, the reset is the whole unit and carries the id itself.
+    # With nothing to snapshot, the unit is the reset and the heartbeat that carries the id.
     alone = await SseClient.connect(server.port, "topics=trade.*", last_event_id="7-1")
     await alone.event()
     await alone.event()
     reset = await alone.event()
-    assert reset["event"] == "reset" and reset["id"] == position
+    assert reset["event"] == "reset" and "id" not in reset
+    heartbeat = await alone.event()
+    assert heartbeat["event"] == "heartbeat" and heartbeat["id"] == position
     await alone.close()
 
 

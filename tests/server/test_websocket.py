@@ -9,8 +9,9 @@ from trio_websocket import open_websocket_url
 
 from tests.server.conftest import RawWebSocket, receive
 from ticker.core.codec import decode_frame, encode_client
-from ticker.core.messages import DataMessage, Error, Hello, Subscribe, Unsubscribe
+from ticker.core.messages import DataMessage, Error, Heartbeat, Hello, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
+from ticker.core.position import Position
 from ticker.model.events import Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
 
@@ -29,9 +30,12 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
         (hello,) = await receive(ws)
         assert isinstance(hello, Hello) and hello.epoch == 7 and hello.compression is None
         await ws.send_message(encode_client(Subscribe(("quote.*",))))
-        (snapshot,) = await receive(ws)
+        snapshot, heartbeat = await receive(ws)
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
         assert snapshot.data == {"bid": 100, "bid_size": 1, "ask": 10_000, "ask_size": 1}
+        # The burst ends with a heartbeat at the position it reflects.
+        assert isinstance(heartbeat, Heartbeat)
+        assert Position(heartbeat.epoch, heartbeat.offset) == server.hub.position
         mirror = Mirror()
         assert mirror.apply(snapshot) == Applied(1)
         for i in range(1, 20):
@@ -77,8 +81,8 @@ async def test_bad_commands_get_an_error_and_the_connection_lives_on(
         (error,) = await receive(ws)
         assert isinstance(error, Error) and error.code == 4400 and needle in error.message
         await ws.send_message(encode_client(Subscribe(("quote.BTC-USD",))))
-        (snapshot,) = await receive(ws)
-        assert isinstance(snapshot, DataMessage)
+        snapshot, heartbeat = await receive(ws)
+        assert isinstance(snapshot, DataMessage) and isinstance(heartbeat, Heartbeat)
     assert server.context.stats.bad_requests == 1
 
 
@@ -133,7 +137,7 @@ async def test_a_message_of_endless_empty_fragments_closes_with_1009(
     await client.close()
     # Others are served on.
     await bystander.subscribe("quote.BTC-USD")
-    (snapshot,) = await bystander.messages()
+    snapshot, _ = await bystander.messages()
     assert isinstance(snapshot, DataMessage) and snapshot.topic == "quote.BTC-USD"
     assert server.context.stats.ends["protocol_error"] == 1
     await bystander.close()
@@ -198,8 +202,9 @@ async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_diction
         (hello,) = await next_messages()
         assert isinstance(hello, Hello) and hello.compression == "zstd"
         await ws.send_message(encode_client(Subscribe(("quote.*",))))
-        (snapshot,) = await next_messages()
+        snapshot, heartbeat = await next_messages()
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
+        assert isinstance(heartbeat, Heartbeat)
         await server.publish(quote(1))
         (delta,) = await next_messages()
         assert isinstance(delta, DataMessage) and delta.data == {"bid": 101}
