@@ -468,3 +468,25 @@ async def test_a_resume_rate_of_zero_turns_the_limit_off(nursery: trio.Nursery) 
         assert all(isinstance(m, DataMessage) for m in messages), messages
         await client.close()
     assert server.context.stats.resumes_limited == 0
+
+
+async def test_a_later_subs_position_is_ignored_and_takes_no_resume(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, replace(LIMITED, resume_burst_per_ip=1))
+    await publish(server, random.Random(16), 40, 0)
+    client = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await client.subscribe("quote.*")
+    await client.messages()  # its burst
+    for pattern in ("trade.BTC-USD", "book.*", "ticker.ETH-USD"):
+        # Not refused, not rate-limited: snapshots of the new topics, then the position.
+        await client.subscribe(pattern, position="7-3")
+        *snapshots, heartbeat = await client.messages()
+        assert snapshots and all(isinstance(m, DataMessage) and m.snapshot for m in snapshots)
+        assert all(isinstance(m, DataMessage) and m.offset > 0 for m in snapshots)
+        assert isinstance(heartbeat, Heartbeat)
+        assert heartbeat.offset == server.hub.position.offset
+    stats = server.context.stats
+    assert (stats.resumes, stats.resumes_limited, stats.bad_requests) == (0, 0, 0)
+    await client.close()

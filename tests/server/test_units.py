@@ -203,3 +203,58 @@ async def test_no_heartbeat_goes_out_before_the_first_sub_is_answered(
     assert [m.offset for m in replayed if isinstance(m, DataMessage)] == [3, 4, 5]
     assert (heartbeat.epoch, heartbeat.offset) == (7, 5)
     await client.close()
+
+
+async def test_a_burst_resumes_from_its_heartbeat_not_from_its_snapshots(
+    nursery: trio.Nursery,
+) -> None:
+    # A quiet topic's snapshot carries its last change, long gone from the replay
+    # buffer; the burst's resume point is the heartbeat that ends it.
+    server = await start_server(nursery, replace(TEST_CONFIG, replay_max_messages=30))
+    await publish(server, Quote("cbx", "ETH-USD", 0, 50, 1, 60, 1))
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 100 + i, 1, 900, 1) for i in range(60)))
+    client = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await client.subscribe("quote.*")
+    quiet, busy, heartbeat = await client.messages()
+    assert isinstance(quiet, DataMessage) and (quiet.topic, quiet.seq, quiet.offset) == (
+        "quote.ETH-USD",
+        1,
+        1,
+    )
+    assert isinstance(busy, DataMessage) and busy.offset == server.hub.position.offset
+    assert isinstance(heartbeat, Heartbeat) and heartbeat.offset == server.hub.position.offset
+    assert quiet.offset < server.hub.replay.first_offset  # resuming from it: a reset
+    await client.close()
+    burst_position = f"7-{heartbeat.offset}"
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 200 + i, 1, 900, 1) for i in range(5)))
+    mirror = Mirror()
+    for message in (quiet, busy):
+        mirror.apply(message)
+    resumed = await RawWebSocket.connect(server.port)
+    await resumed.messages()  # hello
+    await resumed.subscribe("quote.*", position=burst_position)
+    replayed = await read_until(resumed, server.hub.position.offset, mirror)
+    assert [m.offset for m in replayed] == list(
+        range(heartbeat.offset + 1, server.hub.position.offset + 1)
+    )
+    assert_mirror_equals_hub(mirror, server)
+    await resumed.close()
+    # SSE: the heartbeat carries the burst's id; Last-Event-ID resumes from it alike.
+    sse = await SseClient.connect(server.port, "topics=quote.*")
+    await sse.event()  # retry
+    await sse.event()  # hello
+    events = [await sse.event() for _ in range(3)]
+    assert [e["event"] for e in events] == ["snapshot", "snapshot", "heartbeat"]
+    assert [json.loads(e["data"])["offset"] for e in events[:2]] == [1, server.hub.position.offset]
+    assert events[2]["id"] == str(server.hub.position)
+    await sse.close()
+    start = server.hub.position.offset
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 300 + i, 1, 900, 1) for i in range(3)))
+    again = await SseClient.connect(server.port, "topics=quote.*", last_event_id=events[2]["id"])
+    await again.event()
+    await again.event()
+    deltas = [await again.event() for _ in range(3)]
+    assert [json.loads(e["data"])["offset"] for e in deltas] == [start + 1, start + 2, start + 3]
+    assert server.context.stats.resets == 0
+    await again.close()
