@@ -62,15 +62,16 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
             # Resume from the position of the last frame read whole: a data frame's
             # offset, or the heartbeat that ends a burst of snapshots (each of which
             # carries its own topic's last offset, not the burst's position).
-            *messages, last = await client.messages()
-            burst = isinstance(last, Heartbeat)
-            for message in messages if burst else [*messages, last]:
+            *messages, final = await client.messages()
+            assert isinstance(final, DataMessage | Heartbeat), final
+            burst = isinstance(final, Heartbeat)
+            for message in messages if burst else [*messages, final]:
                 assert isinstance(message, DataMessage), message
                 result = mirror.apply(message)
                 assert isinstance(result, Applied), (result, message, position)
                 if not burst:
                     offsets.append(message.offset)
-            reached = last.offset
+            reached = final.offset
             if burst and first_burst_offset is None:
                 first_burst_offset = reached
             position = f"7-{reached}"

@@ -368,7 +368,9 @@ async def test_a_later_subs_snapshots_go_out_after_what_the_connection_has_queue
         i
         for i, unit in enumerate(received)
         if any(isinstance(m, DataMessage) and m.topic.startswith("book.") for m in unit)
-        and all(isinstance(m, Heartbeat) or m.snapshot for m in unit)
+        and all(
+            isinstance(m, Heartbeat) or (isinstance(m, DataMessage) and m.snapshot) for m in unit
+        )
     ]
     burst = received[index]
     last = burst[-1]

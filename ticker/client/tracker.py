@@ -152,7 +152,7 @@ class Tracker:
                         reached = Position(epoch, message.offset)
                         continue
                     updates += self._finish_reset(now_ns)
-                outcome = self._apply(message, epoch, now_ns, live=burst is None)
+                outcome = self._apply(message, epoch, now_ns, burst)
                 if outcome is _Outcome.RESYNC:
                     # Nothing after a gap is applied: the resync brings it back in order.
                     return Step(updates, resync=True)
@@ -203,12 +203,14 @@ class Tracker:
         return self.epoch
 
     def _apply(
-        self, message: DataMessage, epoch: int, now_ns: int, *, live: bool
+        self, message: DataMessage, epoch: int, now_ns: int, burst: Position | None
     ) -> Update | _Outcome:
         """Apply one data message: its update, or why there is none.
 
-        `live` is False for the snapshots of a burst: their `ts` is when their topic
-        last changed, not when they were sent, so they are not a latency sample.
+        `burst` is the position of the burst the message is a snapshot of (None: a
+        message of the stream). A burst's snapshot is consistent with that position;
+        its `ts` is when its topic last changed, not when it was sent, so it is not a
+        latency sample.
         """
         topic = message.topic
         last_offset = self._topic_offsets.get(topic)
@@ -232,19 +234,28 @@ class Tracker:
         if not held and after is not None and message.seq > 1 and _moved_on(after, position):
             self.stats.resets += 1 if self._first_hello is not None else 0
             self._first_hello = None  # counted once per resubscription
-            loss = Loss(after, position, RESUBSCRIBED_REASON)
-            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss, sample=live)
+            loss = Loss(after, burst or position, RESUBSCRIBED_REASON)
+            return self._update(
+                UpdateKind.RESET, message, position, now_ns, loss=loss, sample=burst is None
+            )
         skipped = message.seq - held_seq - 1 if held else 0
         if skipped > 0 and channel_kind(topic) is ChannelKind.EVENT:
             # Events are never conflated: a jump means events were missed.
             self.stats.resets += 1
             after = Position(epoch, last_offset) if last_offset is not None else None
-            loss = Loss(after, position, SKIPPED_REASON)
-            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss, sample=live)
+            loss = Loss(after, burst or position, SKIPPED_REASON)
+            return self._update(
+                UpdateKind.RESET, message, position, now_ns, loss=loss, sample=burst is None
+            )
         if skipped > 0:
             self.stats.conflated += 1
         return self._update(
-            UpdateKind.SNAPSHOT, message, position, now_ns, skipped=max(skipped, 0), sample=live
+            UpdateKind.SNAPSHOT,
+            message,
+            position,
+            now_ns,
+            skipped=max(skipped, 0),
+            sample=burst is None,
         )
 
     def _update(
@@ -306,12 +317,13 @@ class Tracker:
         pending: _PendingReset, message: DataMessage, epoch: int, reset_seen: bool
     ) -> bool:
         """True for a snapshot of the burst that answers the reset: after the reset in
-        the same unit. (A server older than per-topic snapshot offsets sent them at
-        the reset's offset, maybe in a unit of their own.)"""
+        the same unit, or after the burst's first snapshot (`rebuilt` lasts one unit).
+        (A server older than per-topic snapshot offsets sent them at the reset's
+        offset, maybe in a unit of their own.)"""
         if not message.snapshot:
             return False
         until = pending.until
-        if until is None or reset_seen:
+        if until is None or reset_seen or pending.rebuilt:
             return True
         return until.epoch == epoch and until.offset == message.offset
 
