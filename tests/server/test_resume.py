@@ -491,3 +491,30 @@ async def test_a_later_subs_position_is_ignored_and_takes_no_resume(
     stats = server.context.stats
     assert (stats.resumes, stats.resumes_limited, stats.bad_requests) == (0, 0, 0)
     await client.close()
+
+
+async def test_sse_last_event_id_header_wins_over_the_query_parameter(
+    nursery: trio.Nursery,
+) -> None:
+    # A page opens the stream with ?last_event_id=<snapshot position>; on reconnect the
+    # browser adds the Last-Event-ID header with the last id it saw, to the same URL.
+    # The header is the newer position: it wins.
+    server = await start_server(nursery, replace(TEST_CONFIG, replay_max_messages=10))
+    await publish(server, random.Random(17), 50, 0)
+    newest = server.hub.position.offset
+    client = await SseClient.connect(
+        server.port, "topics=quote.*,trade.*,book.*,ticker.*&last_event_id=7-1", f"7-{newest - 2}"
+    )
+    await client.event()  # retry
+    await client.event()  # hello
+    replayed = await read_sse_data(client, 2)
+    assert [json.loads(e["data"])["offset"] for e in replayed] == [newest - 1, newest]
+    assert [e["id"] for e in replayed] == [f"7-{newest - 1}", f"7-{newest}"]
+    await client.close()
+    # The query parameter alone (7-1, long evicted) would have been a reset.
+    alone = await SseClient.connect(server.port, "topics=quote.*&last_event_id=7-1")
+    await alone.event()
+    await alone.event()
+    assert (await alone.event())["event"] == "reset"
+    await alone.close()
+    assert (server.context.stats.resumes, server.context.stats.resets) == (1, 1)

@@ -66,6 +66,9 @@ def accept_sse(
     if not topics_text:
         raise BadRequest("give the topics to stream, e.g. ?topics=quote.*,book.BTC-USD")
     topics = topics_text.split(",")
+    # Both given: the header wins. A page opens the stream with ?last_event_id= (the
+    # snapshot's position) and the browser, reconnecting to the same URL, adds the header
+    # with the last id it processed: the newer of the two.
     position = head.header("last-event-id") or head.query_value("last_event_id") or None
     try:
         # Validate everything before answering 200, so a bad query gets a plain 400.
