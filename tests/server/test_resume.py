@@ -154,6 +154,7 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
         "epoch": 7,
         "offset": server.hub.position.offset,
         "heartbeat_s": 3600,
+        "zstd_dictionary": 32769,
     }
     snapshots = await read_sse_data(client, len(server.hub.topics()))
     burst_end = await client.event()  # the burst's position, the first resume point

@@ -29,6 +29,7 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
     async with open_websocket_url(url(server), subprotocols=["ticker.v1"]) as ws:
         (hello,) = await receive(ws)
         assert isinstance(hello, Hello) and hello.epoch == 7 and hello.compression is None
+        assert hello.zstd_dictionary == 32769  # named even when not compressing
         await ws.send_message(encode_client(Subscribe(("quote.*",))))
         snapshot, heartbeat = await receive(ws)
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
@@ -186,9 +187,15 @@ async def test_trades_are_never_conflated_and_arrive_in_order(server: ServerHand
 async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_dictionary(
     server: ServerHandle,
 ) -> None:
-    from ticker.core.compression import FrameDecompressor, load_dictionary
+    from ticker.core.compression import (
+        DICTIONARY_ID,
+        FrameCompressor,
+        FrameDecompressor,
+        load_dictionary,
+    )
 
     decompressor = FrameDecompressor(load_dictionary())
+    sub_quotes = encode_client(Subscribe(("quote.*",)))
     await server.publish(quote(0))
     protocols = ["ticker.v1.zstd", "ticker.v1"]
     async with open_websocket_url(url(server), subprotocols=protocols) as ws:
@@ -201,7 +208,12 @@ async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_diction
 
         (hello,) = await next_messages()
         assert isinstance(hello, Hello) and hello.compression == "zstd"
-        await ws.send_message(encode_client(Subscribe(("quote.*",))))
+        assert hello.zstd_dictionary == DICTIONARY_ID
+        # Commands stay plain msgpack: a compressed one is not understood.
+        await ws.send_message(FrameCompressor(load_dictionary()).compress(sub_quotes))
+        (error,) = await next_messages()
+        assert isinstance(error, Error) and "invalid msgpack" in error.message
+        await ws.send_message(sub_quotes)
         snapshot, heartbeat = await next_messages()
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
         assert isinstance(heartbeat, Heartbeat)

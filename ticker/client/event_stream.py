@@ -192,7 +192,15 @@ def _decode(event: SseEvent) -> ServerMessage | StreamEnd | None:
         # heartbeat_s came later to SSE's hello: 0 means "not told" (an older server).
         version = int(obj.get("version", PROTOCOL_VERSION))
         heartbeat_s = float(obj.get("heartbeat_s", 0.0))
-        return Hello(version, int(obj["epoch"]), int(obj["offset"]), heartbeat_s, None)
+        dictionary = obj.get("zstd_dictionary")  # later still: None from older servers
+        return Hello(
+            version,
+            int(obj["epoch"]),
+            int(obj["offset"]),
+            heartbeat_s,
+            None,
+            None if dictionary is None else int(dictionary),
+        )
     if name == "reset":
         obj = _object(event.data)
         return Reset(int(obj["epoch"]), int(obj["offset"]), str(obj["reason"]))

@@ -132,8 +132,11 @@ class SseFraming:
         if isinstance(message, Hello):
             data = (
                 f'{{"version":{message.version},"epoch":{message.epoch},'
-                f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}}}'
+                f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}'
             )
+            if message.zstd_dictionary is not None:
+                data += f',"zstd_dictionary":{message.zstd_dictionary}'
+            data += "}"
             return encode_event("hello", data).encode()
         if isinstance(message, Error):
             data = json.dumps({"code": message.code, "message": message.message})

@@ -15,6 +15,7 @@ from functools import partial
 
 import trio
 
+from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Hello
 from ticker.core.position import Position
 from ticker.errors import ProtocolError
@@ -99,7 +100,9 @@ def accept_sse(
         rate_limited=max_rate is not None,
     )
     current = context.hub.position
-    hello = Hello(PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None)
+    hello = Hello(
+        PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None, DICTIONARY_ID
+    )
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
     subscriber.control.append(context.sse_framing.control(hello))
     send_small(sock, response_head())

@@ -15,6 +15,7 @@ from functools import partial
 import trio
 
 from ticker.core.codec import decode_client
+from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
 from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
 from ticker.server.context import ServerContext
@@ -85,6 +86,7 @@ def accept_websocket(
         position.offset,
         config.heartbeat_s,
         "zstd" if zstd else None,
+        DICTIONARY_ID,
     )
     subscriber.control.append(framing.control(hello))
 
