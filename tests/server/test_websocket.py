@@ -164,6 +164,18 @@ async def test_handshake_without_our_subprotocol_is_refused(server: ServerHandle
     assert b"ticker.v1" in response
 
 
+async def test_the_zstd_dictionary_is_served_on_the_same_port(server: ServerHandle) -> None:
+    from ticker.core.compression import dictionary_bytes
+
+    response = await http_exchange(
+        server, b"GET /v1/zstd-dictionary/32769 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"immutable" in head.lower()
+    assert body == dictionary_bytes()
+
+
 async def test_unknown_paths_get_404(server: ServerHandle) -> None:
     response = await http_exchange(server, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 404")
