@@ -3,8 +3,9 @@
 `EventStreamParser` splits a byte stream into events (the WHATWG rules: `\\n`, `\\r\\n`
 or `\\r` line ends, `:` comments, `field: value`, a blank line dispatches).
 `SseDecoder` turns ticker's events into the same messages the WebSocket carries and
-groups them into units: a reset and the snapshots of one burst carry no `id:` except the
-last, so they travel as one unit, like a burst in one WebSocket frame. Pure; bounded.
+groups them into units: a reset and the snapshots of one burst carry no `id:`, the
+heartbeat that ends the burst does, so they travel as one unit, like a burst in one
+WebSocket frame. Pure; bounded.
 """
 
 from __future__ import annotations
@@ -156,8 +157,8 @@ class SseDecoder:
             if isinstance(item, StreamEnd):
                 out.append(item)
             elif isinstance(item, DataMessage | Reset) and event.id is None:
-                # A burst's snapshots (after a reset, the reset first): only its last
-                # event carries the id. All or none.
+                # A burst's snapshots (after a reset, the reset first): the heartbeat
+                # that ends it carries the id. All or none.
                 self._burst_bytes += len(event.data)
                 if self._burst_bytes > self._max_burst_bytes:
                     raise FeedProtocolError(

@@ -67,7 +67,8 @@ class _PendingReset:
     """A reset in progress: topics are forgotten until their snapshots arrive.
 
     `until` is None for a re-snapshot the client asked for itself (subscribing without
-    a position): then the first snapshot's offset names it.
+    a position): then the heartbeat ending the burst names it (an older server: the
+    first snapshot's offset).
     """
 
     after: Position | None
