@@ -79,7 +79,7 @@ def delta_bytes(venue: str, frames: list[bytes]) -> dict[str, tuple[int, int]]:
         for event in adapter.on_message(data, i).events:
             for item in hub.publish(event, i):
                 channel = item.topic.partition(".")[0]
-                snapshot = hub.snapshot(item.topic, i)
+                snapshot = hub.snapshot(item.topic)
                 full = encode_data(snapshot._replace(offset=item.offset))
                 sizes[channel][0] += item.size
                 sizes[channel][1] += len(full)

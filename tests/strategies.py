@@ -54,6 +54,7 @@ server_messages = st.one_of(
         u63,
         st.floats(0.1, 60),
         st.sampled_from([None, "zstd"]),
+        st.none() | st.integers(1, 2**32 - 1),
     ),
     st.builds(Heartbeat, u63, u63, u63),
     st.builds(Reset, u63, u63, st.sampled_from(["too_old", "other_epoch", "ahead"])),

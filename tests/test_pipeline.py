@@ -56,7 +56,7 @@ def test_client_state_equals_the_sequencer_at_every_position_under_venue_faults(
             # Join between two publishes, as a subscribe does: snapshots at this position.
             joined = True
             for topic in hub.topics():
-                assert isinstance(mirror.apply(hub.snapshot(topic, now_ns)), Applied)
+                assert isinstance(mirror.apply(hub.snapshot(topic)), Applied)
         for item in hub.publish(event, now_ns):
             published += 1
             if not joined:
@@ -65,7 +65,7 @@ def test_client_state_equals_the_sequencer_at_every_position_under_venue_faults(
             assert isinstance(message, DataMessage)
             assert parse_json(item.json, snapshot=message.snapshot) == message
             assert mirror.apply(message) == Applied(message.seq), message
-            assert mirror.data(message.topic) == hub.snapshot(message.topic, 0).data
+            assert mirror.data(message.topic) == hub.snapshot(message.topic).data
 
     runs: list[Run] = [
         make_run(venue, seed, plan, sink=sink, symbols=["BTC-USD", "ETH-USD", "SOL-USD"])
@@ -83,4 +83,4 @@ def test_client_state_equals_the_sequencer_at_every_position_under_venue_faults(
     if joined:
         for topic in hub.topics():
             if topic in mirror:
-                assert mirror.data(topic) == hub.snapshot(topic, 0).data
+                assert mirror.data(topic) == hub.snapshot(topic).data

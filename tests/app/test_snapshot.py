@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from typing import Any
 
 import pytest
@@ -53,6 +52,9 @@ async def test_snapshot_holds_every_matching_topic_at_the_hub_position(
 ) -> None:
     await live_hub.publish(*RandomMarket(random.Random(1)).events(300))
     hub = live_hub.context.hub
+    stream = hub.since(Position(hub.epoch, 0))
+    assert isinstance(stream, Replay)
+    last_messages = {item.topic: item.message for item in stream.entries}
     status, document = await get_json(
         client, "/v1/snapshot?topics=quote.*,ticker.BTC-USD,trade.*,quote.BTC-USD"
     )
@@ -63,22 +65,29 @@ async def test_snapshot_holds_every_matching_topic_at_the_hub_position(
     expected = [t for t in hub.topics() if t.startswith("quote.")] + ["ticker.BTC-USD"]
     expected += [t for t in hub.topics() if t.startswith("trade.")]
     assert topics == expected  # each topic once, in the stream's order
-    now = time.time_ns()
     for snapshot in document["snapshots"]:
         # The same JSON object an SSE snapshot event of this topic carries now.
-        reference = json.loads(render_json(hub.snapshot(snapshot["topic"], now)))
-        assert snapshot["offset"] == hub.position.offset
-        assert {**snapshot, "ts": 0} == {**reference, "ts": 0}
+        reference = json.loads(render_json(hub.snapshot(snapshot["topic"])))
+        assert snapshot == reference
+        # Its offset and ts are its topic's last message's: when the topic last changed.
+        last = last_messages[snapshot["topic"]]
+        assert (snapshot["seq"], snapshot["offset"], snapshot["ts"]) == (
+            last.seq,
+            last.offset,
+            last.ts_us,
+        )
+    assert any(s["offset"] < hub.position.offset for s in document["snapshots"])
 
 
 async def test_exact_topic_without_state_has_seq_zero(client: AppClient, live_hub: LiveHub) -> None:
     await live_hub.publish(*RandomMarket(random.Random(2), ("BTC-USD",)).events(20))
     status, document = await get_json(client, "/v1/snapshot?topics=quote.ETH-USD,book.ETH-USD")
     assert status == 200
-    offset = live_hub.context.hub.position.offset
-    assert [(s["topic"], s["seq"], s["offset"], s["data"]) for s in document["snapshots"]] == [
-        ("quote.ETH-USD", 0, offset, {}),
-        ("book.ETH-USD", 0, offset, {"bids": [], "asks": []}),
+    assert document["position"] == str(live_hub.context.hub.position)
+    snapshots = document["snapshots"]
+    assert [(s["topic"], s["seq"], s["offset"], s["ts"], s["data"]) for s in snapshots] == [
+        ("quote.ETH-USD", 0, 0, 0, {}),
+        ("book.ETH-USD", 0, 0, 0, {"bids": [], "asks": []}),
     ]
 
 
@@ -99,10 +108,9 @@ async def test_snapshot_plus_replay_from_its_position_equals_the_hub_state(
             if any(p.matches(item.topic) for p in patterns):
                 result = mirror.apply(item.message)
                 assert isinstance(result, Applied), (result, item.message)
-        now = time.time_ns()
         for topic in hub.topics():
-            assert mirror.seq(topic) == hub.snapshot(topic, now).seq
-            assert mirror.data(topic) == hub.snapshot(topic, now).data
+            assert mirror.seq(topic) == hub.snapshot(topic).seq
+            assert mirror.data(topic) == hub.snapshot(topic).data
 
 
 BAD_QUERIES = [
@@ -219,9 +227,8 @@ async def test_sse_from_the_snapshot_position_has_no_gap_and_no_duplicate(
                 for _, message, event_id in received:
                     assert isinstance(mirror.apply(message), Applied), message
                     assert event_id == f"{server.hub.epoch}-{message.offset}"
-                now = time.time_ns()
                 for topic in matching_topics(server.hub.topics(), patterns):
-                    assert mirror.data(topic) == server.hub.snapshot(topic, now).data
+                    assert mirror.data(topic) == server.hub.snapshot(topic).data
     server.stop()
 
 

@@ -205,7 +205,7 @@ class LiveServer:
         state = {}
         for topic in hub.topics():
             if topic.partition(".")[0] in PAGE_CHANNELS:
-                snapshot = json.loads(render_json(hub.snapshot(topic, 0)))
+                snapshot = json.loads(render_json(hub.snapshot(topic)))
                 state[topic] = {"seq": snapshot["seq"], "data": snapshot["data"]}
         return state
 

@@ -37,7 +37,7 @@ async def until(predicate: object, timeout_s: float = 30) -> None:
 
 
 def topic_states(hub: Hub, channel: str) -> dict[str, object]:
-    return {t: hub.snapshot(t, 0).data for t in hub.topics() if t.startswith(channel + ".")}
+    return {t: hub.snapshot(t).data for t in hub.topics() if t.startswith(channel + ".")}
 
 
 def trades(hub: Hub) -> list[tuple[str, object]]:

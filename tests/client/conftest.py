@@ -124,7 +124,7 @@ def assert_state_equals_server(feed: Feed, server: ServerHandle) -> None:
     hub = server.hub
     assert sorted(feed.held_topics()) == sorted(hub.topics())
     for topic in hub.topics():
-        snapshot = hub.snapshot(topic, 0)
+        snapshot = hub.snapshot(topic)
         assert feed.state(topic) == snapshot.data, topic
         assert feed.seq(topic) == snapshot.seq, topic
 

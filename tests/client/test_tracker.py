@@ -326,3 +326,77 @@ def test_protocol_violations_raise() -> None:
         tracker.receive([snap("quote.BTC-USD", 1, 1, bid=1)], NOW_NS)
     with pytest.raises(FeedProtocolError, match="version 2"):
         tracker.receive([Hello(2, 7, 0, 15.0, None)], NOW_NS)
+
+
+# -- bursts whose snapshots carry their own topic's offset, ended by a heartbeat ---------
+
+
+def test_a_burst_resumes_from_its_heartbeat_and_its_snapshots_are_no_latency_sample() -> None:
+    tracker = Tracker()
+    tracker.connected()
+    updates = run(
+        tracker,
+        [hello(7, 50)],
+        # quote.BTC-USD last changed at offset 5, the book at 40; the burst reflects 50.
+        [
+            snap("quote.BTC-USD", 3, 5, bid=1),
+            book(9, 40, [[99, 2]], snapshot=True),
+            Heartbeat(7, 50, TS_US),
+        ],
+    )
+    assert [(u.kind, u.position) for u in updates] == [
+        (UpdateKind.SNAPSHOT, Position(7, 5)),
+        (UpdateKind.SNAPSHOT, Position(7, 40)),
+    ]
+    assert tracker.position == Position(7, 50) == tracker.resume_position()
+    # Their ts is when their topic last changed: not a latency sample.
+    assert tracker.stats.latency.total == 0
+    # The stream goes on from 50; an older message of a topic is a duplicate.
+    later = run(tracker, [delta("quote.BTC-USD", 4, 51, bid=2)])
+    assert [u.kind for u in later] == [UpdateKind.DELTA]
+    assert tracker.stats.latency.total == 1
+
+
+def test_a_reset_unit_rebuilds_from_snapshots_at_their_own_offsets() -> None:
+    tracker = following()
+    samples = tracker.stats.latency.total
+    tracker.connected()
+    run(tracker, [hello(7, 100)])
+    updates = run(
+        tracker,
+        [
+            Reset(7, 100, "too_old"),
+            snap("quote.BTC-USD", 9, 20, bid=7),
+            snap("quote.ETH-USD", 4, 90, bid=3),
+            Heartbeat(7, 100, TS_US),
+        ],
+    )
+    # Both rebuilt (book.BTC-USD, held but absent from the unit, is dropped).
+    assert [(u.kind, u.topic, u.seq) for u in updates] == [
+        (UpdateKind.RESET, "quote.BTC-USD", 9),
+        (UpdateKind.RESET, "quote.ETH-USD", 4),
+        (UpdateKind.RESET, "book.BTC-USD", 0),
+    ]
+    assert {u.loss for u in updates} == {Loss(Position(7, 10), Position(7, 100), "too_old")}
+    assert tracker.position == Position(7, 100)
+    assert sorted(tracker.topics()) == ["quote.BTC-USD", "quote.ETH-USD"]
+    assert tracker.stats.resets == 1 and tracker.stats.latency.total == samples
+
+
+def test_a_resnapshot_after_a_gap_is_consistent_with_the_bursts_position() -> None:
+    tracker = following()
+    step = tracker.receive([delta("quote.ETH-USD", 9, 11, bid=5)], NOW_NS)
+    assert step.resync and tracker.resume_position() is None
+    tracker.connected()
+    updates = run(
+        tracker,
+        [hello(7, 30)],
+        [
+            snap("quote.BTC-USD", 8, 12, bid=1),
+            snap("quote.ETH-USD", 9, 25, bid=5),
+            Heartbeat(7, 30, TS_US),
+        ],
+    )
+    losses = {u.loss for u in updates}
+    assert losses == {Loss(Position(7, 10), Position(7, 30), "gap")}
+    assert tracker.position == Position(7, 30)

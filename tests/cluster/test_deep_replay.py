@@ -59,7 +59,7 @@ async def test_a_resume_older_than_the_edges_buffer_is_served_from_the_log(
             await until(lambda: edge.hub.position == hub.hub.position)
             await client.read_until(hub.hub.position.offset)
             for topic in hub.hub.topics():
-                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic).data
             await client.ws.close()
             nursery.cancel_scope.cancel()
 
@@ -90,7 +90,7 @@ async def test_a_resume_older_than_the_log_gets_one_reset_unit(redis_server: Red
             await client.read_until(hub.hub.position.offset)
             assert [r.reason for r in client.resets] == ["too_old"]
             for topic in hub.hub.topics():
-                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic).data
             await client.ws.close()
             nursery.cancel_scope.cancel()
 

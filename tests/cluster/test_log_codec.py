@@ -50,7 +50,7 @@ def test_checkpoints_round_trip() -> None:
     hub = Hub(Config(), 8)
     hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
     hub.publish(BookUpdate("a", "X-Y", 0, ((10, 1),), ((11, 2),), True), 0)
-    checkpoint = Checkpoint(hub.position, hub.checkpoint(5_000))
+    checkpoint = Checkpoint(hub.position, hub.checkpoint())
     assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
     with pytest.raises(BadLogData):
         decode_checkpoint(b"\x81\xa1v\x02")

@@ -126,8 +126,8 @@ async def test_an_edge_serves_the_hubs_stream(redis_server: RedisServer) -> None
             await client.read_until(hub.hub.position.offset)
             assert edge.hub.epoch == hub.hub.epoch
             for topic in hub.hub.topics():
-                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
-                assert edge.hub.snapshot(topic, 0) == hub.hub.snapshot(topic, 0)
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic).data
+                assert edge.hub.snapshot(topic) == hub.hub.snapshot(topic)
             await client.ws.close()
             nursery.cancel_scope.cancel()
 
@@ -157,7 +157,7 @@ async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisSe
             await client.read_until(hub.hub.position.offset)
             assert client.resets == []
             for topic in client.mirror.topics():
-                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic).data
             await client.ws.close()
             nursery.cancel_scope.cancel()
 
@@ -191,7 +191,7 @@ async def test_a_standby_takes_over_and_clients_see_no_reset(redis_server: Redis
             assert client.resets == []
             assert second.hub.epoch == edge.hub.epoch
             for topic in second.hub.topics():
-                assert client.mirror.data(topic) == second.hub.snapshot(topic, 0).data
+                assert client.mirror.data(topic) == second.hub.snapshot(topic).data
             await client.ws.close()
             nursery.cancel_scope.cancel()
 
@@ -240,8 +240,8 @@ async def test_all_with_redis_serves_its_clients_from_the_log(redis_server: Redi
             await client.read_until(both.hub.position.offset)
             assert client.resets == []
             for topic in edge.hub.topics():
-                assert client.mirror.data(topic) == edge.hub.snapshot(topic, 0).data
-                assert both.hub.snapshot(topic, 0) == edge.hub.snapshot(topic, 0)
+                assert client.mirror.data(topic) == edge.hub.snapshot(topic).data
+                assert both.hub.snapshot(topic) == edge.hub.snapshot(topic)
             await client.ws.close()
             nursery.cancel_scope.cancel()
 

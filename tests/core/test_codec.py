@@ -16,7 +16,14 @@ from ticker.core.codec import (
     parse_json,
     render_json,
 )
-from ticker.core.messages import DataMessage, ServerMessage, Subscribe, Unsubscribe
+from ticker.core.messages import (
+    DataMessage,
+    Heartbeat,
+    Hello,
+    ServerMessage,
+    Subscribe,
+    Unsubscribe,
+)
 from ticker.errors import BadMessage
 
 
@@ -85,6 +92,7 @@ def test_bad_client_bytes_raise_bad_message(raw: bytes) -> None:
         msgpack.packb(["d", "quote.X-Y", 1, 2, 3]),
         msgpack.packb(["hb", 1, 2]),
         msgpack.packb(["h", 1, 2, 3, 4.0, "gzip"]),
+        msgpack.packb(["h", 1, 2, 3, 4.0, "zstd", "32769"]),
         msgpack.packb(["r", 1, 2, 3]),
         msgpack.packb(["e", "x", "y"]),
         msgpack.packb(["zz"]),
@@ -108,3 +116,29 @@ def test_truncated_frame_is_refused() -> None:
 def test_bad_json_raises_bad_message(text: str) -> None:
     with pytest.raises(BadMessage):
         parse_json(text, snapshot=False)
+
+
+def test_the_hello_names_the_zstd_dictionary_at_its_end() -> None:
+    hello = Hello(1, 7, 12, 15.0, "zstd", 32769)
+    assert msgpack.unpackb(encode_server(hello)) == ["h", 1, 7, 12, 15.0, "zstd", 32769]
+    # A server from before the field: six elements, no dictionary named.
+    assert decode_server(msgpack.packb(["h", 1, 7, 12, 15.0, None])) == Hello(
+        1, 7, 12, 15.0, None, None
+    )
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (["h", 1, 7, 12, 15.0, None, 32769, "later"], Hello(1, 7, 12, 15.0, None, 32769)),
+        (["hb", 7, 12, 5, {"later": 1}], Heartbeat(7, 12, 5)),
+        (
+            ["d", "quote.X-Y", 2, 12, 5, {"bid": 1}, 9],
+            DataMessage(False, "quote.X-Y", 2, 12, 5, {"bid": 1}),
+        ),
+    ],
+)
+def test_elements_a_reader_does_not_know_are_ignored(array: list[object], message: object) -> None:
+    # Fields are only ever added at the end of a message's array: a reader keeps
+    # understanding a newer server.
+    assert decode_frame(msgpack.packb(array)) == [message]

@@ -25,7 +25,7 @@ def test_composite_book_sums_sizes_across_venues() -> None:
     assert [m.data for m in out] == [{"bids": [[100, 8]], "asks": [[102, 4]]}]
     out = c.on_event(BookUpdate("a", "X-Y", 0, ((100, 0),), (), False), 0)
     assert [m.data for m in out] == [{"bids": [[100, 3]], "asks": []}]
-    snap = c.sequencer.snapshot("book.X-Y", 0).data
+    snap = c.sequencer.snapshot("book.X-Y").data
     assert snap == {"bids": [[100, 3], [99, 1]], "asks": [[101, 2], [102, 4]]}
 
 
@@ -34,7 +34,7 @@ def test_an_empty_venue_snapshot_withdraws_that_venue_only() -> None:
     c.on_event(BookUpdate("a", "X-Y", 0, ((100, 5),), ((101, 2),), True), 0)
     c.on_event(BookUpdate("b", "X-Y", 0, ((100, 3),), (), True), 0)
     c.on_event(BookUpdate("a", "X-Y", 0, (), (), True), 0)
-    assert c.sequencer.snapshot("book.X-Y", 0).data == {"bids": [[100, 3]], "asks": []}
+    assert c.sequencer.snapshot("book.X-Y").data == {"bids": [[100, 3]], "asks": []}
 
 
 def test_repeated_book_update_publishes_nothing() -> None:
@@ -52,7 +52,7 @@ def test_consolidated_quote_takes_best_price_and_sums_size_at_it() -> None:
     assert out[0].data == {"bid_size": 5, "ask": 102, "ask_size": 1}
     c.on_event(Quote("a", "X-Y", 0, None, None, None, None), 0)
     expected = {"bid": None, "bid_size": None, "ask": None, "ask_size": None}
-    assert c.sequencer.snapshot("quote.X-Y", 0).data == expected
+    assert c.sequencer.snapshot("quote.X-Y").data == expected
 
 
 def test_trades_publish_the_trade_and_session_statistics() -> None:
@@ -70,10 +70,10 @@ def test_trades_publish_the_trade_and_session_statistics() -> None:
     }
     c.on_event(Trade("b", "X-Y", day + 6_000, 90, 1, TakerSide.SELL, "t2"), 8)
     c.on_event(Trade("a", "X-Y", day + 7_000, 110, 1, TakerSide.BUY, "t3"), 9)
-    stats = c.sequencer.snapshot("ticker.X-Y", 0).data
+    stats = c.sequencer.snapshot("ticker.X-Y").data
     assert stats == {"last": 110, "open": 100, "high": 110, "low": 90, "volume": 4, "change": 10}
     c.on_event(Trade("a", "X-Y", day + NS_PER_DAY, 95, 1, TakerSide.BUY, "t4"), 9)
-    stats = c.sequencer.snapshot("ticker.X-Y", 0).data
+    stats = c.sequencer.snapshot("ticker.X-Y").data
     assert stats == {"last": 95, "open": 95, "high": 95, "low": 95, "volume": 1, "change": 0}
 
 
@@ -101,21 +101,21 @@ def test_a_days_volume_saturates_instead_of_overflowing() -> None:
     c = make()
     for i in range(3):
         c.on_event(Trade("a", "X-Y", 0, 100, TOP - i, TakerSide.BUY, str(i)), 0)
-    assert c.sequencer.snapshot("ticker.X-Y", 0).data["volume"] == TOP
+    assert c.sequencer.snapshot("ticker.X-Y").data["volume"] == TOP
     # A new UTC day starts counting again.
     c.on_event(Trade("a", "X-Y", NS_PER_DAY, 100, 5, TakerSide.BUY, "n"), 0)
-    assert c.sequencer.snapshot("ticker.X-Y", 0).data["volume"] == 5
+    assert c.sequencer.snapshot("ticker.X-Y").data["volume"] == 5
 
 
 def test_a_quote_size_summed_over_venues_saturates() -> None:
     c = make()
     for venue in ("a", "b", "c"):
         c.on_event(Quote(venue, "X-Y", 0, 100, TOP, 101, TOP - 1), 0)
-    data = c.sequencer.snapshot("quote.X-Y", 0).data
+    data = c.sequencer.snapshot("quote.X-Y").data
     assert data == {"bid": 100, "bid_size": TOP, "ask": 101, "ask_size": TOP}
     c.on_event(Quote("b", "X-Y", 0, None, None, None, None), 0)
     c.on_event(Quote("c", "X-Y", 0, None, None, 102, 1), 0)
-    data = c.sequencer.snapshot("quote.X-Y", 0).data
+    data = c.sequencer.snapshot("quote.X-Y").data
     assert data == {"bid": 100, "bid_size": TOP, "ask": 101, "ask_size": TOP - 1}
 
 
@@ -129,7 +129,7 @@ def test_a_composite_level_saturates_and_comes_back_exactly() -> None:
         "bids": [[99, 1]],
         "asks": [],
     }
-    assert c.sequencer.snapshot("book.X-Y", 0).data["bids"] == [[100, TOP], [99, 1]]
+    assert c.sequencer.snapshot("book.X-Y").data["bids"] == [[100, TOP], [99, 1]]
     # The exact sum is kept, so withdrawals land on the true size, not on the cap.
     assert c.on_event(BookUpdate("b", "X-Y", 0, (), (), True), 0) == []
     out = c.on_event(BookUpdate("a", "X-Y", 0, ((100, 5),), (), False), 0)
@@ -178,4 +178,4 @@ def test_subscribers_hold_each_composite_level_as_the_saturated_exact_sum(
     held = mirror.data("book.X-Y")["bids"] if "book.X-Y" in mirror else []
     assert held == expected
     if "book.X-Y" in mirror:
-        assert hub.snapshot("book.X-Y", 0).data == mirror.data("book.X-Y")
+        assert hub.snapshot("book.X-Y").data == mirror.data("book.X-Y")

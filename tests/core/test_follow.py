@@ -53,7 +53,7 @@ def test_a_follower_holds_the_writers_state_positions_and_bytes() -> None:
     assert applied[0].payload is published[0].payload  # the writer's bytes, not re-encoded
     assert follower.position == writer.position
     for topic in writer.topics():
-        assert follower.snapshot(topic, 0) == writer.snapshot(topic, 0)
+        assert follower.snapshot(topic) == writer.snapshot(topic)
     assert follower.since(Position(7, 10)) == Replay(applied[10:])
 
 
@@ -73,7 +73,7 @@ def test_restore_from_a_checkpoint_then_follow() -> None:
     writer = Hub(Config(), 3)
     rng = random.Random(3)
     first = publish_all(writer, events(rng, 200))
-    snapshots, at = writer.checkpoint(0), writer.position
+    snapshots, at = writer.checkpoint(), writer.position
     later = publish_all(writer, events(rng, 200))
     follower = Hub(Config(), 0)
     history = [(p.message, p.payload) for p in first[-20:]]
@@ -81,7 +81,7 @@ def test_restore_from_a_checkpoint_then_follow() -> None:
     assert follower.epoch == 3
     follower.apply([(p.message, p.payload) for p in later])
     for topic in writer.topics():
-        assert follower.snapshot(topic, 0) == writer.snapshot(topic, 0)
+        assert follower.snapshot(topic) == writer.snapshot(topic)
     # The history before the checkpoint serves resumes.
     answer = follower.since(Position(3, at.offset - 20))
     assert isinstance(answer, Replay) and len(answer.entries) == 20 + len(later)
@@ -111,10 +111,10 @@ def test_a_follower_that_takes_over_continues_the_stream_for_clients() -> None:
         range(stream[-1].offset + 1, stream[-1].offset + 1 + len(after))
     )
     for topic in standby.topics():
-        assert mirror.data(topic) == standby.snapshot(topic, 0).data
+        assert mirror.data(topic) == standby.snapshot(topic).data
     # Session statistics continue: volume did not start over.
-    volume_before = leader.snapshot("ticker.BTC-USD", 0).data["volume"]
-    assert standby.snapshot("ticker.BTC-USD", 0).data["volume"] >= volume_before
+    volume_before = leader.snapshot("ticker.BTC-USD").data["volume"]
+    assert standby.snapshot("ticker.BTC-USD").data["volume"] >= volume_before
 
 
 def test_replace_levels_publishes_exactly_the_difference() -> None:

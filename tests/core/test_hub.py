@@ -31,7 +31,7 @@ def test_keyframe_goes_into_the_stream() -> None:
     hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
     frame = hub.keyframe("quote.X-Y", 0)
     assert frame.message.snapshot and frame.message.offset == 2
-    assert hub.snapshot("quote.X-Y", 0).data == frame.message.data
+    assert hub.snapshot("quote.X-Y").data == frame.message.data
 
 
 # ------------------------------------------------------------ one event fails midway
@@ -64,7 +64,7 @@ def assert_consistent(hub: Hub, mirror: Mirror) -> None:
     assert isinstance(replay, Replay)
     assert [item.offset for item in replay.entries] == list(range(1, hub.position.offset + 1))
     for topic in hub.topics():
-        assert mirror.data(topic) == hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == hub.snapshot(topic).data
 
 
 def test_a_message_that_cannot_be_encoded_is_replaced_without_a_hole() -> None:
@@ -99,7 +99,7 @@ def test_a_value_beyond_the_wire_empties_only_its_topic() -> None:
     # The book starts again from what subscribers hold (nothing), per venue level.
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((99, 2),), (), False))
     publish(hub, mirror, BookUpdate("b", "X-Y", 0, ((99, 3),), (), False))
-    assert hub.snapshot("book.X-Y", 0).data == {"bids": [[99, 5]], "asks": []}
+    assert hub.snapshot("book.X-Y").data == {"bids": [[99, 5]], "asks": []}
     assert mirror.data("quote.X-Y") == {"bid": 100, "bid_size": 5, "ask": 101, "ask_size": 1}
     assert_consistent(hub, mirror)
 
@@ -123,9 +123,9 @@ def test_a_failure_before_the_sequencer_empties_the_topic_the_event_touched(
     ]
     publish(hub, mirror, BookUpdate("b", "X-Y", 0, ((100, 0),), (), False))
     # Without the consolidator forgetting b's level, this would be a size of -7.
-    assert hub.snapshot("book.X-Y", 0).data == {"bids": [], "asks": []}
+    assert hub.snapshot("book.X-Y").data == {"bids": [], "asks": []}
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((100, 6),), (), False))
-    assert hub.snapshot("book.X-Y", 0).data == {"bids": [[100, 6]], "asks": []}
+    assert hub.snapshot("book.X-Y").data == {"bids": [[100, 6]], "asks": []}
     assert_consistent(hub, mirror)
 
 
@@ -150,5 +150,5 @@ def test_a_failure_after_the_sequencer_keeps_what_it_published(
     ]
     assert_consistent(hub, mirror)
     publish(hub, mirror, Trade("a", "X-Y", 0, 90, 1, TakerSide.SELL, "t2"))
-    assert hub.snapshot("ticker.X-Y", 0).data["volume"] == 3
+    assert hub.snapshot("ticker.X-Y").data["volume"] == 3
     assert_consistent(hub, mirror)

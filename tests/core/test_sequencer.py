@@ -43,7 +43,7 @@ def test_the_first_message_of_every_kind_of_topic_is_a_snapshot_of_its_whole_sta
     assert [(m.snapshot, m.seq) for m in (quote, book, trade)] == [(True, 1)] * 3
     assert book.data == {"bids": [[100, 5], [99, 4]], "asks": [[101, 2]]}
     for message in (quote, book, trade):
-        assert message.data == seq.snapshot(message.topic, 0).data
+        assert message.data == seq.snapshot(message.topic).data
         assert Mirror().apply(message) == Applied(1)
     later = [
         seq.set_fields("quote.A-B", {"bid": 11, "ask": None}, 0),
@@ -60,7 +60,7 @@ def test_book_increments_publish_absolute_sizes_of_changed_levels() -> None:
     second = seq.add_to_levels("book.A-B", [(100, 0), (99, -3)], [(101, 4)], 0)
     assert second is not None and second.data == {"bids": [[99, 0]], "asks": [[101, 6]]}
     assert seq.add_to_levels("book.A-B", [(100, 0)], [], 0) is None
-    assert seq.snapshot("book.A-B", 0).data == {"bids": [[100, 5]], "asks": [[101, 6]]}
+    assert seq.snapshot("book.A-B").data == {"bids": [[100, 5]], "asks": [[101, 6]]}
 
 
 def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
@@ -76,14 +76,52 @@ def test_keyframe_every_n_updates_carries_the_whole_state() -> None:
     assert forced.snapshot and forced.data == {"last": 6, "open": 1} and forced.seq == 8
 
 
-def test_snapshot_is_consistent_with_the_current_position() -> None:
+def test_a_snapshot_carries_its_topics_last_offset_and_time() -> None:
+    # Consistent with the current position, but its seq, offset and ts are those of the
+    # topic's last message, so a client can tell when the topic last changed.
     seq = Sequencer(epoch=1)
-    seq.set_fields("quote.A-B", {"bid": 1}, 0)
-    seq.add_event("trade.A-B", {"price": 1}, 0)
-    snap = seq.snapshot("quote.A-B", 9)
-    assert (snap.snapshot, snap.seq, snap.offset, snap.data) == (True, 1, 2, {"bid": 1})
-    empty = seq.snapshot("book.C-D", 9)
-    assert (empty.seq, empty.data) == (0, {"bids": [], "asks": []})
+    seq.set_fields("quote.A-B", {"bid": 1}, 10)
+    seq.add_event("trade.A-B", {"price": 1}, 20)
+    snap = seq.snapshot("quote.A-B")
+    assert (snap.snapshot, snap.seq, snap.offset, snap.ts_us, snap.data) == (
+        True,
+        1,
+        1,
+        10,
+        {"bid": 1},
+    )
+    seq.set_fields("quote.A-B", {"bid": 2}, 30)
+    seq.add_event("trade.A-B", {"price": 2}, 40)
+    seq.add_to_levels("book.A-B", [(1, 1)], [], 50)
+    assert seq.snapshot("quote.A-B")[2:5] == (2, 3, 30)
+    assert seq.snapshot("trade.A-B")[2:5] == (2, 4, 40)
+    keyframe = seq.keyframe("quote.A-B", 60)
+    assert seq.snapshot("quote.A-B")[2:5] == (3, keyframe.offset, 60)
+    emptied = seq.empty_topic("book.A-B", 70)
+    assert seq.snapshot("book.A-B")[2:5] == (emptied.seq, emptied.offset, 70)
+    assert seq.position.offset == emptied.offset
+    empty = seq.snapshot("book.C-D")
+    assert (empty.seq, empty.offset, empty.ts_us, empty.data) == (0, 0, 0, {"bids": [], "asks": []})
+
+
+def test_a_follower_and_a_restored_sequencer_carry_the_same_snapshot_offsets() -> None:
+    writer = Sequencer(epoch=1)
+    messages = [
+        writer.set_fields("quote.A-B", {"bid": 1}, 10),
+        writer.add_event("trade.A-B", {"price": 1}, 20),
+        writer.set_fields("quote.A-B", {"bid": 2}, 30),
+    ]
+    follower = Sequencer(epoch=1)
+    for message in messages:
+        assert message is not None
+        follower.apply(message)
+    restored = Sequencer(epoch=1)
+    checkpoint = [writer.snapshot(topic) for topic in writer.topics()]
+    restored.restore(writer.position.offset, checkpoint)
+    for topic in writer.topics():
+        assert follower.snapshot(topic) == writer.snapshot(topic)
+        assert restored.snapshot(topic) == writer.snapshot(topic)
+    assert writer.snapshot("trade.A-B")[2:5] == (1, 2, 20)
 
 
 def test_bad_arguments_are_refused() -> None:
@@ -110,7 +148,7 @@ def _apply(seq: Sequencer, index: int, fields: dict[str, Any], levels: Any) -> D
     topic = TOPICS[index]
     if topic.startswith("book"):
         # Absolute target sizes, turned into increments against the current state.
-        current = seq.snapshot(topic, 0).data
+        current = seq.snapshot(topic).data
         held = {p: s for p, s in current["bids"] + current["asks"]}
         targets = dict(levels)
         moves = [(p, s - held.get(p, 0)) for p, s in targets.items()]
@@ -131,7 +169,7 @@ def test_a_mirror_from_snapshot_plus_deltas_equals_the_sequencer_at_every_positi
     for step, (index, fields, levels) in enumerate(ops):
         if step == join_at:
             for topic in TOPICS:
-                mirror.apply(seq.snapshot(topic, 0))
+                mirror.apply(seq.snapshot(topic))
         message = _apply(seq, index, fields, levels)
         if message is None or step < join_at:
             continue
@@ -139,5 +177,5 @@ def test_a_mirror_from_snapshot_plus_deltas_equals_the_sequencer_at_every_positi
         assert isinstance(decoded, DataMessage)
         assert mirror.apply(decoded) == Applied(message.seq)
         for topic in TOPICS:
-            assert mirror.data(topic) == seq.snapshot(topic, 0).data
-            assert mirror.seq(topic) == seq.snapshot(topic, 0).seq
+            assert mirror.data(topic) == seq.snapshot(topic).data
+            assert mirror.seq(topic) == seq.snapshot(topic).seq

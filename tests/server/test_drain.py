@@ -30,7 +30,7 @@ async def test_drain_sends_every_stream_away_with_its_position(nursery: trio.Nur
     for _ in range(4):
         sse = await SseClient.connect(server.port, "topics=quote.*")
         assert sse.status == 200
-        while (await sse.event()).get("event") != "snapshot":
+        while (await sse.event()).get("event") != "heartbeat":  # ends the burst
             pass
         streams.append(sse)
     ready_before = server.context.ready

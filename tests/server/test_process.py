@@ -49,7 +49,7 @@ async def test_an_event_the_hub_cannot_publish_is_counted_logged_and_skipped(
     assert [m.offset for m in seen] == list(range(1, 7))
     assert seen[-2].data["id"] == "t3"
     for topic in ("trade.BTC-USD", "ticker.BTC-USD"):
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     # Logged once with its traceback; the same reason again is a rate-limited line.
     rejections = [r for r in caplog.records if "rejected an event" in r.getMessage()]
     assert [r.levelno for r in rejections] == [logging.ERROR, logging.WARNING]
@@ -73,4 +73,4 @@ async def test_the_hub_task_outlives_a_failure_of_the_repair_itself(
     await server.publish(trade(3))
     await until(lambda: server.context.stats.ingest_events == 3)
     assert server.context.stats.hub_rejected_events == 1
-    assert server.hub.snapshot("trade.BTC-USD", 0).data["id"] == "t3"
+    assert server.hub.snapshot("trade.BTC-USD").data["id"] == "t3"

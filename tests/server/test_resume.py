@@ -10,7 +10,7 @@ import trio
 
 from tests.server.conftest import TEST_CONFIG, RawWebSocket, SseClient, start_server, until
 from ticker.core.codec import parse_json
-from ticker.core.messages import DataMessage, Error, Reset, ServerMessage
+from ticker.core.messages import DataMessage, Error, Heartbeat, Reset, ServerMessage
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
@@ -47,7 +47,7 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
     mirror = Mirror()
     offsets: list[int] = []
     position: str | None = None
-    first_snapshot_offset = None
+    first_burst_offset = None
     for _ in range(12):
         client = await RawWebSocket.connect(server.port)
         await client.messages()  # hello
@@ -59,16 +59,22 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
         stop_at = rng.randrange(start, server.hub.position.offset + 1)
         reached = -1
         while reached < stop_at:
-            for message in await client.messages():
+            # Resume from the position of the last frame read whole: a data frame's
+            # offset, or the heartbeat that ends a burst of snapshots (each of which
+            # carries its own topic's last offset, not the burst's position).
+            *messages, final = await client.messages()
+            assert isinstance(final, DataMessage | Heartbeat), final
+            burst = isinstance(final, Heartbeat)
+            for message in messages if burst else [*messages, final]:
                 assert isinstance(message, DataMessage), message
                 result = mirror.apply(message)
                 assert isinstance(result, Applied), (result, message, position)
-                if message.snapshot and first_snapshot_offset is None:
-                    first_snapshot_offset = message.offset
-                elif not message.snapshot:
+                if not burst:
                     offsets.append(message.offset)
-                position = f"7-{message.offset}"
-                reached = message.offset
+            reached = final.offset
+            if burst and first_burst_offset is None:
+                first_burst_offset = reached
+            position = f"7-{reached}"
         await client.close()
         await publish(server, rng, rng.randrange(0, 30), sent)  # while disconnected
         sent = server.context.stats.ingest_events
@@ -83,11 +89,11 @@ async def test_ws_resume_at_random_points_has_no_gap_and_no_duplicate(
             assert isinstance(mirror.apply(message), Applied)
             offsets.append(message.offset)
     await client.close()
-    assert first_snapshot_offset is not None
-    # Every message after the first snapshot, exactly once and in order.
-    assert offsets == list(range(first_snapshot_offset + 1, last + 1))
+    assert first_burst_offset is not None
+    # Every message after the first burst, exactly once and in order.
+    assert offsets == list(range(first_burst_offset + 1, last + 1))
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     assert server.context.stats.resumes == 12
     assert server.context.stats.resets == 0
 
@@ -96,18 +102,17 @@ async def check_reset(server: ServerHandle, position: str, reason: str) -> None:
     client = await RawWebSocket.connect(server.port)
     await client.messages()
     await client.subscribe("quote.*", position=position)
-    messages = await client.messages()
-    while len(messages) < 1 + len(SYMBOLS):
-        messages += await client.messages()
-    reset, *snapshots = messages
+    reset, *snapshots, heartbeat = await client.messages()  # one frame
     assert isinstance(reset, Reset) and reset.reason == reason
     assert reset.offset == server.hub.position.offset
+    assert isinstance(heartbeat, Heartbeat) and heartbeat.offset == reset.offset
+    assert len(snapshots) == len(SYMBOLS)
     mirror = Mirror()
     for snapshot in snapshots:
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
         assert isinstance(mirror.apply(snapshot), Applied)
     for topic in mirror.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     await client.close()
 
 
@@ -149,8 +154,11 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
         "epoch": 7,
         "offset": server.hub.position.offset,
         "heartbeat_s": 3600,
+        "zstd_dictionary": 32769,
     }
     snapshots = await read_sse_data(client, len(server.hub.topics()))
+    burst_end = await client.event()  # the burst's position, the first resume point
+    assert burst_end["event"] == "heartbeat" and burst_end["id"] == str(server.hub.position)
     await publish(server, rng, 30, 40)
     first = await read_sse_data(client, 10)
     await client.close()
@@ -165,18 +173,18 @@ async def test_sse_resumes_from_last_event_id_without_gap_or_duplicate(
     await resumed.close()
     mirror = Mirror()
     offsets = []
-    # A burst of snapshots shares one position; only its last event carries the id.
-    assert all("id" not in event for event in snapshots[:-1])
+    # A burst's snapshots carry no id; the heartbeat that ends it does.
+    assert all("id" not in event for event in snapshots)
     for event in snapshots + first + rest:
         message = parse_json(event["data"], snapshot=event["event"] == "snapshot")
         assert event.get("id", f"7-{message.offset}") == f"7-{message.offset}"
         assert isinstance(mirror.apply(message), Applied)
         if not message.snapshot:
             offsets.append(message.offset)
-    snapshot_offset = int(snapshots[-1]["id"].split("-")[1])
+    snapshot_offset = int(burst_end["id"].split("-")[1])
     assert offsets == list(range(snapshot_offset + 1, server.hub.position.offset + 1))
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def test_sse_query_parameter_resume_and_reset(nursery: trio.Nursery) -> None:
@@ -231,18 +239,22 @@ async def test_sse_max_rate_conflates_updates_per_topic(
     client = await SseClient.connect(server.port, "topics=quote.BTC-USD&max_rate=2")
     await client.event()
     await client.event()
-    await client.event()  # the first snapshot
+    assert (await client.event())["event"] == "snapshot"  # the first burst
+    assert (await client.event())["event"] == "heartbeat"
     for i in range(100):  # 100 updates over 1 s of (virtual) time
         await server.publish(Quote("cbx", "BTC-USD", i, 101 + i, 1, 200, 1))
         await trio.sleep(0.01)
-    updates = []
+    events = []
     with trio.move_on_after(1.0):
         while True:
-            updates.append(await client.event())
+            events.append(await client.event())
+    # Each tick is a burst: the snapshot, then a heartbeat with its position (the id).
+    assert [e["event"] for e in events] == ["snapshot", "heartbeat"] * (len(events) // 2)
+    updates = events[::2]
     # 2 per second: about 2 in the publishing second, at most one more in the next.
     assert 1 <= len(updates) <= 4, len(updates)
     last = parse_json(updates[-1]["data"], snapshot=True)
-    assert last.data == server.hub.snapshot("quote.BTC-USD", 0).data
+    assert last.data == server.hub.snapshot("quote.BTC-USD").data
     await client.close()
 
 
@@ -290,7 +302,7 @@ def check_against_hub(server: ServerHandle, messages: list[DataMessage]) -> None
     assert [m.offset for m in messages] == list(range(1, server.hub.position.offset + 1))
     assert sorted(mirror.topics()) == sorted(server.hub.topics())
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def read_until_offset(client: RawWebSocket, last: int, into: list[DataMessage]) -> None:
@@ -367,7 +379,7 @@ async def test_a_live_client_is_served_while_another_replays_the_whole_buffer(
         assert isinstance(mirror.apply(message), Applied), message
     assert live_received[-1].offset == server.hub.position.offset
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
     await resuming.close()
     await live.close()
 
@@ -423,8 +435,9 @@ async def test_resumes_over_the_per_address_limit_get_4429_and_429(
     assert "too many resumes" in error.message
     # The connection stays: a subscribe without a position is served at once.
     await client.subscribe("trade.*")
-    snapshots = await client.messages()
+    *snapshots, heartbeat = await client.messages()
     assert snapshots and all(isinstance(m, DataMessage) and m.snapshot for m in snapshots)
+    assert isinstance(heartbeat, Heartbeat)
     # SSE with Last-Event-ID (or last_event_id) gets an HTTP 429 with the reason.
     sse = await SseClient.connect(server.port, "topics=quote.*", last_event_id=position)
     body = await sse.body()
@@ -457,3 +470,52 @@ async def test_a_resume_rate_of_zero_turns_the_limit_off(nursery: trio.Nursery) 
         assert all(isinstance(m, DataMessage) for m in messages), messages
         await client.close()
     assert server.context.stats.resumes_limited == 0
+
+
+async def test_a_later_subs_position_is_ignored_and_takes_no_resume(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, replace(LIMITED, resume_burst_per_ip=1))
+    await publish(server, random.Random(16), 40, 0)
+    client = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await client.subscribe("quote.*")
+    await client.messages()  # its burst
+    for pattern in ("trade.BTC-USD", "book.*", "ticker.ETH-USD"):
+        # Not refused, not rate-limited: snapshots of the new topics, then the position.
+        await client.subscribe(pattern, position="7-3")
+        *snapshots, heartbeat = await client.messages()
+        assert snapshots and all(isinstance(m, DataMessage) and m.snapshot for m in snapshots)
+        assert all(isinstance(m, DataMessage) and m.offset > 0 for m in snapshots)
+        assert isinstance(heartbeat, Heartbeat)
+        assert heartbeat.offset == server.hub.position.offset
+    stats = server.context.stats
+    assert (stats.resumes, stats.resumes_limited, stats.bad_requests) == (0, 0, 0)
+    await client.close()
+
+
+async def test_sse_last_event_id_header_wins_over_the_query_parameter(
+    nursery: trio.Nursery,
+) -> None:
+    # A page opens the stream with ?last_event_id=<snapshot position>; on reconnect the
+    # browser adds the Last-Event-ID header with the last id it saw, to the same URL.
+    # The header is the newer position: it wins.
+    server = await start_server(nursery, replace(TEST_CONFIG, replay_max_messages=10))
+    await publish(server, random.Random(17), 50, 0)
+    newest = server.hub.position.offset
+    client = await SseClient.connect(
+        server.port, "topics=quote.*,trade.*,book.*,ticker.*&last_event_id=7-1", f"7-{newest - 2}"
+    )
+    await client.event()  # retry
+    await client.event()  # hello
+    replayed = await read_sse_data(client, 2)
+    assert [json.loads(e["data"])["offset"] for e in replayed] == [newest - 1, newest]
+    assert [e["id"] for e in replayed] == [f"7-{newest - 1}", f"7-{newest}"]
+    await client.close()
+    # The query parameter alone (7-1, long evicted) would have been a reset.
+    alone = await SseClient.connect(server.port, "topics=quote.*&last_event_id=7-1")
+    await alone.event()
+    await alone.event()
+    assert (await alone.event())["event"] == "reset"
+    await alone.close()
+    assert (server.context.stats.resumes, server.context.stats.resets) == (1, 1)

@@ -15,7 +15,9 @@ from tests.server.test_resume import random_event
 from ticker.config import Config
 from ticker.core.codec import decode_frame
 from ticker.core.hub import Hub
-from ticker.core.messages import DataMessage
+from ticker.core.messages import DataMessage, Heartbeat, ServerMessage
+from ticker.core.position import Position
+from ticker.core.replay import Replay
 from ticker.core.topics import TopicPattern
 from ticker.errors import CLOSE_SLOW_CONSUMER
 from ticker.server.fanout import Fanout
@@ -114,6 +116,8 @@ def data_offsets(frames: list[tuple[int, bytes]]) -> list[int]:
     for opcode, payload in frames:
         assert opcode == 0x2
         for message in decode_frame(payload):
+            if isinstance(message, Heartbeat):
+                continue  # ends a burst of snapshots
             assert isinstance(message, DataMessage)
             offsets.append(message.offset)
     return offsets
@@ -265,3 +269,118 @@ async def test_a_replay_overtaken_by_the_buffer_ends_as_a_slow_consumer(
     assert 0 < len(offsets) < len(expected)
     assert offsets == expected[: len(offsets)]
     assert payload[2:].decode().endswith(f"last=7-{offsets[-1]}")
+
+
+# -- a later sub: its position is ignored, its snapshots follow what is queued -----------
+
+
+def later_sub(subscriber: Subscriber, hub: Hub, fanout: Fanout, position: str | None) -> None:
+    subscribe(
+        subscriber,
+        ("book.*",),
+        position,
+        hub=hub,
+        fanout=fanout,
+        stats=subscriber.stats,
+        known_symbols=SYMBOLS,
+        max_subscriptions=16,
+    )
+
+
+def units(frames: list[tuple[int, bytes]]) -> list[list[ServerMessage]]:
+    out = []
+    for opcode, payload in frames:
+        assert opcode == 0x2
+        out.append(decode_frame(payload))
+    return out
+
+
+async def test_a_later_sub_ignores_its_position_and_gets_snapshots_of_its_new_topics(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    hub = full_hub(500)
+    ours, theirs = pair
+    fanout = Fanout(16)
+    subscriber = new_subscriber(ours, hub, ServerStats())
+    reader = FrameReader(theirs)
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, str(hub.position))  # nothing to replay
+        # The spec: later subs get snapshots for their new topics, whatever position
+        # they name (a resume into a running stream would break its order).
+        later_sub(subscriber, hub, fanout, "7-1")
+        reader.read_available()
+        [burst] = units(list(reader.frames()))
+        nursery.cancel_scope.cancel()
+    *snapshots, heartbeat = burst
+    books = [t for t in hub.topics() if t.startswith("book.")]
+    assert [m.topic for m in snapshots if isinstance(m, DataMessage)] == books
+    assert all(m == hub.snapshot(m.topic) for m in snapshots if isinstance(m, DataMessage))
+    assert isinstance(heartbeat, Heartbeat)
+    assert Position(heartbeat.epoch, heartbeat.offset) == hub.position
+    assert subscriber.stats.resumes == 1 and subscriber.stats.resets == 0
+
+
+async def test_a_later_subs_snapshots_go_out_after_what_the_connection_has_queued(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # A client behind (a replay being written, live messages waiting behind it) that
+    # subscribes to more: the new topics' burst ends with a resume point, so it must
+    # not overtake messages at or below that position that the client has not got.
+    hub = full_hub(3_000)
+    oldest = hub.replay.first_offset - 1
+    ours, theirs = pair
+    fanout = Fanout(16)
+    subscriber = new_subscriber(ours, hub, ServerStats())
+    reader = FrameReader(theirs)
+    rng = random.Random(9)
+    frames: list[tuple[int, bytes]] = []
+    replay = hub.since(Position(7, oldest))
+    assert isinstance(replay, Replay)
+    log = {item.offset: item.topic for item in replay.entries}  # the stream, by offset
+
+    def publish(count: int) -> None:
+        for _ in range(count):
+            published = hub.publish(random_event(rng, 0), time.time_ns())
+            log.update((item.offset, item.topic) for item in published)
+            fanout.publish(published)
+
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        resume(subscriber, hub, fanout, f"7-{oldest}")
+        assert subscriber.backlog  # the replay is still being written
+        publish(30)  # live messages, queued behind the replay
+        assert subscriber.outbox
+        later_sub(subscriber, hub, fanout, None)
+        at_sub = hub.position.offset
+        publish(30)  # and more after the sub
+        while subscriber.backlog or subscriber.draining or subscriber.outbox:
+            await trio.lowlevel.checkpoint()
+            reader.read_available()
+            frames += reader.frames()
+        reader.read_available()
+        frames += reader.frames()
+        nursery.cancel_scope.cancel()
+    received = units(frames)
+    [index] = [
+        i
+        for i, unit in enumerate(received)
+        if any(isinstance(m, DataMessage) and m.topic.startswith("book.") for m in unit)
+        and all(
+            isinstance(m, Heartbeat) or (isinstance(m, DataMessage) and m.snapshot) for m in unit
+        )
+    ]
+    burst = received[index]
+    last = burst[-1]
+    position = last.offset if isinstance(last, Heartbeat) else at_sub
+    assert position >= at_sub
+    before = [m.offset for u in received[:index] for m in u if isinstance(m, DataMessage)]
+    after = [m.offset for u in received[index + 1 :] for m in u if isinstance(m, DataMessage)]
+    old = [o for o, topic in sorted(log.items()) if topic.split(".")[0] in ("quote", "trade")]
+    # Every quote or trade at or below the burst's position came before it; every
+    # message after it is past that position, so resuming from it misses nothing.
+    assert before == [o for o in old if o <= position]
+    assert after == [o for o in sorted(log) if o > position]
+    assert subscriber.ended is None

@@ -56,7 +56,7 @@ async def read_until(client: RawWebSocket, offset: int, mirror: Mirror) -> list[
 def assert_mirror_equals_hub(mirror: Mirror, server: ServerHandle) -> None:
     assert sorted(mirror.topics()) == sorted(server.hub.topics())
     for topic in server.hub.topics():
-        assert mirror.data(topic) == server.hub.snapshot(topic, 0).data
+        assert mirror.data(topic) == server.hub.snapshot(topic).data
 
 
 async def test_a_topic_born_after_subscribing_starts_with_a_snapshot(
@@ -129,21 +129,27 @@ async def test_a_reset_and_all_its_snapshots_travel_in_one_websocket_frame(
         (hello,) = await frame(client)
         assert isinstance(hello, Hello)
         await client.subscribe(*patterns, position="7-1")
-        reset, *snapshots = await frame(client)  # one frame: all of it or none
+        reset, *snapshots, heartbeat = await frame(client)  # one frame: all of it or none
         assert reset == Reset(7, server.hub.position.offset, "too_old")
+        # The frame ends with a heartbeat at the reset's position: the unit's resume point.
+        assert isinstance(heartbeat, Heartbeat)
+        assert (heartbeat.epoch, heartbeat.offset) == (7, reset.offset)
         assert len(snapshots) == expected  # trade.*: nothing matches, the reset alone
         mirror = Mirror()
         for snapshot in snapshots:
             assert isinstance(snapshot, DataMessage) and snapshot.snapshot
-            assert snapshot.offset == reset.offset
+            # Each carries its own topic's last offset, at or below the reset's.
+            assert snapshot == server.hub.snapshot(snapshot.topic)
+            assert snapshot.offset <= reset.offset
             assert isinstance(mirror.apply(snapshot), Applied)
         if expected:
             assert_mirror_equals_hub(mirror, server)
+            assert min(s.offset for s in snapshots if isinstance(s, DataMessage)) < reset.offset
         await client.close()
     assert server.context.stats.resets == 2
 
 
-async def test_an_sse_reset_has_no_id_and_the_last_snapshot_of_its_burst_does(
+async def test_an_sse_reset_and_its_snapshots_have_no_id_and_a_heartbeat_ends_the_burst(
     nursery: trio.Nursery,
 ) -> None:
     server = await busy_server(nursery)
@@ -154,20 +160,27 @@ async def test_an_sse_reset_has_no_id_and_the_last_snapshot_of_its_burst_does(
     reset = await client.event()
     assert reset["event"] == "reset" and "id" not in reset
     assert json.loads(reset["data"])["reason"] == "too_old"
-    events = [await client.event() for _ in server.hub.topics()]
+    *events, heartbeat = [await client.event() for _ in range(len(server.hub.topics()) + 1)]
     assert [e["event"] for e in events] == ["snapshot"] * len(events)
-    assert all("id" not in e for e in events[:-1]) and events[-1]["id"] == position
+    assert all("id" not in e for e in events)
+    # The burst's position is the heartbeat's id: each snapshot's offset is its topic's.
+    assert heartbeat["event"] == "heartbeat" and heartbeat["id"] == position
+    assert json.loads(heartbeat["data"])["offset"] == server.hub.position.offset
     mirror = Mirror()
     for item in events:
-        assert isinstance(mirror.apply(parse_json(item["data"], snapshot=True)), Applied)
+        message = parse_json(item["data"], snapshot=True)
+        assert message == server.hub.snapshot(message.topic)
+        assert isinstance(mirror.apply(message), Applied)
     assert_mirror_equals_hub(mirror, server)
     await client.close()
-    # With nothing to snapshot, the reset is the whole unit and carries the id itself.
+    # With nothing to snapshot, the unit is the reset and the heartbeat that carries the id.
     alone = await SseClient.connect(server.port, "topics=trade.*", last_event_id="7-1")
     await alone.event()
     await alone.event()
     reset = await alone.event()
-    assert reset["event"] == "reset" and reset["id"] == position
+    assert reset["event"] == "reset" and "id" not in reset
+    heartbeat = await alone.event()
+    assert heartbeat["event"] == "heartbeat" and heartbeat["id"] == position
     await alone.close()
 
 
@@ -190,3 +203,58 @@ async def test_no_heartbeat_goes_out_before_the_first_sub_is_answered(
     assert [m.offset for m in replayed if isinstance(m, DataMessage)] == [3, 4, 5]
     assert (heartbeat.epoch, heartbeat.offset) == (7, 5)
     await client.close()
+
+
+async def test_a_burst_resumes_from_its_heartbeat_not_from_its_snapshots(
+    nursery: trio.Nursery,
+) -> None:
+    # A quiet topic's snapshot carries its last change, long gone from the replay
+    # buffer; the burst's resume point is the heartbeat that ends it.
+    server = await start_server(nursery, replace(TEST_CONFIG, replay_max_messages=30))
+    await publish(server, Quote("cbx", "ETH-USD", 0, 50, 1, 60, 1))
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 100 + i, 1, 900, 1) for i in range(60)))
+    client = await RawWebSocket.connect(server.port)
+    await client.messages()  # hello
+    await client.subscribe("quote.*")
+    quiet, busy, heartbeat = await client.messages()
+    assert isinstance(quiet, DataMessage) and (quiet.topic, quiet.seq, quiet.offset) == (
+        "quote.ETH-USD",
+        1,
+        1,
+    )
+    assert isinstance(busy, DataMessage) and busy.offset == server.hub.position.offset
+    assert isinstance(heartbeat, Heartbeat) and heartbeat.offset == server.hub.position.offset
+    assert quiet.offset < server.hub.replay.first_offset  # resuming from it: a reset
+    await client.close()
+    burst_position = f"7-{heartbeat.offset}"
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 200 + i, 1, 900, 1) for i in range(5)))
+    mirror = Mirror()
+    for message in (quiet, busy):
+        mirror.apply(message)
+    resumed = await RawWebSocket.connect(server.port)
+    await resumed.messages()  # hello
+    await resumed.subscribe("quote.*", position=burst_position)
+    replayed = await read_until(resumed, server.hub.position.offset, mirror)
+    assert [m.offset for m in replayed] == list(
+        range(heartbeat.offset + 1, server.hub.position.offset + 1)
+    )
+    assert_mirror_equals_hub(mirror, server)
+    await resumed.close()
+    # SSE: the heartbeat carries the burst's id; Last-Event-ID resumes from it alike.
+    sse = await SseClient.connect(server.port, "topics=quote.*")
+    await sse.event()  # retry
+    await sse.event()  # hello
+    events = [await sse.event() for _ in range(3)]
+    assert [e["event"] for e in events] == ["snapshot", "snapshot", "heartbeat"]
+    assert [json.loads(e["data"])["offset"] for e in events[:2]] == [1, server.hub.position.offset]
+    assert events[2]["id"] == str(server.hub.position)
+    await sse.close()
+    start = server.hub.position.offset
+    await publish(server, *(Quote("cbx", "BTC-USD", i, 300 + i, 1, 900, 1) for i in range(3)))
+    again = await SseClient.connect(server.port, "topics=quote.*", last_event_id=events[2]["id"])
+    await again.event()
+    await again.event()
+    deltas = [await again.event() for _ in range(3)]
+    assert [json.loads(e["data"])["offset"] for e in deltas] == [start + 1, start + 2, start + 3]
+    assert server.context.stats.resets == 0
+    await again.close()

@@ -9,8 +9,9 @@ from trio_websocket import open_websocket_url
 
 from tests.server.conftest import RawWebSocket, receive
 from ticker.core.codec import decode_frame, encode_client
-from ticker.core.messages import DataMessage, Error, Hello, Subscribe, Unsubscribe
+from ticker.core.messages import DataMessage, Error, Heartbeat, Hello, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
+from ticker.core.position import Position
 from ticker.model.events import Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
 
@@ -28,10 +29,14 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
     async with open_websocket_url(url(server), subprotocols=["ticker.v1"]) as ws:
         (hello,) = await receive(ws)
         assert isinstance(hello, Hello) and hello.epoch == 7 and hello.compression is None
+        assert hello.zstd_dictionary == 32769  # named even when not compressing
         await ws.send_message(encode_client(Subscribe(("quote.*",))))
-        (snapshot,) = await receive(ws)
+        snapshot, heartbeat = await receive(ws)
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
         assert snapshot.data == {"bid": 100, "bid_size": 1, "ask": 10_000, "ask_size": 1}
+        # The burst ends with a heartbeat at the position it reflects.
+        assert isinstance(heartbeat, Heartbeat)
+        assert Position(heartbeat.epoch, heartbeat.offset) == server.hub.position
         mirror = Mirror()
         assert mirror.apply(snapshot) == Applied(1)
         for i in range(1, 20):
@@ -42,7 +47,7 @@ async def test_subscribe_gets_hello_then_snapshot_then_deltas(server: ServerHand
                 assert isinstance(message, DataMessage)
                 assert isinstance(mirror.apply(message), Applied)
                 received += 1
-        assert mirror.data("quote.BTC-USD") == server.hub.snapshot("quote.BTC-USD", 0).data
+        assert mirror.data("quote.BTC-USD") == server.hub.snapshot("quote.BTC-USD").data
 
 
 async def test_unsubscribe_stops_a_topic(server: ServerHandle) -> None:
@@ -77,8 +82,8 @@ async def test_bad_commands_get_an_error_and_the_connection_lives_on(
         (error,) = await receive(ws)
         assert isinstance(error, Error) and error.code == 4400 and needle in error.message
         await ws.send_message(encode_client(Subscribe(("quote.BTC-USD",))))
-        (snapshot,) = await receive(ws)
-        assert isinstance(snapshot, DataMessage)
+        snapshot, heartbeat = await receive(ws)
+        assert isinstance(snapshot, DataMessage) and isinstance(heartbeat, Heartbeat)
     assert server.context.stats.bad_requests == 1
 
 
@@ -133,7 +138,7 @@ async def test_a_message_of_endless_empty_fragments_closes_with_1009(
     await client.close()
     # Others are served on.
     await bystander.subscribe("quote.BTC-USD")
-    (snapshot,) = await bystander.messages()
+    snapshot, _ = await bystander.messages()
     assert isinstance(snapshot, DataMessage) and snapshot.topic == "quote.BTC-USD"
     assert server.context.stats.ends["protocol_error"] == 1
     await bystander.close()
@@ -159,6 +164,18 @@ async def test_handshake_without_our_subprotocol_is_refused(server: ServerHandle
     assert b"ticker.v1" in response
 
 
+async def test_the_zstd_dictionary_is_served_on_the_same_port(server: ServerHandle) -> None:
+    from ticker.core.compression import dictionary_bytes
+
+    response = await http_exchange(
+        server, b"GET /v1/zstd-dictionary/32769 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"immutable" in head.lower()
+    assert body == dictionary_bytes()
+
+
 async def test_unknown_paths_get_404(server: ServerHandle) -> None:
     response = await http_exchange(server, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 404")
@@ -182,9 +199,15 @@ async def test_trades_are_never_conflated_and_arrive_in_order(server: ServerHand
 async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_dictionary(
     server: ServerHandle,
 ) -> None:
-    from ticker.core.compression import FrameDecompressor, load_dictionary
+    from ticker.core.compression import (
+        DICTIONARY_ID,
+        FrameCompressor,
+        FrameDecompressor,
+        load_dictionary,
+    )
 
     decompressor = FrameDecompressor(load_dictionary())
+    sub_quotes = encode_client(Subscribe(("quote.*",)))
     await server.publish(quote(0))
     protocols = ["ticker.v1.zstd", "ticker.v1"]
     async with open_websocket_url(url(server), subprotocols=protocols) as ws:
@@ -197,9 +220,15 @@ async def test_zstd_subprotocol_sends_frames_compressed_with_the_shipped_diction
 
         (hello,) = await next_messages()
         assert isinstance(hello, Hello) and hello.compression == "zstd"
-        await ws.send_message(encode_client(Subscribe(("quote.*",))))
-        (snapshot,) = await next_messages()
+        assert hello.zstd_dictionary == DICTIONARY_ID
+        # Commands stay plain msgpack: a compressed one is not understood.
+        await ws.send_message(FrameCompressor(load_dictionary()).compress(sub_quotes))
+        (error,) = await next_messages()
+        assert isinstance(error, Error) and "invalid msgpack" in error.message
+        await ws.send_message(sub_quotes)
+        snapshot, heartbeat = await next_messages()
         assert isinstance(snapshot, DataMessage) and snapshot.snapshot
+        assert isinstance(heartbeat, Heartbeat)
         await server.publish(quote(1))
         (delta,) = await next_messages()
         assert isinstance(delta, DataMessage) and delta.data == {"bid": 101}

@@ -1,16 +1,17 @@
 """`create_app`: the quart-trio application and its routes.
 
-Routes: `/` (the dashboard), `/static/*` (its files), `/v1/snapshot`, `/healthz`,
-`/readyz` and `/metrics`. Each handler reads the shared `ServerContext` synchronously
-and answers; errors are JSON (`{"error": ..., "status": ...}`) with the status the
-protocol's errors carry, and a bad request is counted. Must not stream (the server's own
-sockets serve `/v1/sse` and `/v1/ws`) and must not change the hub's or the fanout's state.
+Routes: `/` (the dashboard), `/static/*` (its files), `/v1/snapshot`,
+`/v1/zstd-dictionary/<id>`, `/healthz`, `/readyz` and `/metrics`. Each handler reads the
+shared `ServerContext` synchronously and answers; errors are JSON (`{"error": ...,
+"status": ...}`) with the status the protocol's errors carry, and a bad request is
+counted. Must not stream (the server's own sockets serve `/v1/sse` and `/v1/ws`) and
+must not change the hub's or the fanout's state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 
 from quart import Response, request
 from quart_trio import QuartTrio
@@ -26,12 +27,15 @@ from ticker.app.dashboard import (
 from ticker.app.health import readiness
 from ticker.app.metrics import metrics_registry, render_metrics
 from ticker.app.snapshot import parse_topics_query, render_snapshot
+from ticker.core.compression import DICTIONARY_ID, dictionary_bytes
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
 
 JSON = "application/json"
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 """No route takes a body; anything larger is refused before it is read."""
+IMMUTABLE = "public, max-age=31536000, immutable"
+"""A dictionary id names its bytes for good: a new dictionary gets a new id."""
 
 
 def _json_response(body: object, status: int = 200) -> Response:
@@ -71,9 +75,33 @@ def create_app(context: ServerContext) -> QuartTrio:
             context.known_symbols,
             context.config.max_subscriptions,
         )
-        body = render_snapshot(context.hub, patterns, time.time_ns())
+        body = render_snapshot(context.hub, patterns)
         response = Response(body, 200, content_type=JSON)
         response.headers["Cache-Control"] = "no-store"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    dictionary = dictionary_bytes()
+    dictionary_etag = f'"{hashlib.sha256(dictionary).hexdigest()[:32]}"'
+
+    @app.get("/v1/zstd-dictionary/<int:dictionary_id>")
+    async def zstd_dictionary(dictionary_id: int) -> Response:
+        # The dictionary `ticker.v1.zstd` frames are compressed with, for clients that
+        # do not ship it (a browser); its id is in the hello and in every frame.
+        if dictionary_id != DICTIONARY_ID:
+            return _json_response(
+                {
+                    "error": f"no zstd dictionary {dictionary_id}; ours is {DICTIONARY_ID}",
+                    "status": 404,
+                },
+                404,
+            )
+        if dictionary_etag in request.headers.get("If-None-Match", ""):
+            response = Response(b"", 304)
+        else:
+            response = Response(dictionary, 200, content_type="application/octet-stream")
+        response.headers["ETag"] = dictionary_etag
+        response.headers["Cache-Control"] = IMMUTABLE
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 

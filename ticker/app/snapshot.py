@@ -39,15 +39,13 @@ def parse_topics_query(
     return list(dict.fromkeys(patterns))  # a repeated pattern is asked for once
 
 
-def render_snapshot(hub: Hub, patterns: list[TopicPattern], now_ns: int) -> str:
+def render_snapshot(hub: Hub, patterns: list[TopicPattern]) -> str:
     """The snapshot document as compact JSON text.
 
     `{"epoch": E, "position": "E-O", "snapshots": [...]}`, each snapshot the same JSON
-    object an SSE `snapshot` event carries, all consistent with `position`.
+    object an SSE `snapshot` event carries, all consistent with `position`: each
+    carries its topic's own last offset and time, `position` is the document's.
     """
     position = hub.position
-    parts = [
-        hub.current_snapshot(topic, now_ns).json
-        for topic in matching_topics(hub.topics(), patterns)
-    ]
+    parts = [hub.current_snapshot(topic).json for topic in matching_topics(hub.topics(), patterns)]
     return f'{{"epoch":{position.epoch},"position":"{position}","snapshots":[{",".join(parts)}]}}'

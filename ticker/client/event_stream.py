@@ -3,8 +3,9 @@
 `EventStreamParser` splits a byte stream into events (the WHATWG rules: `\\n`, `\\r\\n`
 or `\\r` line ends, `:` comments, `field: value`, a blank line dispatches).
 `SseDecoder` turns ticker's events into the same messages the WebSocket carries and
-groups them into units: a reset and the snapshots of one burst carry no `id:` except the
-last, so they travel as one unit, like a burst in one WebSocket frame. Pure; bounded.
+groups them into units: a reset and the snapshots of one burst carry no `id:`, the
+heartbeat that ends the burst does, so they travel as one unit, like a burst in one
+WebSocket frame. Pure; bounded.
 """
 
 from __future__ import annotations
@@ -156,8 +157,8 @@ class SseDecoder:
             if isinstance(item, StreamEnd):
                 out.append(item)
             elif isinstance(item, DataMessage | Reset) and event.id is None:
-                # A burst's snapshots (after a reset, the reset first): only its last
-                # event carries the id. All or none.
+                # A burst's snapshots (after a reset, the reset first): the heartbeat
+                # that ends it carries the id. All or none.
                 self._burst_bytes += len(event.data)
                 if self._burst_bytes > self._max_burst_bytes:
                     raise FeedProtocolError(
@@ -192,7 +193,15 @@ def _decode(event: SseEvent) -> ServerMessage | StreamEnd | None:
         # heartbeat_s came later to SSE's hello: 0 means "not told" (an older server).
         version = int(obj.get("version", PROTOCOL_VERSION))
         heartbeat_s = float(obj.get("heartbeat_s", 0.0))
-        return Hello(version, int(obj["epoch"]), int(obj["offset"]), heartbeat_s, None)
+        dictionary = obj.get("zstd_dictionary")  # later still: None from older servers
+        return Hello(
+            version,
+            int(obj["epoch"]),
+            int(obj["offset"]),
+            heartbeat_s,
+            None,
+            None if dictionary is None else int(dictionary),
+        )
     if name == "reset":
         obj = _object(event.data)
         return Reset(int(obj["epoch"]), int(obj["offset"]), str(obj["reason"]))

@@ -67,7 +67,8 @@ class _PendingReset:
     """A reset in progress: topics are forgotten until their snapshots arrive.
 
     `until` is None for a re-snapshot the client asked for itself (subscribing without
-    a position): then the first snapshot's offset names it.
+    a position): then the heartbeat ending the burst names it (an older server: the
+    first snapshot's offset).
     """
 
     after: Position | None
@@ -140,17 +141,19 @@ class Tracker:
         self.stats.units += 1
         updates: list[Update] = []
         reached: Position | None = None
+        burst = _burst_position(unit)
+        reset_seen = False
         for message in unit:
             if isinstance(message, DataMessage):
                 epoch = self._require_epoch()
                 pending = self._pending
                 if pending is not None:
-                    if self._rebuilds(pending, message, epoch):
-                        updates.append(self._rebuild(pending, message, epoch, now_ns))
+                    if self._rebuilds(pending, message, epoch, reset_seen):
+                        updates.append(self._rebuild(pending, message, epoch, burst, now_ns))
                         reached = Position(epoch, message.offset)
                         continue
                     updates += self._finish_reset(now_ns)
-                outcome = self._apply(message, epoch, now_ns)
+                outcome = self._apply(message, epoch, now_ns, burst)
                 if outcome is _Outcome.RESYNC:
                     # Nothing after a gap is applied: the resync brings it back in order.
                     return Step(updates, resync=True)
@@ -166,6 +169,7 @@ class Tracker:
                 # been written before the subscribe was taken, ahead of its snapshots.
             elif isinstance(message, Reset):
                 self._begin_reset(Position(message.epoch, message.offset), message.reason)
+                reset_seen = True
             elif isinstance(message, Hello):
                 if message.version != PROTOCOL_VERSION:
                     raise FeedProtocolError(
@@ -199,8 +203,16 @@ class Tracker:
             raise FeedProtocolError("a data message arrived before the hello")
         return self.epoch
 
-    def _apply(self, message: DataMessage, epoch: int, now_ns: int) -> Update | _Outcome:
-        """Apply one data message: its update, or why there is none."""
+    def _apply(
+        self, message: DataMessage, epoch: int, now_ns: int, burst: Position | None
+    ) -> Update | _Outcome:
+        """Apply one data message: its update, or why there is none.
+
+        `burst` is the position of the burst the message is a snapshot of (None: a
+        message of the stream). A burst's snapshot is consistent with that position;
+        its `ts` is when its topic last changed, not when it was sent, so it is not a
+        latency sample.
+        """
         topic = message.topic
         last_offset = self._topic_offsets.get(topic)
         if last_offset is not None and message.offset <= last_offset:
@@ -223,18 +235,29 @@ class Tracker:
         if not held and after is not None and message.seq > 1 and _moved_on(after, position):
             self.stats.resets += 1 if self._first_hello is not None else 0
             self._first_hello = None  # counted once per resubscription
-            loss = Loss(after, position, RESUBSCRIBED_REASON)
-            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
+            loss = Loss(after, burst or position, RESUBSCRIBED_REASON)
+            return self._update(
+                UpdateKind.RESET, message, position, now_ns, loss=loss, sample=burst is None
+            )
         skipped = message.seq - held_seq - 1 if held else 0
         if skipped > 0 and channel_kind(topic) is ChannelKind.EVENT:
             # Events are never conflated: a jump means events were missed.
             self.stats.resets += 1
             after = Position(epoch, last_offset) if last_offset is not None else None
-            loss = Loss(after, position, SKIPPED_REASON)
-            return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
+            loss = Loss(after, burst or position, SKIPPED_REASON)
+            return self._update(
+                UpdateKind.RESET, message, position, now_ns, loss=loss, sample=burst is None
+            )
         if skipped > 0:
             self.stats.conflated += 1
-        return self._update(UpdateKind.SNAPSHOT, message, position, now_ns, skipped=max(skipped, 0))
+        return self._update(
+            UpdateKind.SNAPSHOT,
+            message,
+            position,
+            now_ns,
+            skipped=max(skipped, 0),
+            sample=burst is None,
+        )
 
     def _update(
         self,
@@ -245,9 +268,11 @@ class Tracker:
         *,
         loss: Loss | None = None,
         skipped: int = 0,
+        sample: bool = True,
     ) -> Update:
         latency_s = now_ns / 1e9 - message.ts_us / 1e6
-        self.stats.latency.observe(latency_s)
+        if sample:
+            self.stats.latency.observe(latency_s)
         return Update(
             kind,
             message.topic,
@@ -289,18 +314,32 @@ class Tracker:
         self._topic_offsets.clear()
 
     @staticmethod
-    def _rebuilds(pending: _PendingReset, message: DataMessage, epoch: int) -> bool:
-        """True for a snapshot of the burst that follows the reset."""
+    def _rebuilds(
+        pending: _PendingReset, message: DataMessage, epoch: int, reset_seen: bool
+    ) -> bool:
+        """True for a snapshot of the burst that answers the reset: after the reset in
+        the same unit, or after the burst's first snapshot (`rebuilt` lasts one unit).
+        (A server older than per-topic snapshot offsets sent them at the reset's
+        offset, maybe in a unit of their own.)"""
         if not message.snapshot:
             return False
         until = pending.until
-        return until is None or (until.epoch == epoch and until.offset == message.offset)
+        if until is None or reset_seen or pending.rebuilt:
+            return True
+        return until.epoch == epoch and until.offset == message.offset
 
     def _rebuild(
-        self, pending: _PendingReset, message: DataMessage, epoch: int, now_ns: int
+        self,
+        pending: _PendingReset,
+        message: DataMessage,
+        epoch: int,
+        burst: Position | None,
+        now_ns: int,
     ) -> Update:
         if pending.until is None:
-            pending.until = Position(epoch, message.offset)
+            # The heartbeat that ends the burst names its position; an older server's
+            # snapshots each carried it.
+            pending.until = burst if burst is not None else Position(epoch, message.offset)
         pending.rebuilt = True
         pending.awaiting.pop(message.topic, None)
         self.mirror.forget(message.topic)
@@ -308,7 +347,9 @@ class Tracker:
         self._topic_offsets[message.topic] = message.offset
         loss = Loss(pending.after, pending.until, pending.reason)
         position = Position(epoch, message.offset)
-        return self._update(UpdateKind.RESET, message, position, now_ns, loss=loss)
+        return self._update(
+            UpdateKind.RESET, message, position, now_ns, loss=loss, sample=burst is None
+        )
 
     def _finish_reset(self, now_ns: int) -> list[Update]:
         """End a reset: topics its burst did not rebuild no longer exist on the server."""
@@ -329,6 +370,17 @@ class Tracker:
                 Update(UpdateKind.RESET, topic, 0, pending.until, ts_us, 0.0, empty, empty, loss)
             )
         return dropped
+
+
+def _burst_position(unit: list[ServerMessage]) -> Position | None:
+    """The position of a burst of snapshots (or a reset unit): the heartbeat that ends
+    it. None for any other unit."""
+    last = unit[-1] if unit else None
+    if not isinstance(last, Heartbeat):
+        return None
+    if any(isinstance(m, Reset) or (isinstance(m, DataMessage) and m.snapshot) for m in unit):
+        return Position(last.epoch, last.offset)
+    return None
 
 
 def _moved_on(since: Position, now: Position) -> bool:

@@ -213,7 +213,7 @@ async def _write(
             await hold.send(published)
         if trio.current_time() >= next_checkpoint:
             next_checkpoint = trio.current_time() + config.checkpoint_interval_s
-            await hold.send(Checkpoint(writer.position, writer.checkpoint(now_ns)))
+            await hold.send(Checkpoint(writer.position, writer.checkpoint()))
 
 
 async def _append(

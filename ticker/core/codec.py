@@ -68,7 +68,8 @@ def encode_server(message: ServerMessage) -> bytes:
         return encode_data(message)
     if isinstance(message, Hello):
         fields: list[Any] = [HELLO, message.version, message.epoch, message.offset]
-        return _packb([*fields, message.heartbeat_s, message.compression])
+        fields += [message.heartbeat_s, message.compression, message.zstd_dictionary]
+        return _packb(fields)
     if isinstance(message, Heartbeat):
         return _packb([HEARTBEAT, message.epoch, message.offset, message.ts_us])
     if isinstance(message, Reset):
@@ -103,26 +104,31 @@ def _is_int(value: object) -> bool:
 
 
 def _server_from_array(obj: list[Any]) -> ServerMessage:
+    """A server message from its array. Elements past the known ones are ignored: fields
+    are only ever added at the end, so an older reader still understands a newer server
+    (the hello's `zstd_dictionary` came that way)."""
     kind = obj[0]
     if kind in (SNAPSHOT, DELTA):
-        _require(len(obj) == 6, "data")
-        _, topic, seq, offset, ts_us, data = obj
+        _require(len(obj) >= 6, "data")
+        _, topic, seq, offset, ts_us, data = obj[:6]
         ok = isinstance(topic, str) and isinstance(data, dict)
         _require(ok and _is_int(seq) and _is_int(offset) and _is_int(ts_us), "data")
         return DataMessage(kind == SNAPSHOT, topic, seq, offset, ts_us, data)
     if kind == HELLO:
-        _require(len(obj) == 6 and all(_is_int(v) for v in obj[1:4]), "hello")
+        _require(len(obj) >= 6 and all(_is_int(v) for v in obj[1:4]), "hello")
         _require(isinstance(obj[4], int | float) and obj[5] in (None, "zstd"), "hello")
-        return Hello(obj[1], obj[2], obj[3], obj[4], obj[5])
+        dictionary = obj[6] if len(obj) > 6 else None
+        _require(dictionary is None or _is_int(dictionary), "hello")
+        return Hello(obj[1], obj[2], obj[3], obj[4], obj[5], dictionary)
     if kind == HEARTBEAT:
-        _require(len(obj) == 4 and all(_is_int(v) for v in obj[1:]), "heartbeat")
+        _require(len(obj) >= 4 and all(_is_int(v) for v in obj[1:4]), "heartbeat")
         return Heartbeat(obj[1], obj[2], obj[3])
     if kind == RESET:
-        ok = len(obj) == 4 and _is_int(obj[1]) and _is_int(obj[2]) and isinstance(obj[3], str)
+        ok = len(obj) >= 4 and _is_int(obj[1]) and _is_int(obj[2]) and isinstance(obj[3], str)
         _require(ok, "reset")
         return Reset(obj[1], obj[2], obj[3])
     if kind == ERROR:
-        _require(len(obj) == 3 and _is_int(obj[1]) and isinstance(obj[2], str), "error")
+        _require(len(obj) >= 3 and _is_int(obj[1]) and isinstance(obj[2], str), "error")
         return Error(obj[1], obj[2])
     raise BadMessage(f"unknown server message type {kind!r}")
 

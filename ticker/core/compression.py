@@ -29,10 +29,15 @@ STREAM_CHUNK_BYTES: Final = 256 * 1024
 
 
 @functools.cache
+def dictionary_bytes() -> bytes:
+    """The shipped dictionary file as it is (what `GET /v1/zstd-dictionary/<id>` serves)."""
+    return resources.files("ticker.data").joinpath(DICTIONARY_FILE).read_bytes()
+
+
+@functools.cache
 def load_dictionary() -> zstandard.ZstdCompressionDict:
     """The dictionary shipped with the package, precomputed for `LEVEL`."""
-    data = resources.files("ticker.data").joinpath(DICTIONARY_FILE).read_bytes()
-    dictionary = zstandard.ZstdCompressionDict(data)
+    dictionary = zstandard.ZstdCompressionDict(dictionary_bytes())
     if dictionary.dict_id() != DICTIONARY_ID:
         raise RuntimeError(f"{DICTIONARY_FILE} has id {dictionary.dict_id()}, not {DICTIONARY_ID}")
     dictionary.precompute_compress(level=LEVEL)

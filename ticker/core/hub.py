@@ -166,11 +166,12 @@ class Hub:
         self._buffer([published])
         return published
 
-    def snapshot(self, topic: str, now_ns: int) -> DataMessage:
-        """The whole state of `topic` consistent with the current position (not published)."""
-        return self.sequencer.snapshot(topic, now_ns // 1000)
+    def snapshot(self, topic: str) -> DataMessage:
+        """The whole state of `topic` consistent with the current position (not published);
+        its seq, offset and ts are those of the topic's last message."""
+        return self.sequencer.snapshot(topic)
 
-    def current_snapshot(self, topic: str, now_ns: int) -> Published:
+    def current_snapshot(self, topic: str) -> Published:
         """`snapshot` encoded, shared by every caller until the position moves on.
 
         Many subscribers ask for the same snapshot at once (a burst of subscribes, or
@@ -182,7 +183,7 @@ class Hub:
             self._snapshots_offset = offset
         published = self._snapshots.get(topic)
         if published is None:
-            published = Published(self.snapshot(topic, now_ns), self.epoch)
+            published = Published(self.snapshot(topic), self.epoch)
             self._snapshots[topic] = published
         return published
 
@@ -234,10 +235,9 @@ class Hub:
             self.replay.append(message.offset, item, item.size)
         self.sequencer.restore(offset, snapshots)
 
-    def checkpoint(self, now_ns: int) -> list[DataMessage]:
+    def checkpoint(self) -> list[DataMessage]:
         """Every topic's whole state at the current position (what `restore` takes)."""
-        now_us = now_ns // 1000
-        return [self.sequencer.snapshot(topic, now_us) for topic in self.sequencer.topics()]
+        return [self.sequencer.snapshot(topic) for topic in self.sequencer.topics()]
 
     def _buffer(self, published: list[Published]) -> None:
         append = self.replay.append

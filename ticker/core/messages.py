@@ -34,13 +34,19 @@ class DataMessage(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """First message on a connection: protocol version and the stream's current position."""
+    """First message on a connection: protocol version and the stream's current position.
+
+    `zstd_dictionary` is the id of the dictionary the server compresses `ticker.v1.zstd`
+    frames with (served at `/v1/zstd-dictionary/<id>`); None from a server that does
+    not name it.
+    """
 
     version: int
     epoch: int
     offset: int
     heartbeat_s: float
     compression: str | None
+    zstd_dictionary: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

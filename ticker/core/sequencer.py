@@ -34,11 +34,15 @@ from ticker.model.fixed import saturate
 class _TopicState:
     """One topic's published state. Book topics use `bids`/`asks`, others `fields`."""
 
-    __slots__ = ("asks", "bids", "fields", "kind", "seq", "since_keyframe")
+    __slots__ = ("asks", "bids", "fields", "kind", "offset", "seq", "since_keyframe", "ts_us")
 
     def __init__(self, kind: ChannelKind) -> None:
         self.kind = kind
         self.seq = 0
+        # The stream offset and time of the topic's last message (the one at `seq`):
+        # a snapshot carries them, so a client can tell when the topic last changed.
+        self.offset = 0
+        self.ts_us = 0
         self.since_keyframe = 0
         self.fields: Fields = {}
         self.bids: Levels = {}
@@ -162,8 +166,7 @@ class Sequencer:
         """
         state = self._state(topic, ChannelKind.EVENT)
         state.fields = fields
-        state.seq += 1
-        self._offset += 1
+        self._advance(state, now_us)
         return self._journaled(
             DataMessage(state.seq == 1, topic, state.seq, self._offset, now_us, fields)
         )
@@ -175,9 +178,8 @@ class Sequencer:
             KeyError: the topic has no state yet.
         """
         state = self._topics[topic]
-        state.seq += 1
+        self._advance(state, now_us)
         state.since_keyframe = 0
-        self._offset += 1
         return self._journaled(
             DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
         )
@@ -201,19 +203,21 @@ class Sequencer:
         state.asks = {}
         state.since_keyframe = 0
         if spent is not None:
+            state.offset, state.ts_us = spent.offset, now_us
             return DataMessage(True, topic, spent.seq, spent.offset, now_us, state.data())
-        state.seq += 1
-        self._offset += 1
+        self._advance(state, now_us)
         return self._journaled(
             DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
         )
 
-    def snapshot(self, topic: str, now_us: int) -> DataMessage:
+    def snapshot(self, topic: str) -> DataMessage:
         """The whole state of `topic`, consistent with the current position; not published.
 
-        Apply every later message of the topic (seq > snapshot.seq, offset >
-        snapshot.offset) to it to follow the stream. A topic with no state yet has seq 0
-        and empty data.
+        Its `seq`, `offset` and `ts_us` are those of the topic's last message: the state
+        is exactly what that message left, and it still holds at the current position
+        (no later message of the topic exists). Apply every later message of the topic
+        (seq > snapshot.seq) to it to follow the stream. A topic with no state yet has
+        seq 0, offset 0, ts 0 and empty data.
 
         Raises:
             BadTopic: the topic's channel is unknown.
@@ -222,8 +226,8 @@ class Sequencer:
         if state is None:
             kind = channel_kind(topic)
             empty: dict[str, Any] = book_data({}, {}) if kind is ChannelKind.BOOK else {}
-            return DataMessage(True, topic, 0, self._offset, now_us, empty)
-        return DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+            return DataMessage(True, topic, 0, 0, 0, empty)
+        return DataMessage(True, topic, state.seq, state.offset, state.ts_us, state.data())
 
     def replace_levels(
         self, topic: str, bids: Levels, asks: Levels, now_us: int
@@ -281,6 +285,7 @@ class Sequencer:
             _merge(state, message.data)
             state.since_keyframe += 1
         state.seq = message.seq
+        state.offset, state.ts_us = message.offset, message.ts_us
         self._offset = message.offset
 
     def restore(self, offset: int, snapshots: list[DataMessage]) -> None:
@@ -295,6 +300,9 @@ class Sequencer:
             state = self._topics[message.topic] = _TopicState(channel_kind(message.topic))
             _load(state, message.data)
             state.seq = message.seq
+            # A checkpoint written before snapshots carried their topic's own offset
+            # has the checkpoint's offset and time here: later, but never wrong to apply.
+            state.offset, state.ts_us = message.offset, message.ts_us
         self._offset = offset
 
     def _state(self, topic: str, kind: ChannelKind) -> _TopicState:
@@ -305,9 +313,14 @@ class Sequencer:
             state = self._topics[topic] = _TopicState(kind)
         return state
 
-    def _publish(self, topic: str, state: _TopicState, delta: Fields, now_us: int) -> DataMessage:
+    def _advance(self, state: _TopicState, now_us: int) -> None:
+        """Take the next offset for the topic's next message."""
         state.seq += 1
         self._offset += 1
+        state.offset, state.ts_us = self._offset, now_us
+
+    def _publish(self, topic: str, state: _TopicState, delta: Fields, now_us: int) -> DataMessage:
+        self._advance(state, now_us)
         state.since_keyframe += 1
         # Seq 1 is a snapshot: a client that subscribed before the topic existed holds
         # nothing for it, and a snapshot is the only message it may start from.

@@ -15,7 +15,6 @@ Knows nothing of Redis: the source is a callable.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from ticker.core.hub import Hub, Published
@@ -101,10 +100,9 @@ def _reset_instead(
     subscriber.outbox.retain(lambda _topic: False)  # all older than the snapshots below
     current = hub.position
     reset = ResetMessage(current.epoch, current.offset, "too_old")
-    now = time.time_ns()
     topics = snapshot_topics(list(subscriber.patterns.values()))
-    snapshots = [hub.current_snapshot(topic, now) for topic in topics]
+    snapshots = [hub.current_snapshot(topic) for topic in topics]
     subscriber.stats.resets += 1
-    subscriber.backlog.insert(0, SnapshotBurst(snapshots, reset))
+    subscriber.backlog.insert(0, SnapshotBurst(snapshots, current, reset))
     entry.finish()
     subscriber.flush_nowait()

@@ -29,7 +29,9 @@ class Framing(Protocol):
     """The transport-specific bytes of one connection."""
 
     def frame(self, item: Published) -> bytes: ...
-    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes: ...
+    def snapshots(
+        self, items: list[Published], position: Position, now_ns: int, reset: Reset | None = None
+    ) -> bytes: ...
     def wrap(self, parts: list[bytes]) -> bytes: ...
     def heartbeat(self, position: Position, now_ns: int) -> bytes: ...
     def control(self, message: ServerMessage) -> bytes: ...
@@ -49,13 +51,17 @@ class WebSocketFraming:
             return item.ws
         return item.ws_zstd(self.compressor)
 
-    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes:
-        """Snapshots that share one position go in one frame: a client has all or none.
+    def snapshots(
+        self, items: list[Published], position: Position, now_ns: int, reset: Reset | None = None
+    ) -> bytes:
+        """Snapshots consistent with `position` go in one frame: a client has all or none.
         A reset goes first in the same frame (alone if there are no snapshots), so its
-        position is never a client's resume point without the state it names."""
-        if len(items) == 1 and reset is None:
-            return self.frame(items[0])
-        payload = b"".join(item.payload for item in items)
+        position is never a client's resume point without the state it names. A
+        heartbeat at `position` ends the frame: each snapshot carries its own topic's
+        last offset, so the burst's position, the client's resume point, needs its own
+        message."""
+        heartbeat = Heartbeat(position.epoch, position.offset, now_ns // 1000)
+        payload = b"".join(item.payload for item in items) + encode_server(heartbeat)
         if reset is not None:
             payload = encode_server(reset) + payload
         if self.compressor is not None:
@@ -101,20 +107,22 @@ class SseFraming:
     def frame(self, item: Published) -> bytes:
         return item.sse
 
-    def snapshots(self, items: list[Published], reset: Reset | None = None) -> bytes:
-        """Only the last event of a burst carries `id:`; a browser keeps its previous
-        Last-Event-ID for events without one, so it resumes from the burst's position
-        only once it has every snapshot of it. A reset comes first and carries no `id:`
-        unless there are no snapshots: a client cut before the last snapshot resumes
-        from where it was and gets the reset again."""
+    def snapshots(
+        self, items: list[Published], position: Position, now_ns: int, reset: Reset | None = None
+    ) -> bytes:
+        """A burst's events carry no `id:`; a `heartbeat` at `position` ends it and
+        carries the id. A browser keeps its previous Last-Event-ID for events without
+        one, so it resumes from the burst's position only once it has every snapshot
+        of it. A reset comes first: a client cut before the heartbeat resumes from
+        where it was and gets the reset again. (Each snapshot's own `offset` is its
+        topic's last message, not the burst's position.)"""
         parts = []
         if reset is not None:
             data = f'{{"epoch":{reset.epoch},"offset":{reset.offset},"reason":"{reset.reason}"}}'
-            event_id = None if items else f"{reset.epoch}-{reset.offset}"
-            parts.append(encode_event("reset", data, event_id).encode())
-        if items:
-            parts += [encode_event("snapshot", item.json).encode("utf-8") for item in items[:-1]]
-            parts.append(items[-1].sse)
+            parts.append(encode_event("reset", data).encode())
+        parts += [encode_event("snapshot", item.json).encode("utf-8") for item in items]
+        data = f'{{"epoch":{position.epoch},"offset":{position.offset},"ts":{now_ns // 1000}}}'
+        parts.append(encode_event("heartbeat", data, str(position)).encode())
         return b"".join(parts)
 
     def wrap(self, parts: list[bytes]) -> bytes:
@@ -124,8 +132,11 @@ class SseFraming:
         if isinstance(message, Hello):
             data = (
                 f'{{"version":{message.version},"epoch":{message.epoch},'
-                f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}}}'
+                f'"offset":{message.offset},"heartbeat_s":{message.heartbeat_s:g}'
             )
+            if message.zstd_dictionary is not None:
+                data += f',"zstd_dictionary":{message.zstd_dictionary}'
+            data += "}"
             return encode_event("hello", data).encode()
         if isinstance(message, Error):
             data = json.dumps({"code": message.code, "message": message.message})

@@ -15,6 +15,7 @@ from functools import partial
 
 import trio
 
+from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Hello
 from ticker.core.position import Position
 from ticker.errors import ProtocolError
@@ -66,6 +67,9 @@ def accept_sse(
     if not topics_text:
         raise BadRequest("give the topics to stream, e.g. ?topics=quote.*,book.BTC-USD")
     topics = topics_text.split(",")
+    # Both given: the header wins. A page opens the stream with ?last_event_id= (the
+    # snapshot's position) and the browser, reconnecting to the same URL, adds the header
+    # with the last id it processed: the newer of the two.
     position = head.header("last-event-id") or head.query_value("last_event_id") or None
     try:
         # Validate everything before answering 200, so a bad query gets a plain 400.
@@ -96,7 +100,9 @@ def accept_sse(
         rate_limited=max_rate is not None,
     )
     current = context.hub.position
-    hello = Hello(PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None)
+    hello = Hello(
+        PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None, DICTIONARY_ID
+    )
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
     subscriber.control.append(context.sse_framing.control(hello))
     send_small(sock, response_head())

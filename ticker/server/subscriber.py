@@ -23,6 +23,7 @@ import trio
 from ticker.core.hub import Hub, Published
 from ticker.core.messages import Reset
 from ticker.core.outbox import Offer, Outbox
+from ticker.core.position import Position
 from ticker.core.replay import Evicted, ReplayRun
 from ticker.core.topics import TopicPattern
 from ticker.server.framing import Framing
@@ -50,21 +51,26 @@ class Membership(Protocol):
 
 
 class SnapshotBurst:
-    """Snapshots consistent with one position, to be written as one unit.
+    """Snapshots consistent with `position`, to be written as one unit that ends with a
+    heartbeat at `position` (each snapshot carries its own topic's last offset).
 
     After a reset, the reset travels in the same unit, first: a client cut between the
     two would hold the reset's position without the state it names. Such a burst may
     have no snapshots (nothing matches) and is written all the same.
     """
 
-    __slots__ = ("items", "offset", "reset")
+    __slots__ = ("items", "position", "reset")
 
-    def __init__(self, items: list[Published], reset: Reset | None = None) -> None:
+    def __init__(
+        self, items: list[Published], position: Position, reset: Reset | None = None
+    ) -> None:
         if not items and reset is None:
             raise ValueError("a burst without a reset needs snapshots")
+        if reset is not None and Position(reset.epoch, reset.offset) != position:
+            raise ValueError("a reset's snapshots are consistent with its position")
         self.items = items
+        self.position = position
         self.reset = reset
-        self.offset = reset.offset if reset is not None else items[-1].offset
 
 
 class ReplayBacklog:
@@ -341,6 +347,7 @@ class Subscriber:
     def _collect(self) -> bytes | None:
         """Everything to write now as one buffer, and the offset it brings us to."""
         framing = self.framing
+        now_ns = time.time_ns()
         parts: list[bytes] = []
         if self.control:
             parts += self.control
@@ -389,10 +396,10 @@ class Subscriber:
                     taken += 1
                     continue
                 taken += 1
-                parts.append(framing.snapshots(entry.items, entry.reset))
+                parts.append(framing.snapshots(entry.items, entry.position, now_ns, entry.reset))
                 count += len(entry.items)
                 budget -= len(parts[-1])
-                last = entry.offset
+                last = entry.position.offset
             del backlog[:taken]
         if not self.backlog and self.outbox:
             batch = self.outbox.take()
@@ -401,14 +408,16 @@ class Subscriber:
                 last = queued.offset
             count += len(batch.items)
             if batch.snapshot_topics:
-                now = time.time_ns()
-                burst = [self.hub.current_snapshot(t, now) for t in batch.snapshot_topics]
-                parts.append(framing.snapshots(burst))
-                last = burst[-1].offset
+                # Consistent with the current position, which every queued item
+                # written before them is at or below.
+                position = self.hub.position
+                burst = [self.hub.current_snapshot(t) for t in batch.snapshot_topics]
+                parts.append(framing.snapshots(burst, position, now_ns))
+                last = position.offset
                 count += len(burst)
         if self.heartbeat_due and not self.backlog:
             self.heartbeat_due = False
-            parts.append(framing.heartbeat(self.hub.position, time.time_ns()))
+            parts.append(framing.heartbeat(self.hub.position, now_ns))
         if not parts:
             return None
         if last:

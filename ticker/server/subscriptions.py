@@ -8,7 +8,6 @@ buffer, walked a bounded slice at a time by the subscriber. Both transports use 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from ticker.core.hub import Hub
@@ -17,7 +16,7 @@ from ticker.core.position import Position
 from ticker.core.ratelimit import KeyedRateLimit
 from ticker.core.replay import Replay, ReplayRun, ResetReason
 from ticker.core.topics import WILDCARD, TopicPattern
-from ticker.errors import CLOSE_LIMIT_REACHED, BadPosition, BadTopic, ProtocolError
+from ticker.errors import CLOSE_LIMIT_REACHED, BadTopic, ProtocolError
 from ticker.server.deep_replay import DeepSource, run_deep_replay
 from ticker.server.fanout import Fanout
 from ticker.server.stats import ServerStats
@@ -81,6 +80,13 @@ def parse_patterns(texts: Iterable[str], known_symbols: frozenset[str]) -> list[
     return patterns
 
 
+def takes_position(subscriber: Subscriber) -> bool:
+    """Whether a `sub` on this connection now would honour a resume position: only the
+    first one taken (no topics yet and nothing sent), since replaying older offsets
+    into a running stream would break its order."""
+    return not (subscriber.patterns or subscriber.messages)
+
+
 def subscribe(
     subscriber: Subscriber,
     texts: Iterable[str],
@@ -95,12 +101,13 @@ def subscribe(
 ) -> None:
     """Add patterns to a connection and queue what it must see before going live.
 
-    With no position: a snapshot of every matching topic. With a position inside the
-    replay buffer: exactly the matching messages after it. Older than the buffer but in
-    the `deep` log (a cluster's Redis stream): the same, read from there first
-    (`ticker.server.deep_replay`). Otherwise: a reset and the snapshots, as one unit.
-    A position is honoured only on a connection's first subscribe, since replaying
-    older offsets into a running stream would break its ordering.
+    The first subscribe, with no position: a snapshot of every matching topic. With a
+    position inside the replay buffer: exactly the matching messages after it. Older
+    than the buffer but in the `deep` log (a cluster's Redis stream): the same, read
+    from there first (`ticker.server.deep_replay`). Otherwise: a reset and the
+    snapshots, as one unit. A later subscribe ignores its position (see
+    `takes_position`): its new topics get snapshots, written after everything already
+    queued for the connection and consistent with the position they are written at.
 
     Raises:
         BadTopic, BadPosition, LimitReached: nothing was changed.
@@ -110,15 +117,22 @@ def subscribe(
     ]
     if len(subscriber.patterns) + len(patterns) > max_subscriptions:
         raise LimitReached(f"at most {max_subscriptions} topic patterns per connection")
-    position = None
-    if position_text is not None:
-        if subscriber.patterns or subscriber.messages:
-            raise BadPosition("a resume position is only accepted on the first subscribe")
-        position = Position.parse(position_text)
+    first = takes_position(subscriber)
+    position = Position.parse(position_text) if first and position_text is not None else None
     for pattern in patterns:
         subscriber.patterns[str(pattern)] = pattern
     fanout.patterns_changed(subscriber)
-    now = time.time_ns()
+    if not first:
+        # Marked like conflated topics: the next write sends what is queued first (all
+        # at or below the current position), then one snapshot of each new topic and a
+        # heartbeat at the position they reflect; what is published meanwhile for them
+        # is in those snapshots. A burst queued now, at today's position, would go out
+        # ahead of the queued messages, and its heartbeat would be a resume point past
+        # messages the client had not received yet.
+        for topic in matching_topics(hub.topics(), patterns):
+            subscriber.outbox.conflate(topic)
+        subscriber.flush_nowait()
+        return
     reset: ResetMessage | None = None
     if position is not None:
         answer = hub.since(position)
@@ -153,13 +167,11 @@ def subscribe(
         stats.resets += 1
         current = hub.position
         reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
-    snapshots = [
-        hub.current_snapshot(topic, now) for topic in matching_topics(hub.topics(), patterns)
-    ]
+    snapshots = [hub.current_snapshot(topic) for topic in matching_topics(hub.topics(), patterns)]
     if snapshots or reset is not None:
         # The reset and its snapshots are one unit (one frame; on SSE one id), so the
         # reset's position is a resume point only together with the state it names.
-        subscriber.backlog.append(SnapshotBurst(snapshots, reset))
+        subscriber.backlog.append(SnapshotBurst(snapshots, hub.position, reset))
     subscriber.flush_nowait()
 
 

@@ -15,6 +15,7 @@ from functools import partial
 import trio
 
 from ticker.core.codec import decode_client
+from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
 from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
 from ticker.server.context import ServerContext
@@ -22,7 +23,7 @@ from ticker.server.keepalive import KeepaliveReader
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import admit_resume, subscribe, unsubscribe
+from ticker.server.subscriptions import admit_resume, subscribe, takes_position, unsubscribe
 from ticker.wire.http import RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
@@ -85,6 +86,7 @@ def accept_websocket(
         position.offset,
         config.heartbeat_s,
         "zstd" if zstd else None,
+        DICTIONARY_ID,
     )
     subscriber.control.append(framing.control(hello))
 
@@ -147,7 +149,7 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
             raise ProtocolError("commands are binary msgpack frames, not text")
         command = decode_client(message.payload)
         if isinstance(command, Subscribe):
-            if command.position is not None:
+            if command.position is not None and takes_position(subscriber):
                 admit_resume(
                     subscriber.peer, context.resume_limit, context.stats, trio.current_time()
                 )

@@ -218,21 +218,21 @@ function onData(snapshot, event) {
 }
 
 function onHeartbeat(event) {
-  // Written after everything up to its position: resuming from it misses nothing.
+  // Written after everything up to its position: resuming from it misses nothing. It
+  // also ends every burst of snapshots (whose own offsets are their topics' last
+  // change), carrying the burst's position as its id.
   if (event.lastEventId) setPosition(event.lastEventId);
   board.renderStats();
 }
 
 function onReset(event) {
-  // The position could not be served; snapshots of every topic follow at once. The
-  // reset carries no id unless no snapshot follows: its position is ours only with the
-  // state it names, so the last snapshot's id sets it (a cut before it: reset again).
-  // (lastEventId of an event without an id is the previous id, never this position.)
+  // The position could not be served; snapshots of every topic follow at once, then a
+  // heartbeat. Neither the reset nor the snapshots carry an id: the position is ours
+  // only with the state it names, so the heartbeat's id sets it (a cut before it:
+  // reset again). (lastEventId of an event without an id is the previous id.)
   const reset = JSON.parse(event.data);
-  const position = reset.epoch + "-" + reset.offset;
   state.resets += 1;
   state.topics = Object.create(null);
-  if (event.lastEventId === position) setPosition(position);
   setStatus("live", "reset (" + reset.reason + "): fresh snapshots");
 }
 
