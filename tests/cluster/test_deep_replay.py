@@ -140,7 +140,7 @@ async def test_live_messages_during_a_deep_replay_are_not_sent_twice(
             await client.read_until(hub.hub.position.offset)
             assert client.resets == []
             for topic in hub.hub.topics():
-                assert client.mirror.data(topic) == hub.hub.snapshot(topic, 0).data
+                assert client.mirror.data(topic) == hub.hub.snapshot(topic).data
             await client.ws.close()
             nursery.cancel_scope.cancel()
 
