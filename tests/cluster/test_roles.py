@@ -20,6 +20,7 @@ from tests.redis_server import RedisServer
 from tests.server.conftest import RawWebSocket, until
 from ticker.capture.errors import TargetError
 from ticker.capture.publisher import open_publisher
+from ticker.cluster.redis_log import open_cluster_log
 from ticker.config import Config
 from ticker.core.messages import DataMessage, Heartbeat, Hello, Reset
 from ticker.core.mirror import Applied, Mirror
@@ -236,7 +237,12 @@ async def test_all_with_redis_serves_its_clients_from_the_log(redis_server: Redi
             client = Follower(await RawWebSocket.connect(both.port))
             await client.ws.subscribe("quote.*", "book.*", "trade.*", "ticker.*")
             await publish(both, market(rng, 150, 50))
-            await until(lambda: both.hub.position == edge.hub.position)
+            status = both.context.cluster
+            assert status is not None
+            await until(lambda: status.held_batches == 0)  # everything published is logged
+            async with open_cluster_log(redis_server.url, "roles5") as cluster_log:
+                last = await cluster_log.last_position()
+            await until(lambda: both.hub.position == edge.hub.position == last)
             await client.read_until(both.hub.position.offset)
             assert client.resets == []
             for topic in edge.hub.topics():
