@@ -92,6 +92,5 @@ def _reset_instead(
     topics = snapshot_topics(list(subscriber.patterns.values()))
     snapshots = [hub.current_snapshot(topic, now) for topic in topics]
     subscriber.stats.resets += 1
-    subscriber.backlog.insert(0, SnapshotBurst(snapshots, reset))
     entry.finish()
-    subscriber.flush_nowait()
+    subscriber.add_snapshots(SnapshotBurst(snapshots, reset), first=True)
