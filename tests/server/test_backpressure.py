@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import tracemalloc
@@ -22,7 +23,7 @@ from tests.server.conftest import (
     until,
 )
 from ticker.core.codec import encode_client
-from ticker.core.messages import DataMessage, Subscribe
+from ticker.core.messages import DataMessage, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
@@ -214,4 +215,30 @@ async def test_no_task_socket_or_memory_leak_after_1000_connect_disconnect_cycle
     assert open_fds() == fds_before
     # Well under 100 bytes per cycle: nothing per connection survives it.
     assert memory_after - memory_before < 100_000, memory_after - memory_before
+    server.stop()
+
+
+async def test_subscribe_churn_from_a_client_that_does_not_read_ends_as_a_slow_consumer(
+    nursery: trio.Nursery,
+) -> None:
+    # A long write timeout: only the outbox bound can act.
+    server = await start_server(nursery, replace(SLOW, write_timeout_s=60))
+    for i, symbol in enumerate(["BTC-USD", "ETH-USD", "SOL-USD"]):
+        await server.publish(Quote("cbx", symbol, i, 100 + i, 1, 10_000, 1))
+    await until(lambda: server.context.stats.ingest_events >= 3)
+    client = await RawWebSocket.connect(server.port, rcvbuf=4096)
+    await client.subscribe("quote.*")
+    unsub = encode_client(Unsubscribe(("quote.BTC-USD",)))
+    stats = server.context.stats
+    # Never reading: every subscribe queues a snapshot that quote.* still wants.
+    with contextlib.suppress(trio.BrokenResourceError):  # evicted while still sending
+        for _ in range(5_000):
+            await client.subscribe("quote.BTC-USD")
+            await client.send_binary(unsub)
+            if stats.ends["slow_outbox"]:
+                break
+    await until(lambda: stats.ends["slow_outbox"] == 1)
+    assert len(server.context.fanout) == 0
+    assert stats.internal_errors == 0
+    await client.close()
     server.stop()
