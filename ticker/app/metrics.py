@@ -101,6 +101,11 @@ class ServerCollector:
             stats.bad_requests,
         )
         yield CounterMetricFamily(
+            "ticker_accept_errors",
+            "Accepts that failed for lack of resources (the fd limit, memory).",
+            stats.accept_errors,
+        )
+        yield CounterMetricFamily(
             "ticker_tls_failures",
             "Connections dropped for a failed TLS handshake or a bad TLS record.",
             stats.tls_failures,
@@ -154,7 +159,7 @@ class ServerCollector:
         queued = 0
         largest = 0
         for subscriber in self.context.fanout.subscribers():
-            size = subscriber.outbox.bytes
+            size = subscriber.outbox.bytes + subscriber.outbox.held  # snapshots held too
             queued += size
             largest = max(largest, size)
         yield GaugeMetricFamily(

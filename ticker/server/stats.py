@@ -75,6 +75,8 @@ class ServerStats:
     deep_resumes: int = 0
     """Resumes older than the replay buffer served from the cluster log."""
     bad_requests: int = 0
+    accept_errors: int = 0
+    """Accepts that failed for lack of resources (the fd limit, memory)."""
     tls_failures: int = 0
     """Connections dropped for a failed TLS handshake or a bad TLS record."""
     internal_errors: int = 0
