@@ -164,6 +164,32 @@ async def test_silent_peer_is_closed_after_the_ping_timeout(
     server.stop()
 
 
+async def test_a_client_that_stops_reading_a_quiet_stream_is_evicted_at_the_ping_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Data keeps coming, far too little to fill the kernel buffers, so no write ever
+    # blocks: the unanswered ping is what finds this slow consumer, and it counts as one.
+    config = replace(TEST_CONFIG, ping_interval_s=5.0, ping_timeout_s=5.0)
+    server = await start_server(nursery, config)
+    stuck = await RawWebSocket.connect(server.port)
+    await stuck.subscribe("quote.BTC-USD")
+    stats = server.context.stats
+    for i in range(30):
+        await server.publish(Quote("cbx", "BTC-USD", i, 100 + i, 1, 10_000, 1))
+        await trio.sleep(0.5)
+    await until(lambda: len(server.context.fanout) == 0, timeout_s=60)
+    assert stats.ends["slow_ping"] == 1 and stats.ends["ping_timeout"] == 0
+    frames = []
+    with contextlib.suppress(EOFError):
+        while True:
+            frames.append(await stuck.frame())
+    opcode, payload = frames[-1]
+    assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 4008
+    assert b"slow_ping" in payload
+    await stuck.close()
+    server.stop()
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

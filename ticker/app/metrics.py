@@ -24,7 +24,12 @@ from prometheus_client.registry import CollectorRegistry
 from ticker.server.context import ServerContext
 from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
-EVICTIONS = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY)
+EVICTIONS = (
+    EndReason.SLOW_OUTBOX,
+    EndReason.SLOW_WRITE,
+    EndReason.SLOW_REPLAY,
+    EndReason.SLOW_PING,
+)
 """End reasons that are slow-consumer evictions."""
 VENUE_COUNTERS = (
     ("messages", "Native venue messages the adapter read."),

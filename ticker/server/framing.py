@@ -22,7 +22,7 @@ from ticker.server.stats import EndReason
 from ticker.wire.sse import LAST_CHUNK, encode_chunk, encode_event
 from ticker.wire.websocket import Opcode, encode_close, encode_frame
 
-_SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY)
+_SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY, EndReason.SLOW_PING)
 
 
 class Framing(Protocol):

@@ -105,6 +105,10 @@ async def _read_commands(
     reader = FrameReader(config.max_frame_bytes, config.max_message_fragments)
     keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
+    # Data messages written by the time of the client's last input: a client that was
+    # sent data since and answers no ping has stopped reading (a slow consumer), which
+    # the write path only sees once the kernel buffers on both ends are full.
+    messages_at_input = subscriber.messages
 
     async def send_ping() -> None:
         subscriber.control.append(encode_frame(Opcode.PING, b"ticker"))
@@ -115,9 +119,14 @@ async def _read_commands(
             data, first = first, b""
         else:
             received = await keepalive.receive(send_ping)
+            if received is EndReason.PING_TIMEOUT and (
+                subscriber.messages > messages_at_input or subscriber.pending is not None
+            ):
+                return EndReason.SLOW_PING
             if isinstance(received, EndReason):
                 return received
             data = received
+            messages_at_input = subscriber.messages
         try:
             events = reader.feed(data)
         except WebSocketProtocolError as exc:
