@@ -19,6 +19,13 @@ status a shell should answer with, like h11's `error_status_hint`.
 
 from __future__ import annotations
 
+from typing import Final
+
+MAX_ECHO_CHARS: Final = 64
+"""Characters of a peer's input an error message quotes back (`echo`)."""
+MAX_ERROR_CHARS: Final = 300
+"""Characters of any `ProtocolError` message: what a peer is told and what is logged."""
+
 # WebSocket close codes (4000-4999 are for applications; documented in docs/PROTOCOL.md).
 CLOSE_BAD_REQUEST = 4400
 CLOSE_LIMIT_REACHED = 4429
@@ -30,11 +37,28 @@ class TickerError(Exception):
     """Base of every exception ticker raises on purpose."""
 
 
+def echo(value: object) -> str:
+    """`repr(value)` for an error message, cut to `MAX_ECHO_CHARS`: a peer's input is
+    quoted back to it (and logged) only that far, however much it sent."""
+    text = repr(value)
+    if len(text) <= MAX_ECHO_CHARS:
+        return text
+    return f"{text[: MAX_ECHO_CHARS - 3]}... ({len(text)} characters)"
+
+
 class ProtocolError(TickerError):
-    """A peer broke the wire protocol; the shell tells that peer and counts it."""
+    """A peer broke the wire protocol; the shell tells that peer and counts it.
+
+    The message is cut to `MAX_ERROR_CHARS`, whatever it quotes of the peer's input.
+    """
 
     close_code: int = CLOSE_BAD_REQUEST
     http_status: int = 400
+
+    def __init__(self, message: str = "") -> None:
+        if len(message) > MAX_ERROR_CHARS:
+            message = f"{message[: MAX_ERROR_CHARS - 15]}... (cut short)"
+        super().__init__(message)
 
 
 class BadTopic(ProtocolError):

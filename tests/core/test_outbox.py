@@ -123,3 +123,25 @@ def test_offer_all_is_the_same_as_offering_one_by_one(
         if result is Offer.EVICT:
             break
     assert together.take() == one_by_one.take()
+
+
+def test_held_bytes_count_against_the_bound_and_a_lone_burst_always_fits() -> None:
+    box: Outbox[Item] = Outbox(max_bytes=30)
+    assert box.hold(100)  # nothing waits: one burst fits whatever its size
+    assert box.offer(trade(1)) is Offer.EVICT  # ...but nothing fits behind it
+    box.release(100)
+    assert box.offer(trade(1)) is Offer.QUEUED
+    assert box.hold(20)
+    assert not box.hold(1)  # 10 queued + 20 held: full
+    assert box.held == 20
+    assert box.offer(quote(2)) is Offer.CONFLATED
+    box.take()
+    box.release(20)
+    assert box.held == 0 and box.hold(30)
+
+
+def test_holding_conflates_what_waits_to_make_room() -> None:
+    box: Outbox[Item] = Outbox(max_bytes=30)
+    box.offer(quote(1, size=25))
+    assert box.hold(10)
+    assert box.take().snapshot_topics == ["quote.A-B"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import tracemalloc
@@ -22,7 +23,7 @@ from tests.server.conftest import (
     until,
 )
 from ticker.core.codec import encode_client
-from ticker.core.messages import DataMessage, Subscribe
+from ticker.core.messages import DataMessage, Subscribe, Unsubscribe
 from ticker.core.mirror import Applied, Mirror
 from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
 from ticker.server.process import ServerHandle
@@ -163,6 +164,32 @@ async def test_silent_peer_is_closed_after_the_ping_timeout(
     server.stop()
 
 
+async def test_a_client_that_stops_reading_a_quiet_stream_is_evicted_at_the_ping_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Data keeps coming, far too little to fill the kernel buffers, so no write ever
+    # blocks: the unanswered ping is what finds this slow consumer, and it counts as one.
+    config = replace(TEST_CONFIG, ping_interval_s=5.0, ping_timeout_s=5.0)
+    server = await start_server(nursery, config)
+    stuck = await RawWebSocket.connect(server.port)
+    await stuck.subscribe("quote.BTC-USD")
+    stats = server.context.stats
+    for i in range(30):
+        await server.publish(Quote("cbx", "BTC-USD", i, 100 + i, 1, 10_000, 1))
+        await trio.sleep(0.5)
+    await until(lambda: len(server.context.fanout) == 0, timeout_s=60)
+    assert stats.ends["slow_ping"] == 1 and stats.ends["ping_timeout"] == 0
+    frames = []
+    with contextlib.suppress(EOFError):
+        while True:
+            frames.append(await stuck.frame())
+    opcode, payload = frames[-1]
+    assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 4008
+    assert b"slow_ping" in payload
+    await stuck.close()
+    server.stop()
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -214,4 +241,32 @@ async def test_no_task_socket_or_memory_leak_after_1000_connect_disconnect_cycle
     assert open_fds() == fds_before
     # Well under 100 bytes per cycle: nothing per connection survives it.
     assert memory_after - memory_before < 100_000, memory_after - memory_before
+    server.stop()
+
+
+async def test_subscribe_churn_from_a_client_that_does_not_read_stays_bounded(
+    nursery: trio.Nursery,
+) -> None:
+    """A later sub queues no burst (its new topics conflate in the outbox), so churn from
+    a client that never reads holds at most the outbox bound and never grows a queue."""
+    # A long write timeout: only the outbox bound can act.
+    server = await start_server(nursery, replace(SLOW, write_timeout_s=60))
+    for i, symbol in enumerate(["BTC-USD", "ETH-USD", "SOL-USD"]):
+        await server.publish(Quote("cbx", symbol, i, 100 + i, 1, 10_000, 1))
+    await until(lambda: server.context.stats.ingest_events >= 3)
+    client = await RawWebSocket.connect(server.port, rcvbuf=4096)
+    await client.subscribe("quote.*")
+    unsub = encode_client(Unsubscribe(("quote.BTC-USD",)))
+    stats = server.context.stats
+    with contextlib.suppress(trio.BrokenResourceError):  # evicted while still sending
+        for _ in range(2_000):
+            await client.subscribe("quote.BTC-USD")
+            await client.send_binary(unsub)
+            if stats.ends["slow_outbox"]:
+                break
+    for subscriber in server.context.fanout.subscribers():
+        assert len(subscriber.backlog) <= 1
+        assert subscriber.outbox.bytes + subscriber.outbox.held <= subscriber.outbox.max_bytes
+    assert stats.internal_errors == 0
+    await client.close()
     server.stop()

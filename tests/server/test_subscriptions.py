@@ -23,7 +23,7 @@ from ticker.errors import CLOSE_SLOW_CONSUMER
 from ticker.server.fanout import Fanout
 from ticker.server.framing import WebSocketFraming
 from ticker.server.stats import EndReason, ServerStats
-from ticker.server.subscriber import MAX_REPLAY_SCAN, ReplayBacklog, Subscriber
+from ticker.server.subscriber import MAX_REPLAY_SCAN, ReplayBacklog, SnapshotBurst, Subscriber
 from ticker.server.subscriptions import subscribe, unsubscribe
 
 SYMBOLS = frozenset({"BTC-USD", "ETH-USD"})
@@ -384,3 +384,131 @@ async def test_a_later_subs_snapshots_go_out_after_what_the_connection_has_queue
     assert before == [o for o in old if o <= position]
     assert after == [o for o in sorted(log) if o > position]
     assert subscriber.ended is None
+
+
+# -- subscribe/unsubscribe churn: snapshot bursts count, commands cost bounded work ----
+
+
+def stuck_pair() -> tuple[socket.socket, socket.socket]:
+    """A pair whose far end never reads: the subscriber's writes soon stay pending."""
+    ours, theirs = socket.socketpair()
+    for sock in (ours, theirs):
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return ours, theirs
+
+
+def churn_subscribe(subscriber: Subscriber, hub: Hub, fanout: Fanout, topics: list[str]) -> None:
+    subscribe(
+        subscriber,
+        topics,
+        None,
+        hub=hub,
+        fanout=fanout,
+        stats=subscriber.stats,
+        known_symbols=SYMBOLS,
+        max_subscriptions=16,
+    )
+
+
+def busy(subscriber: Subscriber) -> bool:
+    return bool(subscriber.backlog or subscriber.outbox or subscriber.draining)
+
+
+def queued_bytes(subscriber: Subscriber) -> int:
+    bursts = sum(e.size for e in subscriber.backlog if isinstance(e, SnapshotBurst))
+    return subscriber.outbox.bytes + bursts
+
+
+async def test_subscribe_churn_on_a_connection_that_does_not_read_is_evicted_at_the_bound() -> None:
+    # Holding wildcards, a connection that never reads subscribes and unsubscribes an
+    # exact topic over and over. Snapshot bursts count against the outbox bound; a later
+    # sub queues none, so however many commands it sends, it holds at most the bound.
+    hub = full_hub(200)
+    ours, theirs = stuck_pair()
+    fanout = Fanout(16)
+    stats = ServerStats()
+    subscriber = Subscriber(
+        ours, "127.0.0.1:1", WebSocketFraming(), hub, stats,
+        outbox_max_bytes=16 * 1024, write_timeout_s=30,
+    )  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        churn_subscribe(subscriber, hub, fanout, list(TOPICS))
+        largest = 0
+        for _ in range(5_000):
+            churn_subscribe(subscriber, hub, fanout, ["quote.BTC-USD"])
+            unsubscribe(subscriber, ["quote.BTC-USD"], fanout)
+            if subscriber.ended is not None:
+                break
+            largest = max(largest, queued_bytes(subscriber))
+        # A later sub queues no burst (its topics conflate in the outbox), so the churn
+        # holds at most the bound; past it the connection would be a slow consumer.
+        assert subscriber.ended in (None, EndReason.SLOW_OUTBOX)
+        assert largest <= 16 * 1024
+        assert len(subscriber.backlog) <= 1
+        nursery.cancel_scope.cancel()
+    ours.close()
+    theirs.close()
+
+
+async def test_an_unsubscribe_does_not_walk_what_is_queued_and_queued_items_still_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = full_hub(200)
+    ours, theirs = stuck_pair()
+    fanout = Fanout(16)
+    subscriber = new_subscriber(ours, hub, ServerStats())  # 512 KiB outbox: no eviction
+    reader = FrameReader(theirs)
+    async with trio.open_nursery() as nursery:
+        subscriber.nursery = nursery
+        fanout.add(subscriber)
+        churn_subscribe(subscriber, hub, fanout, list(TOPICS))
+        for _ in range(2_000):
+            churn_subscribe(subscriber, hub, fanout, ["quote.BTC-USD"])
+            unsubscribe(subscriber, ["quote.BTC-USD"], fanout)
+        # Live messages wait behind the bursts too.
+        rng = random.Random(9)
+        published = []
+        for i in range(300):
+            items = hub.publish(random_event(rng, i), time.time_ns())
+            fanout.publish(items)
+            published += items
+        assert subscriber.ended is None and subscriber.draining
+        assert len(subscriber.backlog) <= 1 and subscriber.outbox  # the churn queued nothing
+        matches = 0
+        real_matches = TopicPattern.matches
+
+        def counting(self: TopicPattern, topic: str) -> bool:
+            nonlocal matches
+            matches += 1
+            return real_matches(self, topic)
+
+        monkeypatch.setattr(TopicPattern, "matches", counting)
+        unsubscribe(subscriber, ["quote.*"], fanout)
+        # O(1) in what is queued: nothing was matched against the queue.
+        assert matches == 0
+        monkeypatch.undo()
+        sent_before = subscriber.messages
+        while busy(subscriber):
+            await trio.lowlevel.checkpoint()
+            reader.read_available()
+        reader.read_available()
+        received = [m for _, p in reader.frames() for m in decode_frame(p)]
+        assert all(isinstance(m, DataMessage | Heartbeat) for m in received)
+        nursery.cancel_scope.cancel()
+    ours.close()
+    theirs.close()
+    # Every data message written arrived (heartbeats end bursts and are not counted).
+    assert sum(isinstance(m, DataMessage) for m in received) == subscriber.messages
+    # Quotes went out only in writes made before the unsubscribe; what was queued for
+    # them after that point was dropped, and every trade still went out.
+    data = [m for m in received if isinstance(m, DataMessage)]
+    written_quotes = sum(1 for m in data if m.topic.startswith("quote."))
+    assert written_quotes <= sent_before
+    trades = [m for m in data if m.topic.startswith("trade.") and not m.snapshot]
+    expected_trades = [p.offset for p in published if p.topic.startswith("trade.")]
+    assert expected_trades
+    assert [m.offset for m in trades] == expected_trades

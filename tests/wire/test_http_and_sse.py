@@ -68,3 +68,43 @@ def test_the_publish_token_is_not_in_the_config_repr() -> None:
     from ticker.config import Config
 
     assert "s3cr3t" not in repr(Config(publish_token="s3cr3t"))
+
+
+def test_only_http_1_0_and_1_1_heads_are_served() -> None:
+    assert parse_head(b"GET / HTTP/1.0\r\n\r\n").http_version == "1.0"
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").http_version == "1.1"
+    with pytest.raises(BadRequest) as info:
+        parse_head(b"GET / HTTP/2.0\r\nHost: t\r\n\r\n")
+    assert info.value.http_status == 505
+
+
+def test_a_refused_query_names_its_path_and_renders_as_the_apps_json() -> None:
+    import json
+
+    from ticker.wire.http import render_json_error
+
+    with pytest.raises(BadRequest) as info:
+        parse_head(b"GET /v1/snapshot?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert info.value.path == "/v1/snapshot"
+    response = render_json_error(400, str(info.value))
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body) == {"error": str(info.value), "status": 400}
+
+
+def test_an_sse_head_for_http_1_0_is_not_chunked() -> None:
+    head = response_head("1.0")
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert b"Transfer-Encoding: chunked" in response_head("1.1")
+
+
+def test_error_messages_quote_a_bounded_part_of_the_input() -> None:
+    from ticker.core.position import Position
+    from ticker.errors import MAX_ECHO_CHARS, MAX_ERROR_CHARS, BadPosition, ProtocolError, echo
+
+    assert len(echo("x" * 100_000)) <= MAX_ECHO_CHARS + 30
+    assert echo("short") == "'short'"
+    assert len(str(ProtocolError("y" * 100_000))) <= MAX_ERROR_CHARS
+    with pytest.raises(BadPosition) as info:
+        Position.parse("z-" + "9" * 30)
+    assert len(str(info.value)) < 200

@@ -11,6 +11,7 @@ from wsproto.events import BytesMessage, CloseConnection, TextMessage
 from wsproto.events import Ping as WsPing
 from wsproto.events import Pong as WsPong
 
+from ticker.wire.http import BadRequest
 from ticker.wire.websocket import (
     Close,
     FrameReader,
@@ -190,3 +191,23 @@ def test_a_finished_fragmented_message_releases_its_bytes() -> None:
     wire += masked_frame(Opcode.CONTINUATION, b"b" * 100, fin=True)
     assert reader.feed(wire) == [Message(True, b"a" * 100 + b"b" * 100)]
     assert reader.buffered_bytes == 0
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000])
+def test_close_codes_that_must_not_be_on_the_wire_are_a_protocol_error(code: int) -> None:
+    with pytest.raises(WebSocketProtocolError) as info:
+        FrameReader(1024).feed(masked_frame(0x8, code.to_bytes(2, "big"), fin=True))
+    assert info.value.close_code == 1002
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1010, 1011, 1012, 3000, 4999])
+def test_close_codes_a_peer_may_send_are_passed_on(code: int) -> None:
+    frame = masked_frame(0x8, code.to_bytes(2, "big"), fin=True)
+    assert FrameReader(1024).feed(frame) == [Close(code, "")]
+
+
+@pytest.mark.parametrize("key", ["\xe9" * 24, "", "c2hvcnQ=", "dGhlIHNhbXBsZSBub25jZQ==x"])
+def test_a_key_that_is_not_the_base64_of_16_bytes_is_a_bad_request(key: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        accept_key(key)
+    assert info.value.http_status == 400

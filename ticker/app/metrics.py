@@ -24,7 +24,12 @@ from prometheus_client.registry import CollectorRegistry
 from ticker.server.context import ServerContext
 from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
-EVICTIONS = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY)
+EVICTIONS = (
+    EndReason.SLOW_OUTBOX,
+    EndReason.SLOW_WRITE,
+    EndReason.SLOW_REPLAY,
+    EndReason.SLOW_PING,
+)
 """End reasons that are slow-consumer evictions."""
 VENUE_COUNTERS = (
     ("messages", "Native venue messages the adapter read."),
@@ -101,6 +106,11 @@ class ServerCollector:
             stats.bad_requests,
         )
         yield CounterMetricFamily(
+            "ticker_accept_errors",
+            "Accepts that failed for lack of resources (the fd limit, memory).",
+            stats.accept_errors,
+        )
+        yield CounterMetricFamily(
             "ticker_tls_failures",
             "Connections dropped for a failed TLS handshake or a bad TLS record.",
             stats.tls_failures,
@@ -154,7 +164,7 @@ class ServerCollector:
         queued = 0
         largest = 0
         for subscriber in self.context.fanout.subscribers():
-            size = subscriber.outbox.bytes
+            size = subscriber.outbox.bytes + subscriber.outbox.held  # snapshots held too
             queued += size
             largest = max(largest, size)
         yield GaugeMetricFamily(

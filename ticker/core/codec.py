@@ -26,7 +26,7 @@ from ticker.core.messages import (
     Subscribe,
     Unsubscribe,
 )
-from ticker.errors import BadMessage
+from ticker.errors import BadMessage, echo
 from ticker.model.fixed import FixedPointError, format_nanos, parse_nanos
 
 SNAPSHOT: Final = "s"
@@ -130,7 +130,7 @@ def _server_from_array(obj: list[Any]) -> ServerMessage:
     if kind == ERROR:
         _require(len(obj) >= 3 and _is_int(obj[1]) and isinstance(obj[2], str), "error")
         return Error(obj[1], obj[2])
-    raise BadMessage(f"unknown server message type {kind!r}")
+    raise BadMessage(f"unknown server message type {echo(kind)}")
 
 
 def decode_server(data: bytes) -> ServerMessage:
@@ -189,7 +189,7 @@ def decode_client(data: bytes) -> ClientCommand:
     if kind == UNSUBSCRIBE:
         _require(len(obj) == 2, "unsubscribe")
         return Unsubscribe(_topics(obj[1]))
-    raise BadMessage(f"unknown command {kind!r}; expected 'sub' or 'unsub'")
+    raise BadMessage(f"unknown command {echo(kind)}; expected 'sub' or 'unsub'")
 
 
 # -- JSON (SSE) ---------------------------------------------------------------------

@@ -5,8 +5,9 @@ topic, or evict. On overflow, latest-value and book topics conflate: their queue
 messages are dropped and the topic is marked, so the next `take` asks the shell for
 one fresh snapshot of it (the newest state) instead; later messages of a marked topic
 are absorbed, since that snapshot will include them. Event topics (trades) cannot
-conflate: if the outbox is still over its bound the connection must be evicted.
-Pure: the shell owns sockets, timers and snapshots.
+conflate: if the outbox is still over its bound the connection must be evicted. Bytes
+queued for the connection elsewhere (snapshot bursts waiting in its backlog) are `held`
+here and count against the same bound. Pure: the shell owns sockets, timers and snapshots.
 """
 
 from __future__ import annotations
@@ -58,13 +59,15 @@ class Outbox(Generic[T]):
         max_bytes: the most bytes of queued messages held; beyond it, conflate, then evict.
     """
 
-    __slots__ = ("_conflated", "_items", "bytes", "conflations", "max_bytes")
+    __slots__ = ("_conflated", "_items", "bytes", "conflations", "held", "max_bytes")
 
     def __init__(self, max_bytes: int) -> None:
         if max_bytes < 1:
             raise ConfigError("outbox max_bytes must be >= 1")
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.held = 0
+        """Bytes queued for the connection outside this outbox (snapshot bursts)."""
         self.conflations = 0
         self._items: list[T] = []  # a list: an empty deque costs 624 bytes per connection
         self._conflated: dict[str, None] = {}  # insertion-ordered set
@@ -80,12 +83,12 @@ class Outbox(Generic[T]):
         if self._conflated and item.topic in self._conflated:
             return Offer.CONFLATED
         size = item.size
-        if self.bytes + size > self.max_bytes:
+        if self.bytes + self.held + size > self.max_bytes:
             self._conflate()
             if item.conflatable:
                 self._conflated[item.topic] = None
                 return Offer.CONFLATED
-            if self.bytes + size > self.max_bytes:
+            if self.bytes + self.held + size > self.max_bytes:
                 return Offer.EVICT
         self._items.append(item)
         self.bytes += size
@@ -96,7 +99,7 @@ class Outbox(Generic[T]):
         not offered), else QUEUED; and how many were conflated. Never blocks."""
         if not self._conflated:
             size = sum(item.size for item in items)
-            if self.bytes + size <= self.max_bytes:
+            if self.bytes + self.held + size <= self.max_bytes:
                 self._items += items
                 self.bytes += size
                 return Offer.QUEUED, 0
@@ -112,6 +115,29 @@ class Outbox(Generic[T]):
     def conflate(self, topic: str) -> None:
         """Mark `topic` so its next write is one snapshot (rate-limited connections)."""
         self._conflated[topic] = None
+
+    def hold(self, size: int) -> bool:
+        """Count `size` bytes queued for the connection elsewhere (a snapshot burst)
+        against the bound, conflating what waits here if that makes room.
+
+        With nothing waiting they always fit, whatever their size: one subscription's
+        snapshots are never refused for their size alone. Behind other waiting bytes,
+        they must fit within `max_bytes`.
+
+        Returns:
+            True if held; False (nothing held) if the connection is too far behind to
+            take them: the caller evicts it, as for `Offer.EVICT`.
+        """
+        if self.bytes + self.held and self.bytes + self.held + size > self.max_bytes:
+            self._conflate()
+            if self.bytes + self.held and self.bytes + self.held + size > self.max_bytes:
+                return False
+        self.held += size
+        return True
+
+    def release(self, size: int) -> None:
+        """`size` held bytes were written (or dropped): they no longer count."""
+        self.held -= size
 
     def take(self) -> Batch[T]:
         """Everything waiting, oldest first; the outbox is empty afterwards."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from random import Random
 from typing import Final
 
-from ticker.errors import BadPosition
+from ticker.errors import BadPosition, echo
 
 MAX_POSITION_TEXT: Final = 40
 
@@ -35,9 +35,9 @@ class Position:
             raise BadPosition("position text too long")
         epoch, dash, offset = text.partition("-")
         if not (dash and epoch.isdigit() and offset.isdigit() and epoch.isascii()):
-            raise BadPosition(f"bad position {text!r}: expected <epoch>-<offset>, e.g. 17-420")
+            raise BadPosition(f"bad position {echo(text)}: expected <epoch>-<offset>, e.g. 17-420")
         if not offset.isascii():
-            raise BadPosition(f"bad position {text!r}: expected <epoch>-<offset>, e.g. 17-420")
+            raise BadPosition(f"bad position {echo(text)}: expected <epoch>-<offset>, e.g. 17-420")
         return cls(int(epoch), int(offset))
 
     def __str__(self) -> str:

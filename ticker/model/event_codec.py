@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgpack
 
-from ticker.errors import BadMessage
+from ticker.errors import BadMessage, echo
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, TickerStats, Trade
 from ticker.model.fixed import MAX_NANOS
 
@@ -115,7 +115,7 @@ def event_from_array(obj: object) -> NormalizedEvent:
         if len(obj) != 10 or not all(_opt_int(v) for v in obj[4:]) or obj[8] is None:
             raise BadEvent("ticker stats have 10 fields; volume is an integer")
         return TickerStats(venue, symbol, ts_ns, *obj[4:])
-    raise BadEvent(f"unknown event type {kind!r}; known: t, q, b, k")
+    raise BadEvent(f"unknown event type {echo(kind)}; known: t, q, b, k")
 
 
 def decode_event(data: bytes) -> NormalizedEvent:
@@ -144,9 +144,9 @@ def check_event(event: NormalizedEvent, known_symbols: Collection[str]) -> str |
     composite level, a day's volume) may exceed MAX_NANOS: the hub saturates those.
     """
     if event.symbol not in known_symbols:
-        return f"unknown symbol {event.symbol!r}"
+        return f"unknown symbol {echo(event.symbol)}"
     if VENUE_PATTERN.fullmatch(event.venue) is None:
-        return f"bad venue {event.venue!r}: 1-16 of a-z, 0-9, '_', '-'"
+        return f"bad venue {echo(event.venue)}: 1-16 of a-z, 0-9, '_', '-'"
     if not 0 <= event.ts_ns <= MAX_NANOS:
         return "ts_ns must be in [0, 2^63-1]"
     if isinstance(event, Trade):

@@ -36,6 +36,8 @@ class ServerContext:
     ws_framing: WebSocketFraming = field(default_factory=WebSocketFraming)
     ws_zstd_framing: WebSocketFraming | None = None
     sse_framing: SseFraming = field(default_factory=SseFraming)
+    sse_framing_http10: SseFraming = field(default_factory=lambda: SseFraming(chunked=False))
+    """For HTTP/1.0 clients, which must not get chunked encoding."""
     ingest: dict[str, IngestCounters] = field(default_factory=dict)
     """Each running venue's adapter counters, by venue name."""
     tls: ssl.SSLContext | None = None

@@ -103,6 +103,5 @@ def _reset_instead(
     topics = snapshot_topics(list(subscriber.patterns.values()))
     snapshots = [hub.current_snapshot(topic) for topic in topics]
     subscriber.stats.resets += 1
-    subscriber.backlog.insert(0, SnapshotBurst(snapshots, current, reset))
     entry.finish()
-    subscriber.flush_nowait()
+    subscriber.add_snapshots(SnapshotBurst(snapshots, current, reset), first=True)

@@ -22,7 +22,7 @@ from ticker.server.stats import EndReason
 from ticker.wire.sse import LAST_CHUNK, encode_chunk, encode_event
 from ticker.wire.websocket import Opcode, encode_close, encode_frame
 
-_SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY)
+_SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY, EndReason.SLOW_PING)
 
 
 class Framing(Protocol):
@@ -98,9 +98,11 @@ class WebSocketFraming:
 
 
 class SseFraming:
-    """`text/event-stream` events, sent as HTTP/1.1 chunks."""
+    """`text/event-stream` events, sent as HTTP/1.1 chunks; or, for an HTTP/1.0 client
+    (`chunked=False`), as a plain body that ends when the connection closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, chunked: bool = True) -> None:
+        self.chunked = chunked
         self._heartbeat_key: tuple[int, int, int] | None = None
         self._heartbeat = b""
 
@@ -126,7 +128,8 @@ class SseFraming:
         return b"".join(parts)
 
     def wrap(self, parts: list[bytes]) -> bytes:
-        return encode_chunk(b"".join(parts))
+        body = b"".join(parts)
+        return encode_chunk(body) if self.chunked else body
 
     def control(self, message: ServerMessage) -> bytes:
         if isinstance(message, Hello):
@@ -154,5 +157,6 @@ class SseFraming:
     def closing(self, reason: EndReason, position: str) -> bytes | None:
         if reason in (*_SLOW, EndReason.SHUTDOWN):
             data = f'{{"reason":"{reason.value}","last":"{position}"}}'
-            return encode_chunk(encode_event("end", data).encode()) + LAST_CHUNK
+            event = encode_event("end", data).encode()
+            return encode_chunk(event) + LAST_CHUNK if self.chunked else event
         return None

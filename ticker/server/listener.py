@@ -25,7 +25,7 @@ from ticker.server.gateway import Gateway
 from ticker.server.publish_session import accept_publish
 from ticker.server.sse_session import accept_sse
 from ticker.server.websocket_session import accept_websocket
-from ticker.wire.http import BadRequest, head_end, parse_head, render_error
+from ticker.wire.http import BadRequest, head_end, parse_head, render_error, render_json_error
 from ticker.wire.tls import TlsSocket
 from ticker.wire.transport import Transport
 
@@ -33,6 +33,11 @@ log = logging.getLogger("ticker.server")
 
 LISTEN_BACKLOG = 4096
 ACCEPT_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_PAUSE_S = 0.1
+"""After an accept fails for lack of resources (the fd limit), wait this long."""
+ACCEPT_LOG_INTERVAL_S = 10.0
+"""Such failures are logged at most once per this interval (with how many there were);
+every one is counted in `ticker_accept_errors_total`."""
 
 
 def open_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -84,6 +89,9 @@ async def _accept_forever(
     listener: socket.socket, context: ServerContext, gateway: Gateway | None, nursery: trio.Nursery
 ) -> None:
     config = context.config
+    stats = context.stats
+    logged_at: float | None = None
+    logged_count = 0
     while True:
         await trio.lowlevel.wait_readable(listener)
         while True:
@@ -94,8 +102,19 @@ async def _accept_forever(
             except OSError as exc:
                 if exc.errno not in ACCEPT_ERRORS:
                     raise
-                log.warning("accept failed (%s); pausing 100 ms", exc)
-                await trio.sleep(0.1)
+                # At the fd limit this repeats every pause: one line per interval, each
+                # failure counted.
+                stats.accept_errors += 1
+                now = trio.current_time()
+                if logged_at is None or now - logged_at >= ACCEPT_LOG_INTERVAL_S:
+                    since = stats.accept_errors - logged_count
+                    log.warning(
+                        "accept failed (%s); %d failure(s) since the last such line; "
+                        "pausing %d ms after each",
+                        exc, since, ACCEPT_PAUSE_S * 1000,
+                    )  # fmt: skip
+                    logged_at, logged_count = now, stats.accept_errors
+                await trio.sleep(ACCEPT_PAUSE_S)
                 break
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -135,8 +154,13 @@ async def read_head(sock: Transport, timeout_s: float) -> tuple[bytes, bytes] | 
 async def handle_connection(
     sock: socket.socket, peer: str, context: ServerContext, gateway: Gateway | None
 ) -> None:
-    """Route one accepted connection; every error becomes a response and a counter."""
+    """Route one accepted connection; every error becomes a response and a counter.
+
+    Errors are plain text on the streaming paths (and when the head does not parse) and
+    the application's JSON (`{"error": ..., "status": ...}`) on its paths.
+    """
     transport: Transport = sock
+    path: str | None = None
     try:
         try:
             timeout_s = context.config.handshake_timeout_s
@@ -152,16 +176,22 @@ async def handle_connection(
             if request is None:
                 return
             raw, extra = request
-            head = parse_head(raw)
+            try:
+                head = parse_head(raw)
+            except BadRequest as exc:
+                path = exc.path
+                raise
+            path = head.path
             session: Callable[[], Awaitable[None]] | None
             if head.path in STREAMS:
                 refused = _not_on_this_role(head.path, config_role=context.config.role,
                                             clustered=bool(context.config.redis_url))  # fmt: skip
                 if refused:
                     raise BadRequest(refused, 404)
-                if extra:
-                    raise BadRequest("a stream request must not carry a body")
-                session = STREAMS[head.path](transport, peer, head, context)
+                if extra and head.path == "/v1/sse":
+                    raise BadRequest("an event stream request must not carry a body")
+                # On a WebSocket, bytes after the head (same packet) are its first frames.
+                session = STREAMS[head.path](transport, peer, head, context, extra)
             elif gateway is not None:
                 upgrade = head.header("upgrade").lower()
                 if "websocket" in upgrade:
@@ -188,8 +218,10 @@ async def handle_connection(
         except ProtocolError as exc:
             context.stats.bad_requests += 1
             log.info("bad request from %s: %s", peer, exc)
+            as_json = path is not None and path not in STREAMS
+            render = render_json_error if as_json else render_error
             with contextlib.suppress(OSError):
-                transport.send(render_error(exc.http_status, str(exc)))
+                transport.send(render(exc.http_status, str(exc)))
         except ssl.SSLError as exc:
             context.stats.tls_failures += 1
             log.info("TLS handshake or record from %s failed: %s", peer, exc)

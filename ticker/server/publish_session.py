@@ -112,12 +112,15 @@ def token_matches(presented: str | None, expected: str) -> bool:
 
 
 def accept_publish(
-    sock: Transport, peer: str, head: RequestHead, context: ServerContext
+    sock: Transport, peer: str, head: RequestHead, context: ServerContext, extra: bytes = b""
 ) -> Callable[[], Awaitable[None]] | None:
     """Answer one publisher upgrade; the session to run, or None if it was refused.
 
     A disabled endpoint (403) and a missing or wrong token (401) are answered and
     counted here; neither says anything about the token's value.
+
+    `extra` is what the publisher sent after the head in the same read: its first
+    frames, read before the socket.
 
     Raises:
         BadRequest: a bad upgrade request, the publisher limit, or no hub queue.
@@ -151,7 +154,7 @@ def accept_publish(
         stats.ends[EndReason.LIMIT.value] += 1
         raise BadRequest(f"at most {config.max_publishers} publishers at once", 429)
     send_small(sock, response)
-    return partial(_run, sock, _Session(peer), context, channel)
+    return partial(_run, sock, _Session(peer), context, channel, extra)
 
 
 async def _run(
@@ -159,6 +162,7 @@ async def _run(
     session: _Session,
     context: ServerContext,
     channel: trio.MemorySendChannel[Sequence[NormalizedEvent]],
+    first: bytes = b"",
 ) -> None:
     """Serve one publisher until it leaves; count it and log one line at the end."""
     stats = context.stats
@@ -167,7 +171,7 @@ async def _run(
     opened = time.monotonic()
     reason = EndReason.SHUTDOWN
     try:
-        reason = await _read_batches(sock, session, context, channel)
+        reason = await _read_batches(sock, session, context, channel, first)
     finally:
         stats.connections_open[TRANSPORT] -= 1
         stats.ends[reason.value] += 1
@@ -205,8 +209,10 @@ async def _read_batches(
     session: _Session,
     context: ServerContext,
     channel: trio.MemorySendChannel[Sequence[NormalizedEvent]],
+    first: bytes = b"",
 ) -> EndReason:
-    """Read, check, enqueue and acknowledge batches until the publisher goes."""
+    """Read, check, enqueue and acknowledge batches (`first`: bytes that came with the
+    request head) until the publisher goes."""
     config = context.config
     write_timeout = config.write_timeout_s
     reader = FrameReader(MAX_MESSAGE_BYTES, config.max_message_fragments)
@@ -218,9 +224,13 @@ async def _read_batches(
 
     try:
         while True:
-            data = await keepalive.receive(send_ping)
-            if isinstance(data, EndReason):
-                return data
+            if first:
+                data, first = first, b""
+            else:
+                received = await keepalive.receive(send_ping)
+                if isinstance(received, EndReason):
+                    return received
+                data = received
             try:
                 frames = reader.feed(data)
             except WebSocketProtocolError as exc:

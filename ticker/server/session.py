@@ -66,6 +66,8 @@ _BAD_ENDS = frozenset(
     {
         EndReason.SLOW_OUTBOX,
         EndReason.SLOW_WRITE,
+        EndReason.SLOW_REPLAY,
+        EndReason.SLOW_PING,
         EndReason.PING_TIMEOUT,
         EndReason.PROTOCOL_ERROR,
     }

@@ -18,7 +18,7 @@ import trio
 from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Hello
 from ticker.core.position import Position
-from ticker.errors import ProtocolError
+from ticker.errors import ProtocolError, echo
 from ticker.server.context import ServerContext
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
@@ -43,18 +43,20 @@ def parse_max_rate(head: RequestHead, limit: float) -> float | None:
     try:
         rate = float(text)
     except ValueError:
-        raise BadRequest(f"max_rate must be a number, got {text!r}") from None
+        raise BadRequest(f"max_rate must be a number, got {echo(text)}") from None
     if not (math.isfinite(rate) and 0 < rate <= limit):
-        raise BadRequest(f"max_rate must be in (0, {limit:g}], got {text!r}")
+        raise BadRequest(f"max_rate must be in (0, {limit:g}], got {echo(text)}")
     return rate
 
 
 def accept_sse(
-    sock: Transport, peer: str, head: RequestHead, context: ServerContext
+    sock: Transport, peer: str, head: RequestHead, context: ServerContext, extra: bytes = b""
 ) -> Callable[[], Awaitable[None]]:
     """Answer one SSE request; the session to run.
 
-    Takes what it needs from `head` and keeps no reference to it.
+    Takes what it needs from `head` and keeps no reference to it. An HTTP/1.0 request
+    gets the stream without chunked encoding, ending when the connection closes. The
+    listener refuses a request with bytes after its head (`extra`, unused here).
 
     Raises:
         BadRequest: bad method, topics, position or max_rate (nothing was sent yet).
@@ -89,10 +91,12 @@ def accept_sse(
             admit_resume(peer, context.resume_limit, context.stats, trio.current_time())
         except ProtocolError as exc:
             raise BadRequest(str(exc), exc.http_status) from None
+    http10 = head.http_version == "1.0"
+    framing = context.sse_framing_http10 if http10 else context.sse_framing
     subscriber = Subscriber(
         sock,
         peer,
-        context.sse_framing,
+        framing,
         context.hub,
         context.stats,
         outbox_max_bytes=config.outbox_max_bytes,
@@ -104,8 +108,8 @@ def accept_sse(
         PROTOCOL_VERSION, current.epoch, current.offset, config.heartbeat_s, None, DICTIONARY_ID
     )
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
-    subscriber.control.append(context.sse_framing.control(hello))
-    send_small(sock, response_head())
+    subscriber.control.append(framing.control(hello))
+    send_small(sock, response_head(head.http_version))
 
     async def read_loop() -> EndReason:
         # Inside the session: the connection is in the fanout and its nursery exists.

@@ -25,7 +25,12 @@ class EndReason(enum.Enum):
     """Evicted: a write did not complete within the write timeout."""
     SLOW_REPLAY = "slow_replay"
     """Evicted: the replay buffer dropped messages a resume had not been sent yet."""
+    SLOW_PING = "slow_ping"
+    """Evicted: it was being sent data and answered no ping within the ping timeout (it
+    stopped reading; the kernel buffers on both ends still had room, so no write
+    blocked)."""
     PING_TIMEOUT = "ping_timeout"
+    """Silent and sent nothing since its last input: gone, not slow."""
     PROTOCOL_ERROR = "protocol_error"
     BAD_REQUEST = "bad_request"
     LIMIT = "limit"
@@ -75,6 +80,8 @@ class ServerStats:
     deep_resumes: int = 0
     """Resumes older than the replay buffer served from the cluster log."""
     bad_requests: int = 0
+    accept_errors: int = 0
+    """Accepts that failed for lack of resources (the fd limit, memory)."""
     tls_failures: int = 0
     """Connections dropped for a failed TLS handshake or a bad TLS record."""
     internal_errors: int = 0

@@ -59,7 +59,7 @@ class SnapshotBurst:
     have no snapshots (nothing matches) and is written all the same.
     """
 
-    __slots__ = ("items", "position", "reset")
+    __slots__ = ("items", "position", "reset", "size")
 
     def __init__(
         self, items: list[Published], position: Position, reset: Reset | None = None
@@ -71,6 +71,8 @@ class SnapshotBurst:
         self.items = items
         self.position = position
         self.reset = reset
+        self.size = sum(item.size for item in items)
+        """Bytes it holds against the connection's outbox bound while it waits."""
 
 
 class ReplayBacklog:
@@ -145,8 +147,12 @@ class DeepReplay:
     def narrow(self, patterns: list[TopicPattern]) -> None:
         """Serve only `patterns` from now on (after an unsubscribe)."""
         self.patterns = patterns
-        self._wanted.clear()
-        self.ready = [i for i in self.ready if any(p.matches(i.topic) for p in patterns)]
+        wanted = self._wanted
+        wanted.clear()
+        # At most READY_MAX_MESSAGES ready, of few topics: one match per topic.
+        for topic in {item.topic for item in self.ready}:
+            wanted[topic] = any(p.matches(topic) for p in patterns)
+        self.ready = [item for item in self.ready if wanted[item.topic]]
 
     def finish(self) -> None:
         """The fetch ended: the replay buffer (or a reset) follows in the backlog."""
@@ -176,6 +182,7 @@ class Subscriber:
         "control",
         "delivered_offset",
         "draining",
+        "dropping",
         "ended",
         "epoch",
         "fanout",
@@ -222,6 +229,10 @@ class Subscriber:
         self.patterns: dict[str, TopicPattern] = {}
         self.backlog: list[SnapshotBurst | ReplayBacklog | DeepReplay] = []
         self.control: list[bytes] = []
+        # After an unsubscribe, topic -> still wanted, for what was queued before it
+        # (filtered as it is written, so an unsubscribe never walks the queue); None
+        # when everything queued is wanted.
+        self.dropping: dict[str, bool] | None = None
         self.heartbeat_due = False
         self.draining = False
         self.pending: memoryview | None = None
@@ -264,6 +275,33 @@ class Subscriber:
             self.end(EndReason.SLOW_OUTBOX)
             return
         self.flush_nowait()
+
+    def add_snapshots(self, burst: SnapshotBurst, *, first: bool = False) -> None:
+        """Queue a burst of snapshots (after any replay; `first`: before everything) and
+        write what can be written now.
+
+        Its bytes count against the outbox bound until written: a burst that does not
+        fit behind what already waits ends the connection as a slow consumer, so
+        subscribing over and over on a connection that does not read costs bounded
+        memory.
+        """
+        if self.ended is not None:
+            return
+        if not self.outbox.hold(burst.size):
+            self.end(EndReason.SLOW_OUTBOX)
+            return
+        if first:
+            self.backlog.insert(0, burst)
+        else:
+            self.backlog.append(burst)
+        self.flush_nowait()
+
+    def patterns_changed(self, *, narrowed: bool) -> None:
+        """Call after `patterns` changed. After an unsubscribe (`narrowed`), what is
+        queued for topics no longer wanted is dropped as it comes up to be written: O(1)
+        now, whatever is queued. After a subscribe, a topic wanted again is kept."""
+        if narrowed or self.dropping is not None:
+            self.dropping = {}
 
     def flush_nowait(self) -> None:
         """Write what waits now if the socket is idle; hand the rest to a drain task."""
@@ -396,25 +434,37 @@ class Subscriber:
                     taken += 1
                     continue
                 taken += 1
-                parts.append(framing.snapshots(entry.items, entry.position, now_ns, entry.reset))
-                count += len(entry.items)
+                self.outbox.release(entry.size)
+                snapshots = entry.items
+                if self.dropping is not None:
+                    snapshots = [item for item in snapshots if self._still_wanted(item.topic)]
+                    if not snapshots and entry.reset is None:
+                        continue  # unsubscribed from all of it meanwhile
+                parts.append(framing.snapshots(snapshots, entry.position, now_ns, entry.reset))
+                count += len(snapshots)
                 budget -= len(parts[-1])
                 last = entry.position.offset
             del backlog[:taken]
         if not self.backlog and self.outbox:
             batch = self.outbox.take()
-            for queued in batch.items:
+            items, topics = batch.items, batch.snapshot_topics
+            if self.dropping is not None:
+                items = [item for item in items if self._still_wanted(item.topic)]
+                topics = [topic for topic in topics if self._still_wanted(topic)]
+            for queued in items:
                 parts.append(framing.frame(queued))
                 last = queued.offset
-            count += len(batch.items)
-            if batch.snapshot_topics:
+            count += len(items)
+            if topics:
                 # Consistent with the current position, which every queued item
                 # written before them is at or below.
                 position = self.hub.position
-                burst = [self.hub.current_snapshot(t) for t in batch.snapshot_topics]
+                burst = [self.hub.current_snapshot(t) for t in topics]
                 parts.append(framing.snapshots(burst, position, now_ns))
                 last = position.offset
                 count += len(burst)
+        if not self.backlog and not self.outbox:
+            self.dropping = None  # everything queued before the unsubscribe is gone
         if self.heartbeat_due and not self.backlog:
             self.heartbeat_due = False
             parts.append(framing.heartbeat(self.hub.position, now_ns))
@@ -425,6 +475,14 @@ class Subscriber:
         data = framing.wrap(parts)
         self._count(count, data)
         return data
+
+    def _still_wanted(self, topic: str) -> bool:
+        dropping = self.dropping
+        assert dropping is not None
+        wanted = dropping.get(topic)
+        if wanted is None:
+            wanted = dropping[topic] = any(p.matches(topic) for p in self.patterns.values())
+        return wanted
 
     def _replaying(self) -> bool:
         return any(isinstance(entry, ReplayBacklog | DeepReplay) for entry in self.backlog)

@@ -122,6 +122,7 @@ def subscribe(
     for pattern in patterns:
         subscriber.patterns[str(pattern)] = pattern
     fanout.patterns_changed(subscriber)
+    subscriber.patterns_changed(narrowed=False)
     if not first:
         # Marked like conflated topics: the next write sends what is queued first (all
         # at or below the current position), then one snapshot of each new topic and a
@@ -171,12 +172,18 @@ def subscribe(
     if snapshots or reset is not None:
         # The reset and its snapshots are one unit (one frame; on SSE one id), so the
         # reset's position is a resume point only together with the state it names.
-        subscriber.backlog.append(SnapshotBurst(snapshots, hub.position, reset))
-    subscriber.flush_nowait()
+        # Counted against the outbox bound: a connection too far behind is evicted.
+        subscriber.add_snapshots(SnapshotBurst(snapshots, hub.position, reset))
+    else:
+        subscriber.flush_nowait()
 
 
 def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) -> None:
-    """Remove patterns (unknown ones are ignored) and drop what waits for them.
+    """Remove patterns (unknown ones are ignored); what waits for them is not sent.
+
+    Bounded work whatever is queued: queued messages and snapshots are filtered as they
+    are written (`Subscriber.patterns_changed`); only a resume's replay, always at the
+    front of the backlog, is narrowed here.
 
     Raises:
         BadTopic: a malformed pattern.
@@ -189,26 +196,20 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
     if not removed:
         return
     fanout.patterns_changed(subscriber)
-    remaining = list(subscriber.patterns.values())
-
-    def still_wanted(topic: str) -> bool:
-        return any(p.matches(topic) for p in remaining)
-
-    subscriber.outbox.retain(still_wanted)
-    kept: list[SnapshotBurst | ReplayBacklog | DeepReplay] = []
-    for entry in subscriber.backlog:
-        if isinstance(entry, SnapshotBurst):
-            entry.items = [item for item in entry.items if still_wanted(item.topic)]
-            if entry.items or entry.reset is not None:  # a reset goes out regardless
-                kept.append(entry)
-        elif isinstance(entry, ReplayBacklog):
-            entry.narrow([p for p in entry.patterns if str(p) not in removed])
-            if entry.patterns:
-                kept.append(entry)
-        else:  # a deep replay stays until it hands over, even with nothing left to send
-            entry.narrow([p for p in entry.patterns if str(p) not in removed])
-            kept.append(entry)
-    subscriber.backlog = kept
+    subscriber.patterns_changed(narrowed=True)
+    backlog = subscriber.backlog
+    index = 0
+    # A replay is queued only by a connection's first subscribe, so replays lead the
+    # backlog; the snapshot bursts behind them are not walked.
+    while index < len(backlog) and not isinstance(backlog[index], SnapshotBurst):
+        entry = backlog[index]
+        assert isinstance(entry, ReplayBacklog | DeepReplay)
+        entry.narrow([p for p in entry.patterns if str(p) not in removed])
+        if isinstance(entry, ReplayBacklog) and not entry.patterns:
+            del backlog[index]
+            continue
+        # A deep replay stays until it hands over, even with nothing left to send.
+        index += 1
 
 
 def matching_topics(existing: Iterable[str], patterns: list[TopicPattern]) -> list[str]:

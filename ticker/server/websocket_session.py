@@ -44,12 +44,13 @@ MAX_ERRORS_PER_CONNECTION = 32
 
 
 def accept_websocket(
-    sock: Transport, peer: str, head: RequestHead, context: ServerContext
+    sock: Transport, peer: str, head: RequestHead, context: ServerContext, extra: bytes = b""
 ) -> Callable[[], Awaitable[None]] | None:
     """Answer one WebSocket upgrade; the session to run, or None if it was refused.
 
     Takes what it needs from `head` and keeps no reference to it, so the request head
-    is freed before the connection's long life begins.
+    is freed before the connection's long life begins. `extra` is what the client sent
+    after the head in the same read: its first frames, read before the socket.
 
     Raises:
         BadRequest: not a valid upgrade for this endpoint (nothing was sent yet).
@@ -92,28 +93,42 @@ def accept_websocket(
 
     async def read_loop() -> EndReason:
         subscriber.flush_nowait()  # the hello, now that the session's nursery exists
-        return await _read_commands(sock, subscriber, context)
+        return await _read_commands(sock, subscriber, context, extra)
 
     return partial(run_session, subscriber, "ws", context, read_loop)
 
 
 async def _read_commands(
-    sock: Transport, subscriber: Subscriber, context: ServerContext
+    sock: Transport, subscriber: Subscriber, context: ServerContext, first: bytes = b""
 ) -> EndReason:
-    """Read client frames until the client closes, breaks the protocol or goes silent."""
+    """Read client frames (`first`: bytes that came with the request head) until the
+    client closes, breaks the protocol or goes silent."""
     config = context.config
     reader = FrameReader(config.max_frame_bytes, config.max_message_fragments)
     keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
+    # Data messages written by the time of the client's last input: a client that was
+    # sent data since and answers no ping has stopped reading (a slow consumer), which
+    # the write path only sees once the kernel buffers on both ends are full.
+    messages_at_input = subscriber.messages
 
     async def send_ping() -> None:
         subscriber.control.append(encode_frame(Opcode.PING, b"ticker"))
         subscriber.flush_nowait()
 
     while True:
-        data = await keepalive.receive(send_ping)
-        if isinstance(data, EndReason):
-            return data
+        if first:
+            data, first = first, b""
+        else:
+            received = await keepalive.receive(send_ping)
+            if received is EndReason.PING_TIMEOUT and (
+                subscriber.messages > messages_at_input or subscriber.pending is not None
+            ):
+                return EndReason.SLOW_PING
+            if isinstance(received, EndReason):
+                return received
+            data = received
+            messages_at_input = subscriber.messages
         try:
             events = reader.feed(data)
         except WebSocketProtocolError as exc:

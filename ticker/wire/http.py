@@ -8,6 +8,7 @@ renders plain responses; it never touches a socket.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -30,15 +31,21 @@ REASONS: Final = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
+
+HTTP_VERSIONS: Final = ("1.0", "1.1")
+"""Request versions served; any other (`HTTP/2.0` on a request line) gets 505."""
 
 
 class BadRequest(ProtocolError):
-    """The request head cannot be served; answer with `http_status`."""
+    """The request head cannot be served; answer with `http_status`. `path` is the
+    request's path when it was known (its endpoint decides the error's form)."""
 
-    def __init__(self, message: str, http_status: int = 400) -> None:
+    def __init__(self, message: str, http_status: int = 400, path: str | None = None) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.path = path
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,8 @@ class RequestHead:
     headers: dict[str, str]
     raw: bytes
     """The head's bytes as received, to hand the stream on to another server."""
+    http_version: str = "1.1"
+    """`1.0` or `1.1`."""
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name, default)
@@ -83,7 +92,8 @@ def parse_head(raw: bytes) -> RequestHead:
     """Parse one complete request head.
 
     Raises:
-        BadRequest: not a valid HTTP/1.1 request head, or a query that does not parse.
+        BadRequest: not a valid HTTP/1.0 or 1.1 request head (another version: 505),
+            or a query that does not parse.
     """
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     connection.receive_data(raw)
@@ -95,6 +105,10 @@ def parse_head(raw: bytes) -> RequestHead:
         raise BadRequest(f"malformed request: {reason}", exc.error_status_hint) from None
     if not isinstance(event, h11.Request):
         raise BadRequest("incomplete request head")
+    version = event.http_version.decode("ascii")
+    if version not in HTTP_VERSIONS:
+        # HTTP/2 and later do not start with an HTTP/1-style request line.
+        raise BadRequest(f"HTTP/{version} is not supported: use HTTP/1.1", 505)
     headers: dict[str, str] = {}
     for name, value in event.headers:
         key = name.decode("ascii").lower()
@@ -103,14 +117,14 @@ def parse_head(raw: bytes) -> RequestHead:
     target = event.target.decode("ascii", "replace")
     parts = urlsplit(target)
     if len(parts.query) > MAX_QUERY_BYTES:
-        raise BadRequest("query string too long")
+        raise BadRequest(f"query string longer than {MAX_QUERY_BYTES} bytes", path=parts.path)
     try:
         query = parse_qs(
             parts.query, keep_blank_values=True, strict_parsing=False, max_num_fields=64
         )
     except ValueError as exc:
-        raise BadRequest(f"bad query string: {exc}") from None
-    return RequestHead(event.method.decode("ascii"), parts.path, query, headers, raw)
+        raise BadRequest(f"bad query string: {exc}", path=parts.path) from None
+    return RequestHead(event.method.decode("ascii"), parts.path, query, headers, raw, version)
 
 
 def render_response(
@@ -132,4 +146,16 @@ def render_error(status: int, message: str) -> bytes:
     """A plain-text error response that closes the connection."""
     body = (message + "\n").encode("utf-8")
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
+    return render_response(status, headers, body)
+
+
+def render_json_error(status: int, message: str) -> bytes:
+    """The application's JSON error, `{"error": message, "status": status}`, for a
+    request refused before it reached the application; closes the connection."""
+    body = json.dumps({"error": message, "status": status}, separators=(",", ":")).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Cache-Control", "no-store"),
+        ("Connection", "close"),
+    ]
     return render_response(status, headers, body)

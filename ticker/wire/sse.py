@@ -3,7 +3,9 @@
 An event is `event:`, `id:` (the position) and one `data:` line of compact JSON (which
 never holds a raw newline). A heartbeat is a named event, not a comment, so a
 browser's `onmessage`/`addEventListener` watchdog sees it. The body is sent chunked,
-one chunk per write of however many events were waiting. Pure text and bytes.
+one chunk per write of however many events were waiting; to an HTTP/1.0 client, which
+knows no chunks, it is sent as is and ends when the connection closes. Pure text and
+bytes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,19 @@ SSE_HEADERS: Final = [
 ]
 
 
-def response_head() -> bytes:
-    """The 200 response head that opens an event stream."""
-    return render_response(200, SSE_HEADERS, content_length=False)
+SSE_HEADERS_HTTP10: Final = [
+    *SSE_HEADERS[:3],
+    ("Connection", "close"),
+    SSE_HEADERS[-1],
+]
+"""For an HTTP/1.0 request: no chunks (RFC 9112 7.1: never to a 1.0 client); the body
+ends when the connection closes."""
+
+
+def response_head(http_version: str = "1.1") -> bytes:
+    """The 200 response head that opens an event stream for a request of `http_version`."""
+    headers = SSE_HEADERS_HTTP10 if http_version == "1.0" else SSE_HEADERS
+    return render_response(200, headers, content_length=False)
 
 
 def encode_event(event: str, data: str, event_id: str | None = None) -> str:

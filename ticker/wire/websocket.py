@@ -51,7 +51,17 @@ class WebSocketProtocolError(ProtocolError):
 
 
 def accept_key(client_key: str) -> str:
-    """The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key."""
+    """The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key.
+
+    Raises:
+        BadRequest: the key is not the base64 of 16 bytes (RFC 6455 4.1), e.g. not ASCII.
+    """
+    try:
+        nonce = base64.b64decode(client_key.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, ValueError):  # binascii.Error is a ValueError
+        nonce = b""
+    if len(nonce) != 16:
+        raise BadRequest("Sec-WebSocket-Key must be the base64 of 16 bytes")
     digest = hashlib.sha1(client_key.encode("ascii") + GUID).digest()
     return base64.b64encode(digest).decode("ascii")
 
@@ -261,12 +271,22 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
     return value.to_bytes(len(payload), "big")
 
 
+def close_code_allowed(code: int) -> bool:
+    """Whether a peer may send `code` in a close frame (RFC 6455 7.4): the defined
+    codes except 1004-1006 and 1015 (reserved, never on the wire), the registered
+    1012-1014, and 3000-4999 (libraries, applications). 0-999, 1016-2999 and 5000+ are
+    a protocol error."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
 def _parse_close(payload: bytes) -> Close:
     if not payload:
         return Close(None, "")
     if len(payload) == 1:
         raise WebSocketProtocolError("close frame with a 1-byte body")
     code = int.from_bytes(payload[:2], "big")
+    if not close_code_allowed(code):
+        raise WebSocketProtocolError(f"close code {code} is not allowed on the wire")
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:
@@ -279,10 +299,13 @@ def upgrade_response(head: RequestHead, subprotocols: tuple[str, ...]) -> tuple[
     first of `subprotocols` (in our order of preference) that the client offers.
 
     Raises:
-        BadRequest: not a GET WebSocket upgrade, wrong version, or none of `subprotocols`.
+        BadRequest: not a GET WebSocket upgrade over HTTP/1.1, a key that is not the
+            base64 of 16 bytes, wrong version, or none of `subprotocols`.
     """
     if head.method != "GET":
         raise BadRequest("WebSocket upgrade must be GET", 405)
+    if head.http_version != "1.1":
+        raise BadRequest("a WebSocket upgrade needs HTTP/1.1 (RFC 6455 4.1)")
     if "websocket" not in head.header("upgrade").lower():
         raise BadRequest("this endpoint needs a WebSocket upgrade (Upgrade: websocket)", 426)
     key = head.header("sec-websocket-key")
@@ -292,10 +315,11 @@ def upgrade_response(head: RequestHead, subprotocols: tuple[str, ...]) -> tuple[
     chosen = next((p for p in subprotocols if p in offered), None)
     if chosen is None:
         raise BadRequest(f"offer the subprotocol {' or '.join(subprotocols)}")
+    accept = accept_key(key)
     headers = [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", accept_key(key)),
+        ("Sec-WebSocket-Accept", accept),
         ("Sec-WebSocket-Protocol", chosen),
     ]
     return render_response(101, headers, content_length=False), chosen
