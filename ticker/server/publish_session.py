@@ -144,7 +144,7 @@ def accept_publish(
     if context.cluster is not None and not context.cluster.leading:
         raise BadRequest(
             "this hub does not lead the cluster now: publish to the leader "
-            "(its /readyz says \"leading\": true)",
+            '(its /readyz says "leading": true)',
             503,
         )
     if stats.connections_open[TRANSPORT] >= config.max_publishers:
