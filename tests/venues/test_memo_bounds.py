@@ -5,23 +5,25 @@ for hours at their old bounds of 100,000-131,072 entries each)."""
 from __future__ import annotations
 
 from ticker.venues import cbx_wire, fxa_wire, timestamps
-from ticker.venues.decimals import DEFAULT_MAX_ENTRIES, DecimalCache
+from ticker.venues.decimals import DecimalCache
+
+SMALL = 8192
+"""At most a few thousand entries per memo (the working set; see the modules)."""
 
 
 def test_a_decimal_memo_is_cleared_at_its_small_bound() -> None:
     cache = DecimalCache()
-    for i in range(3 * DEFAULT_MAX_ENTRIES):
+    for i in range(3 * SMALL):
         assert cache.nanos(f"{i}.5") == i * 1_000_000_000 + 500_000_000
         expected = f"0.{i:09d}".rstrip("0") if i else "0"
         assert cache.text(i) == expected
-        assert len(cache._nanos) <= DEFAULT_MAX_ENTRIES
-        assert len(cache._text) <= DEFAULT_MAX_ENTRIES
-    assert DEFAULT_MAX_ENTRIES <= 8192
+        assert len(cache._nanos) <= SMALL
+        assert len(cache._text) <= SMALL
 
 
 def test_the_venues_use_the_small_bound() -> None:
     for module in (cbx_wire, fxa_wire):
-        assert module._DECIMALS._max_entries == DEFAULT_MAX_ENTRIES
+        assert module._DECIMALS._max_entries <= SMALL
 
 
 def test_timestamp_memos_hold_at_most_a_few_thousand_stamps() -> None:
@@ -36,4 +38,4 @@ def test_timestamp_memos_hold_at_most_a_few_thousand_stamps() -> None:
         stamp = f"2024-01-{1 + day:02d}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}.000001Z"
         assert timestamps.parse_iso_us(stamp) % 1_000_000_000 == 1000
     for memo in (timestamps._fix_times, timestamps._fix_seconds, timestamps._iso_seconds):
-        assert len(memo) <= timestamps.MAX_CACHED_STAMPS <= 4096
+        assert len(memo) <= SMALL
