@@ -75,8 +75,10 @@ class Config:
     """A topic publishes a whole-state keyframe after this many deltas."""
     replay_max_messages: int = 100_000
     """The replay buffer keeps at most this many messages..."""
-    replay_max_bytes: int = 64 * 1024 * 1024
-    """...and at most this many bytes of encoded messages."""
+    replay_max_bytes: int = 128 * 1024 * 1024
+    """...and at most this many bytes of memory: each message's value and bytes (an
+    estimate, ~700 bytes for a typical 66-byte message) plus every form of it built for a
+    client (WebSocket frame, zstd frame, JSON and SSE event: up to ~550 bytes more)."""
     publish_batch_events: int = 64
     """The hub takes at most this many waiting events before fanning out once (more
     coalesces better; fewer keeps the loop responsive while a batch fans out)."""

@@ -63,6 +63,9 @@ def test_a_trade_is_compact() -> None:
         ("t", "an event is an array"),
         (["x", "cbx", "BTC-USD", 1], "unknown event type"),
         (["t", "cbx", "BTC-USD", 1, 2, 3, "x", "id"], "side 'b' or 's'"),
+        # Found by tests/fuzz: an unhashable side raised TypeError (an internal error).
+        (["t", "cbx", "BTC-USD", 1, 2, 3, ["b"], "id"], "side 'b' or 's'"),
+        (["t", "cbx", "BTC-USD", 1, 2, 3, {"b": 1}, "id"], "side 'b' or 's'"),
         (["t", "cbx", "BTC-USD", 1.5, 2, 3, "b", "id"], "ts_ns an integer"),
         (["t", "cbx", "BTC-USD", 1, True, 3, "b", "id"], "price and size integers"),
         (["q", "cbx", "BTC-USD", 1, 1, 2, 3], "8 fields"),

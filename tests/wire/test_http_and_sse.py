@@ -28,7 +28,16 @@ def test_incomplete_and_oversized_heads() -> None:
     assert info.value.http_status == 431
 
 
-@pytest.mark.parametrize("raw", [b"NOT HTTP\r\n\r\n", b"GET / HTTP/1.1\r\n\r\n"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NOT HTTP\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        # Found by tests/fuzz: urlsplit raised ValueError (an internal error, not a 400).
+        b"GET //[? HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET //x]/v1/sse?topics=quote.* HTTP/1.1\r\nHost: t\r\n\r\n",
+    ],
+)
 def test_malformed_heads_are_bad_requests(raw: bytes) -> None:
     # The second lacks Host, which HTTP/1.1 requires.
     with pytest.raises(BadRequest) as info:

@@ -222,7 +222,11 @@ class ServerCollector:
             replay.max_entries,
         )
         yield GaugeMetricFamily(
-            "ticker_replay_bytes", "Bytes held in the replay buffer.", replay.bytes, unit="bytes"
+            "ticker_replay_bytes",
+            "Memory held by the replay buffer's messages: each one's value and bytes "
+            "(estimated) and every form of it built for clients.",
+            replay.bytes,
+            unit="bytes",
         )
         yield GaugeMetricFamily(
             "ticker_replay_max_bytes",

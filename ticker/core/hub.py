@@ -10,7 +10,9 @@ clocks and tasks.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import Final
 
 from ticker.config import Config
 from ticker.core.codec import encode_data, render_json
@@ -27,6 +29,19 @@ from ticker.wire.sse import encode_event
 from ticker.wire.websocket import Opcode, encode_frame
 
 CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
+
+HELD_BASE_BYTES: Final = 240
+HELD_BYTES_PER_PAYLOAD_BYTE: Final = 7
+"""What a buffered message holds in memory besides the forms built on first use: its
+value (the `DataMessage` and its data), the object and its msgpack bytes, estimated as
+`HELD_BASE_BYTES + HELD_BYTES_PER_PAYLOAD_BYTE * size`. Fitted with tracemalloc on the
+three venues' streams (~700 bytes for a 66-byte message; the data grows with the
+payload). This, not the payload alone, is what `replay_max_bytes` bounds."""
+
+
+def held_bytes(size: int) -> int:
+    """The memory estimated for a buffered message of `size` payload bytes (see above)."""
+    return HELD_BASE_BYTES + HELD_BYTES_PER_PAYLOAD_BYTE * size
 
 
 class EventRejected(TickerError):
@@ -49,10 +64,13 @@ class Published:
     """A message as it goes out: the value, its msgpack bytes, and its other forms.
 
     `topic`, `conflatable` and `size` are what an outbox needs, worked out once here
-    rather than once per subscriber.
+    rather than once per subscriber. Once in a replay buffer, each form built is counted
+    against the buffer's byte bound: a long-lived entry holds its forms as long as it
+    is held, up to four times its payload (JSON text and the SSE event the most).
     """
 
     __slots__ = (
+        "_held",
         "_json",
         "_sse",
         "_ws",
@@ -79,12 +97,19 @@ class Published:
         self._sse: bytes | None = None
         self._ws: bytes | None = None
         self._ws_zstd: bytes | None = None
+        self._held: ReplayBuffer[Published] | None = None
+
+    def _built(self, form: bytes | str) -> None:
+        """Count a form just built against the replay buffer holding this message."""
+        if self._held is not None:
+            self._held.grew(self.offset, sys.getsizeof(form))
 
     @property
     def json(self) -> str:
         """The JSON text SSE carries, rendered on first use and then shared."""
         if self._json is None:
             self._json = render_json(self.message)
+            self._built(self._json)
         return self._json
 
     @property
@@ -94,6 +119,7 @@ class Published:
             name = "snapshot" if self.message.snapshot else "delta"
             text = encode_event(name, self.json, f"{self.epoch}-{self.offset}")
             self._sse = text.encode("utf-8")
+            self._built(self._sse)
         return self._sse
 
     @property
@@ -101,12 +127,14 @@ class Published:
         """A ready binary WebSocket frame holding the msgpack bytes, built once."""
         if self._ws is None:
             self._ws = encode_frame(Opcode.BINARY, self.payload)
+            self._built(self._ws)
         return self._ws
 
     def ws_zstd(self, compressor: FrameCompressor) -> bytes:
         """A ready WebSocket frame holding the zstd-compressed msgpack, built once."""
         if self._ws_zstd is None:
             self._ws_zstd = encode_frame(Opcode.BINARY, compressor.compress(self.payload))
+            self._built(self._ws_zstd)
         return self._ws_zstd
 
 
@@ -202,14 +230,13 @@ class Hub:
             StreamBroken: a message does not continue the stream held; nothing after it
                 was applied (rebuild with `restore`).
         """
-        published = []
-        append = self.replay.append
+        published: list[Published] = []
         apply = self.sequencer.apply
         epoch = self.epoch
         for message, payload in messages:
             apply(message)
             item = Published(message, epoch, payload)
-            append(message.offset, item, item.size)
+            self._buffer([item])  # each as it is applied: a break leaves no hole
             published.append(item)
         return published
 
@@ -230,9 +257,7 @@ class Hub:
         if history and history[-1][0].offset != offset:
             raise StreamBroken("history must end at the checkpoint's offset")
         self._start(epoch, first)
-        for message, payload in history:
-            item = Published(message, epoch, payload)
-            self.replay.append(message.offset, item, item.size)
+        self._buffer([Published(message, epoch, payload) for message, payload in history])
         self.sequencer.restore(offset, snapshots)
 
     def checkpoint(self) -> list[DataMessage]:
@@ -240,9 +265,11 @@ class Hub:
         return [self.sequencer.snapshot(topic) for topic in self.sequencer.topics()]
 
     def _buffer(self, published: list[Published]) -> None:
-        append = self.replay.append
+        replay = self.replay
+        append = replay.append
         for item in published:
-            append(item.offset, item, item.size)
+            item._held = replay
+            append(item.offset, item, held_bytes(item.size))
 
     def _repair(self, event: NormalizedEvent, now_us: int) -> list[Published]:
         """After `event` failed midway: fill every offset it spent, and empty each topic

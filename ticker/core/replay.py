@@ -53,7 +53,8 @@ class ReplayBuffer(Generic[T]):
     Args:
         epoch: the stream's epoch.
         max_entries: keep at most this many entries.
-        max_bytes: keep at most this many bytes, as reported by `append`'s `size`.
+        max_bytes: keep at most this many bytes, as reported by `append`'s `size` and
+            `grew` (checked at each append).
         after: the offset the buffer starts after (a follower that starts from a
             checkpoint holds nothing up to it); the first append carries `after + 1`.
     """
@@ -75,7 +76,8 @@ class ReplayBuffer(Generic[T]):
 
     @property
     def bytes(self) -> int:
-        """Bytes held, the sum of the sizes given to `append`."""
+        """Bytes held, the sum of the sizes given to `append` and `grew` for the entries
+        still held."""
         return self._bytes
 
     @property
@@ -106,6 +108,18 @@ class ReplayBuffer(Generic[T]):
         self._next = offset + 1
         while self._bytes > self.max_bytes and offset > self._first:
             self._evict_oldest()
+
+    def grew(self, offset: int, size: int) -> None:
+        """Count `size` more bytes for the entry at `offset` (something it holds was built
+        after it was appended); nothing when the entry is no longer held.
+
+        Evicts nothing itself: the next `append` brings the bytes back under
+        `max_bytes`. Evicting here could drop the entries a replay is about to read,
+        from inside that replay's own read.
+        """
+        if self._first <= offset < self._next:
+            self._sizes[offset % self.max_entries] += size
+            self._bytes += size
 
     def since(self, position: Position) -> Replay[T] | Reset:
         """Everything after `position`, or why that cannot be served."""

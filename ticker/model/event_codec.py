@@ -98,7 +98,9 @@ def event_from_array(obj: object) -> NormalizedEvent:
         if len(obj) != 8:
             raise BadEvent("a trade has 8 fields")
         price, size, side, trade_id = obj[4:]
-        if not (_int(price) and _int(size) and side in _SIDES and isinstance(trade_id, str)):
+        # isinstance first: `in` on a dict hashes, and a list or map side is unhashable.
+        side_ok = isinstance(side, str) and side in _SIDES
+        if not (_int(price) and _int(size) and side_ok and isinstance(trade_id, str)):
             raise BadEvent("trade: price and size integers, side 'b' or 's', id a string")
         return Trade(venue, symbol, ts_ns, price, size, _SIDES[side], trade_id)
     if kind == QUOTE:

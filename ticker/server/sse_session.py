@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -49,6 +50,51 @@ def parse_max_rate(head: RequestHead, limit: float) -> float | None:
     return rate
 
 
+@dataclass(frozen=True, slots=True)
+class SseQuery:
+    """What an SSE request asks for, checked: the topic patterns as given, the resume
+    position's text (None: none) and the rate limit (None: every update)."""
+
+    topics: list[str]
+    position: str | None
+    max_rate: float | None
+
+
+def parse_sse_query(
+    head: RequestHead,
+    *,
+    known_symbols: frozenset[str],
+    max_subscriptions: int,
+    max_rate_per_s: float,
+) -> SseQuery:
+    """Check an SSE request head: method, `topics`, resume position and `max_rate`.
+
+    Pure, and everything is checked before a stream is answered, so a bad query gets a
+    plain 400 (429 for too many patterns).
+
+    Raises:
+        BadRequest: bad method, topics, position or max_rate.
+    """
+    if head.method != "GET":
+        raise BadRequest("the event stream is GET only", 405)
+    topics_text = head.query_value("topics")
+    if not topics_text:
+        raise BadRequest("give the topics to stream, e.g. ?topics=quote.*,book.BTC-USD")
+    topics = topics_text.split(",")
+    # Both given: the header wins. A page opens the stream with ?last_event_id= (the
+    # snapshot's position) and the browser, reconnecting to the same URL, adds the header
+    # with the last id it processed: the newer of the two.
+    position = head.header("last-event-id") or head.query_value("last_event_id") or None
+    try:
+        if len(parse_patterns(topics, known_symbols)) > max_subscriptions:
+            raise BadRequest(f"at most {max_subscriptions} topic patterns", 429)
+        if position is not None:
+            Position.parse(position)
+    except ProtocolError as exc:
+        raise BadRequest(str(exc), exc.http_status) from None
+    return SseQuery(topics, position, parse_max_rate(head, max_rate_per_s))
+
+
 def accept_sse(
     sock: Transport, peer: str, head: RequestHead, context: ServerContext, extra: bytes = b""
 ) -> Callable[[], Awaitable[None]]:
@@ -63,25 +109,13 @@ def accept_sse(
         OSError: the connection broke.
     """
     config = context.config
-    if head.method != "GET":
-        raise BadRequest("the event stream is GET only", 405)
-    topics_text = head.query_value("topics")
-    if not topics_text:
-        raise BadRequest("give the topics to stream, e.g. ?topics=quote.*,book.BTC-USD")
-    topics = topics_text.split(",")
-    # Both given: the header wins. A page opens the stream with ?last_event_id= (the
-    # snapshot's position) and the browser, reconnecting to the same URL, adds the header
-    # with the last id it processed: the newer of the two.
-    position = head.header("last-event-id") or head.query_value("last_event_id") or None
-    try:
-        # Validate everything before answering 200, so a bad query gets a plain 400.
-        if len(parse_patterns(topics, context.known_symbols)) > config.max_subscriptions:
-            raise BadRequest(f"at most {config.max_subscriptions} topic patterns", 429)
-        if position is not None:
-            Position.parse(position)
-    except ProtocolError as exc:
-        raise BadRequest(str(exc), exc.http_status) from None
-    max_rate = parse_max_rate(head, config.sse_max_rate_per_s)
+    query = parse_sse_query(
+        head,
+        known_symbols=context.known_symbols,
+        max_subscriptions=config.max_subscriptions,
+        max_rate_per_s=config.sse_max_rate_per_s,
+    )
+    topics, position, max_rate = query.topics, query.position, query.max_rate
     if len(context.fanout) >= config.max_connections:
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:

@@ -47,7 +47,11 @@ def _digits(text: str) -> int:
     return int(text)
 
 
-_MAX_CACHED_SECONDS = 100_000
+MAX_CACHED_STAMPS = 1024
+"""Entries each memo below holds before it is cleared. Stamps arrive in time order, so
+the working set is the last few seconds (or milliseconds): a small memo hits as often
+as a large one, and a large one only grows the process for hours (100,000 entries
+each, ~30 MB together, were most of a soak's slow RSS creep)."""
 _iso_seconds: dict[str, int] = {}
 _fix_seconds: dict[str, int] = {}
 _fix_times: dict[str, int] = {}  # whole stamps: many messages share a millisecond
@@ -55,7 +59,7 @@ _fix_times: dict[str, int] = {}  # whole stamps: many messages share a milliseco
 
 def _cached_seconds(cache: dict[str, int], head: str, fields: tuple[int, ...]) -> int:
     seconds = _epoch_seconds(*fields)
-    if len(cache) >= _MAX_CACHED_SECONDS:
+    if len(cache) >= MAX_CACHED_STAMPS:
         cache.clear()
     cache[head] = seconds
     return seconds
@@ -116,7 +120,7 @@ def parse_fix_ms(text: str) -> int:
         fields = (text[0:4], text[4:6], text[6:8], text[9:11], text[12:14], text[15:17])
         seconds = _cached_seconds(_fix_seconds, head, tuple(_digits(f) for f in fields))
     value = seconds * _NS_PER_S + _digits(text[18:21]) * _NS_PER_MS
-    if len(_fix_times) >= _MAX_CACHED_SECONDS:
+    if len(_fix_times) >= MAX_CACHED_STAMPS:
         _fix_times.clear()
     _fix_times[text] = value
     return value

@@ -115,7 +115,10 @@ def parse_head(raw: bytes) -> RequestHead:
         text = value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     target = event.target.decode("ascii", "replace")
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:  # e.g. "//[x": an authority with a broken IPv6 literal
+        raise BadRequest(f"bad request target: {exc}") from None
     if len(parts.query) > MAX_QUERY_BYTES:
         raise BadRequest(f"query string longer than {MAX_QUERY_BYTES} bytes", path=parts.path)
     try:
