@@ -20,7 +20,7 @@ import trio.testing
 from tests.server.conftest import RawWebSocket, until
 from tests.server.test_gateway import start as start_with_app
 from ticker.core.codec import encode_client
-from ticker.core.messages import DataMessage, Error, Hello, Subscribe
+from ticker.core.messages import DataMessage, Error, Heartbeat, Hello, Subscribe
 from ticker.errors import MAX_ERROR_CHARS
 from ticker.model.events import Quote
 from ticker.server import listener
@@ -123,8 +123,9 @@ async def test_a_first_frame_in_the_same_packet_as_the_handshake_is_read(
     assert head.startswith(b"HTTP/1.1 101"), head
     (hello,) = await client.messages()
     assert isinstance(hello, Hello)
-    (snapshot,) = await client.messages()
+    snapshot, *rest = await client.messages()  # the burst ends with its heartbeat
     assert isinstance(snapshot, DataMessage) and snapshot.topic == "quote.BTC-USD"
+    assert all(isinstance(m, Heartbeat) for m in rest)
     assert server.context.stats.bad_requests == 0
     await client.close()
 
