@@ -256,13 +256,9 @@ async def _append(
             except Fenced:
                 taken_back = False
                 with contextlib.suppress(LogUnavailable):
-                    taken_back = await cluster_log.acquire_lease(
-                        token, ttl_ms, only_if_last=appended.position
-                    )
+                    taken_back = await _take_back(cluster_log, token, ttl_ms, appended)
                 if not taken_back:
                     raise
-                log.warning("lease lapsed while Redis was away; taken back at %s",
-                            appended.position)  # fmt: skip
 
 
 async def _keep_lease(
@@ -280,10 +276,17 @@ async def _keep_lease(
         try:
             if await cluster_log.renew_lease(token, ttl_ms):
                 continue
-            if await cluster_log.acquire_lease(token, ttl_ms, only_if_last=appended.position):
-                log.warning("lease lapsed while Redis was away; taken back at %s",
-                            appended.position)  # fmt: skip
+            if await _take_back(cluster_log, token, ttl_ms, appended):
                 continue
         except LogUnavailable:
             continue  # appends are fenced: holding on is safe until Redis answers
         raise LeaseLost("another hub holds the lease, or appended after it lapsed")
+
+
+async def _take_back(cluster_log: ClusterLog, token: str, ttl_ms: int, appended: _Appended) -> bool:
+    """Take a lease that lapsed (Redis was away) back, only if nobody appended since our
+    last entry. Raises LogUnavailable when Redis does not answer."""
+    if not await cluster_log.acquire_lease(token, ttl_ms, only_if_last=appended.position):
+        return False
+    log.warning("lease lapsed while Redis was away; taken back at %s", appended.position)
+    return True
