@@ -115,7 +115,8 @@ def read_all(socks: list[socket.socket], stop: threading.Event, totals: list[int
 
 
 async def throughput(value: int, clients: int, seconds: float) -> tuple[float, float, int]:
-    """(messages delivered/s, MB/s, evictions) with `clients` readers and a flood."""
+    """(messages written/s by the server, unverified by the readers; MB/s; evictions)
+    with `clients` readers and a flood."""
     config = replace(Config(port=0, heartbeat_s=3600), send_buffer_bytes=value)
     async with trio.open_nursery() as nursery:
         handle: ServerHandle = await nursery.start(partial(serve, config, run_venues=False))
