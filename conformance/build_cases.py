@@ -105,7 +105,10 @@ def sse_events(*messages: list[Any], ids: bool = True) -> str:
                 encode_event("reset", f'{{"epoch":{m[1]},"offset":{m[2]},"reason":"{m[3]}"}}')
             )
         elif kind == "h":
-            text = f'{{"version":1,"epoch":{m[2]},"offset":{m[3]},"heartbeat_s":15,"zstd_dictionary":{DICT_ID}}}'
+            text = (
+                f'{{"version":1,"epoch":{m[2]},"offset":{m[3]},"heartbeat_s":15,'
+                f'"zstd_dictionary":{DICT_ID}}}'
+            )
             out.append(encode_event("hello", text))
         else:
             raise ValueError(f"no SSE form for {kind!r}")
