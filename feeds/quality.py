@@ -37,6 +37,8 @@ class SymbolQuality:
     locked_ns: int = 0
     crosses: list[int] = field(default_factory=list)
     """The duration of every cross (a maximal crossed interval), in ns."""
+    spread_bps_ns: float = 0.0
+    """The consolidated spread in basis points of the mid, integrated over quoted time."""
     trades: int = 0
     trade_throughs: int = 0
     """Trades whose taker got a worse price than the consolidated touch just before it
@@ -49,6 +51,10 @@ class SymbolQuality:
     @property
     def locked_fraction(self) -> float:
         return self.locked_ns / self.quoted_ns if self.quoted_ns else 0.0
+
+    @property
+    def mean_spread_bps(self) -> float:
+        return self.spread_bps_ns / self.quoted_ns if self.quoted_ns else 0.0
 
     @property
     def trade_through_fraction(self) -> float:
@@ -67,6 +73,8 @@ class _Track:
     quality: SymbolQuality
     state: str = "empty"  # "empty" (a side missing), "crossed", "locked" or "normal"
     since_ns: int = 0
+    spread_bps: float = 0.0
+    cross_from_ns: int = 0
 
 
 def _state(fields: dict[str, int | None]) -> str:
@@ -115,6 +123,7 @@ def measure_session(
         if track.state != "empty":
             span = now_ns - track.since_ns
             track.quality.quoted_ns += span
+            track.quality.spread_bps_ns += span * track.spread_bps
             if track.state == "crossed":
                 track.quality.crossed_ns += span
             elif track.state == "locked":
@@ -146,22 +155,30 @@ def measure_session(
                 quote = sequencer.state(f"quote.{event.symbol}")
                 bid, ask = quote.get("bid"), quote.get("ask")
                 track.quality.trades += 1
-                if event.side is TakerSide.BUY and ask is not None and event.price > ask:
-                    track.quality.trade_throughs += 1
-                elif event.side is TakerSide.SELL and bid is not None and event.price < bid:
-                    track.quality.trade_throughs += 1
+                if event.side is TakerSide.BUY:
+                    through = ask is not None and event.price > ask
+                else:
+                    through = bid is not None and event.price < bid
+                track.quality.trade_throughs += through
             consolidator.on_event(event, ts_ns // 1000)
             if isinstance(event, Quote):
-                state = _state(sequencer.state(f"quote.{event.symbol}"))
+                fields = sequencer.state(f"quote.{event.symbol}")
+                settle(track, ts_ns)
+                state = _state(fields)
                 if state != track.state:
                     if track.state == "crossed":
-                        track.quality.crosses.append(ts_ns - track.since_ns)
-                    settle(track, ts_ns)
+                        track.quality.crosses.append(ts_ns - track.cross_from_ns)
+                    if state == "crossed":
+                        track.cross_from_ns = ts_ns
                     track.state = state
+                if state != "empty":
+                    bid, ask = fields["bid"], fields["ask"]
+                    assert bid is not None and ask is not None
+                    track.spread_bps = (ask - bid) / (ask + bid) * 2e4
         following = sim.next_frame()
         heapq.heappush(pending, (following.ts_ns, order_of[venue], venue, following.data))
     for track in tracks.values():
         if track.state == "crossed":
-            track.quality.crosses.append(end_ns - track.since_ns)
+            track.quality.crosses.append(end_ns - track.cross_from_ns)
         settle(track, end_ns)
     return {symbol: tracks[symbol].quality for symbol in sorted(tracks)}
