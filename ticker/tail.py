@@ -31,6 +31,7 @@ from ticker.client import Endpoint, Feed, FeedConfigError, FeedError, Update, Up
 from ticker.client.endpoint import parse_endpoints
 from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS
 from ticker.model.fixed import format_nanos
+from ticker.settings import log_level_argument
 
 DEFAULT_TOPICS: Final = "quote.*,ticker.*,trade.*"
 REFRESH_S: Final = 0.25
@@ -73,7 +74,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=None, help="exit after N updates")
     tail.add_argument("--duration", type=float, default=None, help="exit after N seconds")
     tail.add_argument("--state", action="store_true", help="JSON lines carry the whole state too")
-    tail.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    tail.add_argument(
+        "--log-level",
+        type=log_level_argument,
+        default="WARNING",
+        help="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default: WARNING)",
+    )
     return tail
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ticker.capture.player import BATCH_EVENTS
 from ticker.config import VENUES
+from ticker.settings import parse_log_level
 from ticker.wire.publish import MAX_BATCH_EVENTS
 
 
@@ -128,7 +129,7 @@ RECORD_OPTIONS = (
     Option("--level", level, 3, "zstd compression level", "N"),
     Option("--force", None, False, "overwrite FILE if it exists"),
     Option("--no-progress", None, False, "log lines instead of a progress bar"),
-    Option("--log-level", str, "INFO", "logging level", "LEVEL"),
+    Option("--log-level", parse_log_level, "INFO", "logging level (DEBUG ... CRITICAL)", "LEVEL"),
 )  # fmt: skip
 
 REPLAY_OPTIONS = (
@@ -167,7 +168,7 @@ REPLAY_OPTIONS = (
            "the replay (default: until interrupted)", "S"),
     Option("--json", None, False, "print the final statistics as JSON on stdout"),
     Option("--no-progress", None, False, "log lines instead of a progress bar"),
-    Option("--log-level", str, "INFO", "logging level", "LEVEL"),
+    Option("--log-level", parse_log_level, "INFO", "logging level (DEBUG ... CRITICAL)", "LEVEL"),
 )  # fmt: skip
 
 
