@@ -7,7 +7,7 @@ quoted time the consolidated quote is crossed and locked, the duration of crosse
 consolidated touch, and the mean consolidated spread (bp of the mid). Deterministic:
 the same arguments print the same figures.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_market.py \\
+    .venv/bin/python benchmarks/bench_market.py \\
         [--seeds 1,2,3] [--minutes 10] [--rate 20]
 """
 

@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -87,6 +88,37 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kind = type(default)
             group.add_argument(flag, type=kind, dest=field.name, default=None, help=help_text)
+
+
+EXAMPLE_CONFIG_HEADER = """\
+# ticker.example.toml: every setting of `ticker serve`, each set to its default.
+# Copy it (e.g. to ticker.toml), keep the lines you change, and run
+#   .venv/bin/ticker serve --config ticker.toml     (or TICKER_CONFIG=ticker.toml)
+# Precedence: a flag, then a TICKER_* environment variable, then this file, then the
+# embedded default. Keys are the setting names (dashes or underscores); the comments
+# are the ones `ticker serve --help` shows.
+"""
+
+
+def example_config() -> str:
+    """The text of ticker.example.toml: every setting, documented, at its default."""
+    docs = _setting_docs()
+    parts = [EXAMPLE_CONFIG_HEADER]
+    for field in dataclasses.fields(Config):
+        doc = textwrap.wrap(docs.get(field.name, ""), 86)
+        parts.append("\n" + "".join(f"# {line}\n" for line in doc))
+        parts.append(f"{field.name} = {_toml_value(field.default)}\n")
+    return "".join(parts)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for anything a setting holds
+    return repr(value)
 
 
 def _show(value: object) -> str:
