@@ -132,6 +132,14 @@ RECORD_OPTIONS = (
     Option("--log-level", parse_log_level, "INFO", "logging level (DEBUG ... CRITICAL)", "LEVEL"),
 )  # fmt: skip
 
+SPEED_OPTION = Option(
+    "--speed",
+    positive,
+    1.0,
+    "replay speed: 1 = as recorded, 10 = ten times faster (not with --topspeed)",
+    "X",
+)
+
 REPLAY_OPTIONS = (
     Option("--serve", None, False, "start an embedded server fed only by the capture(s); "
            "its settings come from TICKER_* as for `ticker serve`"),
@@ -143,7 +151,7 @@ REPLAY_OPTIONS = (
     Option("--host", str, None, "embedded server address (default: TICKER_HOST or 127.0.0.1)", "H"),
     Option("--port", _number(int, 0, 65535, "must be a port"), None,
            "embedded server port (default: TICKER_PORT or 8080)", "N"),
-    Option("--speed", positive, 1.0, "replay speed: 1 = as recorded, 10 = ten times faster", "X"),
+    SPEED_OPTION,
     Option("--topspeed", None, False, "as fast as the target takes it (honours backpressure)"),
     Option("--from", parse_time_ns, None, "start at this receive time, ISO-8601, UTC "
            "(default: the start)", "TIME"),
