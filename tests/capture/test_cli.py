@@ -383,3 +383,51 @@ async def test_a_quiet_live_recording_is_still_flushed_on_time() -> None:
             while len(flushes) < 3:  # noqa: ASYNC110  # an arrival is due only every ~1000 s
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
+
+
+async def _replay_serving_until_signalled(
+    sample: Path, *flags: str, wait_for: bytes
+) -> tuple[int, str]:
+    import signal
+
+    command = [sys.executable, "-m", "ticker", "replay", str(sample), "--serve", "--port", "0",
+               "--no-progress", *flags]  # fmt: skip
+    with trio.fail_after(DEADLINE_S):
+        process = await trio.lowlevel.open_process(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert process.stderr is not None
+        err = b""
+        try:
+            while wait_for not in err:
+                chunk = await process.stderr.receive_some(4096)
+                assert chunk, err.decode()
+                err += chunk
+            process.send_signal(signal.SIGTERM)
+            while chunk := await process.stderr.receive_some(4096):
+                err += chunk
+            code = await process.wait()
+        finally:
+            process.kill()
+    return code, err.decode()
+
+
+async def test_sigterm_on_a_lingering_embedded_server_drains_it(sample: Path) -> None:
+    code, text = await _replay_serving_until_signalled(
+        sample, "--topspeed", "--linger", "inf", wait_for=b"replay done; serving"
+    )
+    assert code == 0, text
+    assert "SIGTERM: draining (deadline" in text
+    assert "drain done in" in text
+    assert "replayed 3,000 records" in text
+    assert "Traceback" not in text
+
+
+async def test_sigterm_during_the_replay_drains_and_says_the_replay_was_cut(sample: Path) -> None:
+    code, text = await _replay_serving_until_signalled(
+        sample, "--speed", "0.01", wait_for=b"embedded server: ws://"
+    )
+    assert code == 130, text
+    assert "SIGTERM: draining (deadline" in text and "drain done in" in text
+    assert "ticker replay: SIGTERM before the replay was done; the server drained" in text
+    assert "Traceback" not in text

@@ -377,6 +377,9 @@ def _run_replay(
     except KeyboardInterrupt:
         print("ticker replay: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Terminated as exc:
+        print(f"ticker replay: {exc}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except TargetError as exc:
         print(f"ticker replay: {exc}", file=sys.stderr)
         return ExitCode.TARGET_FAILED
@@ -467,22 +470,49 @@ async def _replay_embedded(
         config = load_config({"host": values["host"], "port": values["port"]}, environ)
     except ConfigError as exc:
         raise TargetError(f"embedded server settings: {exc}") from None
+    result: PlayResult | None = None
     try:
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(partial(serve, config, run_venues=False))
             where = f"{config.host}:{handle.port}"
-            log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
-            result: PlayResult = await run(EmbeddedTarget(handle.events))
-            linger = values["linger"]
-            if result.error is None and linger > 0:
-                log.info("replay done; serving %s", "until interrupted" if math.isinf(linger)
-                         else f"for {linger:g} s more")  # fmt: skip
-                await trio.sleep(linger)
-            handle.stop()
+            # SIGTERM drains the server as `ticker serve` does (clients are sent away to
+            # resume elsewhere), whether the replay is running or lingering.
+            terminated = False
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
+                async with trio.open_nursery() as work:
+
+                    async def replay_and_linger() -> None:
+                        nonlocal result
+                        result = await run(EmbeddedTarget(handle.events))
+                        linger = values["linger"]
+                        if result.error is None and linger > 0:
+                            forever = math.isinf(linger)
+                            how = "until interrupted" if forever else f"for {linger:g} s more"
+                            log.info("replay done; serving %s", how)
+                            await trio.sleep(linger)
+                        work.cancel_scope.cancel()
+
+                    work.start_soon(replay_and_linger)
+                    async for _ in signals:
+                        log.info("SIGTERM: draining (deadline %.1f s)", config.drain_timeout_s)
+                        terminated = True
+                        work.cancel_scope.cancel()
+                        break
+            if terminated:
+                await handle.drain()
+            else:
+                handle.stop()
     except* OSError as group:
         # The server's own nursery wraps its listener's failure (port in use, ...).
         first = group.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise TargetError(f"the embedded server cannot listen: {first}") from None
+    if result is None:
+        raise Terminated("SIGTERM before the replay was done; the server drained")
     return result, f"the embedded server at {where}", None
+
+
+class Terminated(Exception):
+    """SIGTERM stopped `replay --serve` before the replay was done (after a drain)."""
