@@ -1,11 +1,12 @@
 """The commands the README and docs/ show are true: each `ticker ...` parses.
 
 Every shell line in a code block of README.md and docs/*.md that runs `ticker` (by
-path or bare, after any VAR=value and in any pipeline) is parsed by the real argument
-parser, as the shell would split it; so are `ticker ...` spans in the prose that carry
-a flag (those may leave out a required argument: they name a flag, not a whole
-command). `python -m MODULE` names a module that exists; TOML examples load as
-settings. And ticker.example.toml is every setting at its default.
+path or bare, after any VAR=value and in any pipeline), and a systemd unit's
+ExecStart=, is parsed by the real argument parser as the shell would split it; so are
+`ticker ...` spans in the prose that carry a flag (those may leave out a required
+argument: they name a flag, not a whole command). `python -m MODULE` names a module
+that exists; TOML examples load as settings. And ticker.example.toml is every setting
+at its default.
 """
 
 from __future__ import annotations
@@ -72,10 +73,15 @@ def doc_commands() -> list[Command]:
         text = doc.read_text()
         name = doc.relative_to(ROOT)
         for fence in FENCE.finditer(text):
-            if fence.group(1) not in ("", "sh", "bash", "shell", "console"):
+            kind = fence.group(1)
+            if kind not in ("", "sh", "bash", "shell", "console", "ini"):
                 continue
             start = text.count("\n", 0, fence.start()) + 2
             for i, line in enumerate(fence.group(2).splitlines()):
+                if kind == "ini":  # a systemd unit: its ExecStart= runs a command
+                    if not line.startswith("ExecStart="):
+                        continue
+                    line = line.removeprefix("ExecStart=")
                 found += _commands(line, f"{name}:{start + i}", complete=True)
         prose = FENCE.sub("", text)
         for span in INLINE.finditer(prose):
@@ -93,6 +99,7 @@ def test_the_docs_show_commands() -> None:
     assert sum(w.startswith("README.md") for w in wheres) >= 8
     assert sum(w.startswith("docs/CAPTURE.md") for w in wheres) >= 5
     assert any(c.argv[:3] == [".venv/bin/ticker", "feeds", "--venues"] for c in COMMANDS)
+    assert any(c.argv[0] == "/opt/ticker/.venv/bin/ticker" for c in COMMANDS)  # the unit
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.where for c in COMMANDS])
