@@ -86,8 +86,8 @@ class QuoteGrid:
     bid `a - below` and ask `a + above`, a spread of `step + 1` ticks. A venue moves its
     anchor only when the fair value it sees leaves `a +- 3/4 step` (hysteresis, so a
     value hovering near a grid line costs no messages). Venues on neighbouring anchors
-    are never locked or crossed (the spread is wider than a step), so a cross needs two
-    venues two steps apart: a fair-value jump faster than a venue reacts.
+    are never locked or crossed (the spread is wider than a step); two steps apart they
+    cross (lock, on a one-tick grid): a fair-value jump faster than a venue reacts.
     """
 
     __slots__ = ("above", "below", "step", "tolerance")
