@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from random import Random
 
-from feeds.market import EPOCH_NS, Change, Fill, MidPath, SimBook
-from feeds.universe import INSTRUMENTS, SimInstrument, listings
+from feeds.market import BUCKET_NS, EPOCH_NS, Change, Fill, MidPath, QuoteGrid, SimBook
+from feeds.universe import INSTRUMENTS, SIM_VENUES, SimInstrument, listings, venues_of
 from ticker.model.events import PriceLevel
 from ticker.venues.reference import Listing
 
@@ -25,6 +25,22 @@ class Frame:
 
     ts_ns: int
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Assessment:
+    """One symbol as this venue sees it at one moment."""
+
+    arb: bool | None
+    """An arbitrageur takes this venue's touch: True its offer, False its bid."""
+    stale_by: float
+    """How far the fair value this venue sees is from its anchor, in tolerances."""
+    unquoted: bool
+    """A trade or cancel ate the touch."""
+    routes: tuple[bool, bool]
+    """Takers may buy here, may sell here (this venue is at the market's best)."""
+    anchor: int
+    """Where this venue's grid puts its anchor now."""
 
 
 class SimulatorEngine:
@@ -58,16 +74,33 @@ class SimulatorEngine:
         self._heartbeat_interval_ns = heartbeat_interval_ns
         self._next_heartbeat_ns = start_ns + heartbeat_interval_ns
         self._next_market_ns = start_ns + self._interval_ns
+        here = SIM_VENUES[self.venue]
+        self._latency_ns = here.latency_ns
         self._paths = {s: MidPath(seed, self.instruments[s], start_ns) for s in chosen}
+        self._grids = {s: QuoteGrid(inst.quote_step_ticks) for s, inst in self.instruments.items()}
+        # The other venues of each symbol as this venue's takers and arbitrageurs see them:
+        # their latencies and where their grids put them (a model, not their real books).
+        self._other_latency = {
+            s: [SIM_VENUES[v].latency_ns for v in venues_of(s) if v != self.venue] for s in chosen
+        }
+        self._other_anchor = {
+            s: [self._grids[s].anchor(self._paths[s].value(start_ns - lat)) for lat in lats]
+            for s, lats in self._other_latency.items()
+        }
         self._books = {
             s: SimBook(
                 self._rng,
-                inst.level_gap_ticks,
-                max(1, inst.typical_size // inst.lot),
-                self._paths[s].mid_ticks(start_ns),
+                inst.level_gap_ticks * here.depth_gap,
+                max(1, round(inst.typical_size * here.size) // inst.lot),
+                self._grids[s],
+                self._grids[s].anchor(self._paths[s].value(start_ns - here.latency_ns)),
             )
             for s, inst in self.instruments.items()
         }
+        self._latencies = {here.latency_ns}.union(*self._other_latency.values())
+        self._assess_at = start_ns
+        self._assessed: dict[str, _Assessment] = {}
+        self._stepped: str | None = None
         self._queue: deque[bytes] = deque()
         self._beats: deque[bytes] = deque()
 
@@ -108,13 +141,80 @@ class SimulatorEngine:
                 self._next_heartbeat_ns = clock + self._heartbeat_interval_ns
                 beats.extend(self._heartbeats())
                 return Frame(clock, beats.popleft())
-            symbol = self._symbols[int(self._random() * len(self._symbols))]
             self._clock_ns = clock
-            changes, fill = self._books[symbol].step(self._paths[symbol].mid_ticks(clock))
+            symbol, changes, fill = self._market_step(clock)
             queue.extend(self._encode_step(symbol, changes, fill))
         self._clock_ns = clock
         self._next_market_ns = clock + self._interval_ns
         return Frame(clock, queue.popleft())
+
+    def _assess(self, symbol: str, now_ns: int) -> _Assessment:
+        """Where `symbol` stands for this venue at `now_ns` (see `_market_step`)."""
+        book = self._books[symbol]
+        grid = self._grids[symbol]
+        path = self._paths[symbol]
+        anchors = self._other_anchor[symbol]
+        best_bid, best_ask = book.bid_px[-1], book.ask_px[0]
+        arb: bool | None = None
+        routes = (True, True)
+        if anchors:
+            for i, lat in enumerate(self._other_latency[symbol]):
+                anchors[i] = grid.follow(anchors[i], path.value(now_ns - lat))
+            other_bid = max(anchors) - grid.below
+            other_ask = min(anchors) + grid.above
+            if best_ask < other_bid or best_bid > other_ask:
+                arb = best_ask < other_bid
+            routes = (best_ask <= other_ask, best_bid >= other_bid)
+        value = path.value(now_ns - self._latency_ns)
+        stale_by = abs(value - book.anchor) / grid.tolerance
+        return _Assessment(arb, stale_by, not book.quoted, routes, grid.follow(book.anchor, value))
+
+    def _market_step(self, now_ns: int) -> tuple[str, list[Change], Fill | None]:
+        """What this venue does next, most urgent first.
+
+        1. An arbitrage: this venue's touch is through another venue's (as modelled),
+           so an arbitrageur takes it, and the venue re-quotes; the other leg is taken
+           on the other venue by the same rule there. 2. A re-quote: the fair value this
+           venue sees (with its latency) left its anchor's tolerance. 3. A touch a trade
+           ate is quoted again. 4. Otherwise a random event on a random symbol, with
+           trades only on a side where this venue is at the market's best.
+
+        The fair values change only at bucket boundaries (shifted by each latency), so
+        every symbol is assessed again only then; in between, only the symbol last
+        stepped (its book changed).
+        """
+        assessed = self._assessed
+        if now_ns >= self._assess_at:
+            for symbol in self._symbols:
+                assessed[symbol] = self._assess(symbol, now_ns)
+            self._assess_at = min(
+                ((now_ns - lat) // BUCKET_NS + 1) * BUCKET_NS + lat for lat in self._latencies
+            )
+        elif self._stepped is not None:
+            assessed[self._stepped] = self._assess(self._stepped, now_ns)
+        stale: str | None = None
+        stale_by = 1.0
+        unquoted: str | None = None
+        for symbol, state in assessed.items():
+            if state.arb is not None:
+                self._stepped = symbol
+                changes, taken = self._books[symbol].arbitrage(state.arb, state.anchor)
+                return symbol, changes, taken
+            if state.stale_by > stale_by:
+                stale, stale_by = symbol, state.stale_by
+            elif unquoted is None and state.unquoted:
+                unquoted = symbol
+        if stale is not None:
+            self._stepped = stale
+            return stale, self._books[stale].requote(assessed[stale].anchor), None
+        if unquoted is not None:
+            self._stepped = unquoted
+            book = self._books[unquoted]
+            return unquoted, book.requote(book.anchor), None
+        symbol = self._symbols[int(self._random() * len(self._symbols))]
+        self._stepped = symbol
+        changes, fill = self._books[symbol].step(*assessed[symbol].routes)
+        return symbol, changes, fill
 
     def request_snapshot(self, symbol: str) -> None:
         """Queue a snapshot of `symbol` behind the frames already queued.

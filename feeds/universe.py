@@ -15,7 +15,43 @@ from ticker.model.instruments import Instrument
 from ticker.venues.reference import INSTRUMENTS as REFERENCE
 from ticker.venues.reference import VENUES, Listing, venue_listings
 
-__all__ = ["INSTRUMENTS", "VENUES", "SimInstrument", "listings", "venues_of"]
+__all__ = [
+    "INSTRUMENTS",
+    "SIM_VENUES",
+    "VENUES",
+    "SimInstrument",
+    "SimVenue",
+    "listings",
+    "venues_of",
+]
+
+
+QUOTE_STEP_SIGMAS: Final = 1.5
+"""The quoting grid step, in fair-value standard deviations per sqrt(second)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimVenue:
+    """How one venue follows the shared fair value.
+
+    Attributes:
+        latency_ns: how late the venue's market makers see the fair value.
+        depth_gap: multiplies each instrument's level spacing behind the touch.
+        size: multiplies each instrument's typical level size.
+    """
+
+    latency_ns: int
+    depth_gap: int
+    size: float
+
+
+SIM_VENUES: Final[dict[str, SimVenue]] = {
+    "itx": SimVenue(latency_ns=5_000_000, depth_gap=1, size=0.6),
+    "cbx": SimVenue(latency_ns=25_000_000, depth_gap=1, size=1.0),
+    "fxa": SimVenue(latency_ns=60_000_000, depth_gap=2, size=1.5),
+}
+"""Every simulated venue's reaction to the market: itx is co-located and fast, fxa's
+FIX gateway is the slowest and its books the deepest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +83,20 @@ class SimInstrument:
     @property
     def lot(self) -> int:
         return self.instrument.lot_size
+
+    @property
+    def sigma_ticks_per_s(self) -> float:
+        """The fair value's standard deviation per sqrt(second), in ticks."""
+        return self.start_price / self.tick * self.volatility
+
+    @property
+    def quote_step_ticks(self) -> int:
+        """The venues' quoting grid step: about 1.5 s of typical fair-value movement.
+
+        Coarse enough that a venue at the default message rate re-quotes each symbol
+        about once a second, fine enough that the touch follows the fair value.
+        """
+        return max(1, round(QUOTE_STEP_SIGMAS * self.sigma_ticks_per_s))
 
     def __post_init__(self) -> None:
         if self.start_price % self.tick or self.start_price <= 0:

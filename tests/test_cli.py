@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -130,4 +131,79 @@ def test_a_port_in_use_is_a_clear_error_exit_1(capsys: pytest.CaptureFixture[str
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port), "--venues", "cbx"]) == 1
-    assert "Address already in use" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--log-level", "loud"],
+        ["feeds", "--log-level", "loud"],
+        ["tail", "ws://127.0.0.1:9", "--log-level", "loud"],
+        ["record", "--out", "x.tcap", "--log-level", "loud"],
+        ["replay", "x.tcap", "--validate", "--log-level", "loud"],
+    ],
+)
+def test_a_bad_log_level_is_a_usage_error_of_that_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: ticker {argv[0]}" in err
+    assert "unknown log level 'loud'; use one of DEBUG, INFO, WARNING, ERROR, CRITICAL" in err
+    assert "Traceback" not in err
+
+
+def test_log_levels_are_taken_in_any_case() -> None:
+    args = build_parser().parse_args(["serve", "--log-level", "debug"])
+    assert args.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("command", ["serve", "feeds", "tail", "record", "replay"])
+def test_an_unknown_flag_shows_the_subcommands_usage(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    positional = {"tail": ["ws://127.0.0.1:9"], "replay": ["x.tcap"]}.get(command, [])
+    with pytest.raises(SystemExit) as exited:
+        main([command, *positional, "--rate-of-knots", "5"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: ticker {command} ")
+    assert f"ticker {command}: error: unrecognized arguments: --rate-of-knots 5" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import ticker
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ticker {ticker.__version__}"
+
+
+def test_a_missing_certificate_file_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "chain.pem"
+    assert main(["serve", "--port", "0", "--venues", "cbx", "--certfile", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read certfile {missing}: No such file or directory" in err
+    assert "Traceback" not in err
+
+
+def test_a_missing_key_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    chain = tmp_path / "chain.pem"
+    trustme.CA().issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(chain))
+    key = tmp_path / "key.pem"
+    argv = ["serve", "--port", "0", "--venues", "cbx", "--certfile", str(chain)]
+    assert main([*argv, "--keyfile", str(key)]) == 2
+    assert f"cannot read keyfile {key}: No such file or directory" in capsys.readouterr().err
+    # A file that is not a certificate at all is named too.
+    key.write_text("not a key")
+    assert main([*argv, "--keyfile", str(key)]) == 2
+    assert f"certfile {chain} and keyfile {key}: not a certificate" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -25,12 +26,20 @@ from typing import Any
 import trio
 
 from feeds.faults import FaultPlan
+from ticker import __version__
 from ticker.config import Config
 from ticker.errors import ConfigError
 from ticker.ingest.contract import IngestCounters
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
 from ticker.model.fixed import format_nanos
-from ticker.settings import CONFIG_FILE_ENV, env_name, load_config, parse_faults, split_csv
+from ticker.settings import (
+    CONFIG_FILE_ENV,
+    env_name,
+    load_config,
+    log_level_argument,
+    parse_faults,
+    split_csv,
+)
 
 log = logging.getLogger("ticker")
 
@@ -79,6 +88,37 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kind = type(default)
             group.add_argument(flag, type=kind, dest=field.name, default=None, help=help_text)
+
+
+EXAMPLE_CONFIG_HEADER = """\
+# ticker.example.toml: every setting of `ticker serve`, each set to its default.
+# Copy it (e.g. to ticker.toml), keep the lines you change, and run
+#   .venv/bin/ticker serve --config ticker.toml     (or TICKER_CONFIG=ticker.toml)
+# Precedence: a flag, then a TICKER_* environment variable, then this file, then the
+# embedded default. Keys are the setting names (dashes or underscores); the comments
+# are the ones `ticker serve --help` shows.
+"""
+
+
+def example_config() -> str:
+    """The text of ticker.example.toml: every setting, documented, at its default."""
+    docs = _setting_docs()
+    parts = [EXAMPLE_CONFIG_HEADER]
+    for field in dataclasses.fields(Config):
+        doc = textwrap.wrap(docs.get(field.name, ""), 86)
+        parts.append("\n" + "".join(f"# {line}\n" for line in doc))
+        parts.append(f"{field.name} = {_toml_value(field.default)}\n")
+    return "".join(parts)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string for anything a setting holds
+    return repr(value)
 
 
 def _show(value: object) -> str:
@@ -178,6 +218,7 @@ async def run_serve(config: Config, faults: FaultPlan, argv: Sequence[str]) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ticker", description="Live market-data fanout.")
+    parser.add_argument("--version", action="version", version=f"ticker {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server (venues in-process)")
     feeds = commands.add_parser("feeds", help="print the venues' normalized events")
@@ -187,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
             default="",
             help="fault rates, e.g. drop=0.01,duplicate=0.01,malformed=0.005",
         )
-        sub.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+        sub.add_argument(
+            "--log-level",
+            type=log_level_argument,
+            default="INFO",
+            help="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default: INFO)",
+        )
         _add_config_flags(sub)
     feeds.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     feeds.add_argument("--stats", action="store_true", help="print ingest counters at the end")
@@ -197,17 +243,36 @@ def build_parser() -> argparse.ArgumentParser:
     from ticker.tail import add_parser as add_tail_parser
 
     add_tail_parser(commands)
+    for sub in commands.choices.values():
+        # So that an unknown flag is reported with the subcommand's usage (see `main`).
+        sub.set_defaults(command_parser=sub)
     return parser
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse like `parser.parse_args`, but report unknown arguments with the usage of
+    the subcommand they were given to (argparse reports them with the top level's).
+
+    Raises:
+        SystemExit: a usage error (exit 2, usage and message on stderr) or --help.
+    """
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        sub: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticker` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if "capture_main" in args:  # record, replay: their own flags and exit codes
         return int(args.capture_main(args))
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )

@@ -11,6 +11,7 @@ place it came from in the message. This module reads sources; it holds no defaul
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import tomllib
@@ -146,3 +147,27 @@ def parse_faults(text: str) -> FaultPlan:
         return FaultPlan(**rates)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(text: str) -> str:
+    """A logging level name, any case ("info" -> "INFO").
+
+    Raises:
+        ValueError: not one of LOG_LEVELS (argparse shows it as a usage error).
+    """
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"unknown log level {text!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def log_level_argument(text: str) -> str:
+    """`parse_log_level` as an argparse type: a bad level is a usage error (exit 2 with
+    the command's usage), not a traceback from `logging` later."""
+    try:
+        return parse_log_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

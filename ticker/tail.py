@@ -10,6 +10,7 @@ renders; it decides nothing.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from ticker.client import Endpoint, Feed, FeedConfigError, FeedError, Update, Up
 from ticker.client.endpoint import parse_endpoints
 from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS
 from ticker.model.fixed import format_nanos
+from ticker.settings import log_level_argument
 
 DEFAULT_TOPICS: Final = "quote.*,ticker.*,trade.*"
 REFRESH_S: Final = 0.25
@@ -72,7 +74,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, default=None, help="exit after N updates")
     tail.add_argument("--duration", type=float, default=None, help="exit after N seconds")
     tail.add_argument("--state", action="store_true", help="JSON lines carry the whole state too")
-    tail.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+    tail.add_argument(
+        "--log-level",
+        type=log_level_argument,
+        default="WARNING",
+        help="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default: WARNING)",
+    )
     return tail
 
 
@@ -145,9 +152,54 @@ class JsonLines:
 
 # -- the table ------------------------------------------------------------------------------
 
+PRICE_FIELDS: Final = ("bid", "ask", "last", "open", "high", "low", "change", "price")
+SIZE_FIELDS: Final = ("bid_size", "ask_size", "volume", "size")
+COLUMNS: Final = (
+    "symbol", "bid", "bid size", "ask", "ask size", "last", "change", "volume", "book",
+    "last trade", "upd", "ms",
+)  # fmt: skip
+DROP_ORDER: Final = (
+    ("ms",), ("upd",), ("book",), ("last trade",), ("volume",), ("bid size", "ask size"),
+    ("change",), ("last",),
+)  # fmt: skip
+"""Columns a narrow terminal loses, first to last: never symbol, bid or ask, and never
+a price cut short."""
+NUMERIC: Final = frozenset(("bid", "bid size", "ask", "ask size", "last", "change", "volume"))
 
-def _price(value: Any) -> str:
-    return format_nanos(value) if isinstance(value, int) else ""
+
+def _decimals(value: int) -> int:
+    """How many decimals `value` (nanos) needs to be exact."""
+    text = format_nanos(value)
+    return len(text) - text.index(".") - 1 if "." in text else 0
+
+
+def _fixed(value: Any, decimals: int) -> str:
+    """`value` (nanos) with exactly `decimals` decimals (at least as many as it needs)."""
+    if not isinstance(value, int):
+        return ""
+    text = format_nanos(value)
+    have = _decimals(value)
+    if have >= decimals:
+        return text
+    return text + ("." if have == 0 else "") + "0" * (decimals - have)
+
+
+def _align(header: str, cells: list[str]) -> tuple[str, list[str]]:
+    """A column of numbers padded to one width so that their decimal points line up.
+
+    rich drops trailing spaces from a right-justified cell, so the column is laid
+    out here (spaces on both sides, every cell and the header as wide) and shown
+    left-justified.
+    """
+    decimals = [len(c) - c.index(".") - 1 if "." in c else 0 for c in cells]
+    most = max(decimals, default=0)
+    padded = []
+    for cell, have in zip(cells, decimals, strict=True):
+        if cell and have < most:
+            cell += " " * (most - have + (1 if have == 0 else 0))
+        padded.append(cell)
+    width = max([len(header), *map(len, padded)])
+    return header.rjust(width), [cell.rjust(width) if cell else "" for cell in padded]
 
 
 @dataclass(slots=True)
@@ -161,6 +213,10 @@ class Row:
     updates: int = 0
     latency_ms: float = 0.0
     reset_at: float | None = None
+    price_decimals: int = 0
+    """The most decimals any of this symbol's prices needed so far: every price of the
+    row is shown with as many (its tick, as far as the feed has revealed it)."""
+    size_decimals: int = 0
 
 
 class Board:
@@ -175,51 +231,102 @@ class Board:
         row = self.rows.setdefault(symbol, Row())
         if channel in ("quote", "ticker", "trade", "book"):
             setattr(row, channel, update.state)
+        for name, value in update.state.items():
+            if isinstance(value, int) and name in PRICE_FIELDS:
+                row.price_decimals = max(row.price_decimals, _decimals(value))
+            elif isinstance(value, int) and name in SIZE_FIELDS:
+                row.size_decimals = max(row.size_decimals, _decimals(value))
         row.updates += 1
         row.latency_ms = update.latency_s * 1000
         if update.kind is UpdateKind.RESET:
             row.reset_at = self.clock()
 
-    def table(self, title: str, caption: str) -> Table:
-        """The rows as a rich Table, symbols in order."""
-        table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in ("symbol", "bid", "bid size", "ask", "ask size", "last", "change",
-                     "volume", "book", "last trade", "upd", "ms"):  # fmt: skip
-            justify: Literal["left", "right"] = "left" if name == "symbol" else "right"
-            table.add_column(name, justify=justify, no_wrap=True)
+    def _cells(self, row: Row) -> dict[str, str]:
+        p, z = row.price_decimals, row.size_decimals
+        bids, asks = row.book.get("bids", []), row.book.get("asks", [])
+        trade = row.trade
+        side = "B" if trade.get("side") == "buy" else "S"
+        last_trade = (
+            f"{side} {_fixed(trade.get('size'), z)}@{_fixed(trade.get('price'), p)}"
+            if trade
+            else ""
+        )
+        return {
+            "bid": _fixed(row.quote.get("bid"), p),
+            "bid size": _fixed(row.quote.get("bid_size"), z),
+            "ask": _fixed(row.quote.get("ask"), p),
+            "ask size": _fixed(row.quote.get("ask_size"), z),
+            "last": _fixed(row.ticker.get("last"), p),
+            "change": _fixed(row.ticker.get("change"), p),
+            "volume": _fixed(row.ticker.get("volume"), z),
+            "book": f"{len(bids)}x{len(asks)}" if row.book else "",
+            "last trade": last_trade,
+            "upd": str(row.updates),
+            "ms": f"{row.latency_ms:.2f}",
+        }
+
+    def table(self, title: str, caption: str, width: int | None = None) -> Table:
+        """The rows as a rich Table, symbols in order.
+
+        Numbers are aligned on their decimal point. With `width` (the terminal's), the
+        least useful columns are left out until the table fits, so no cell is cut. The
+        book column appears only when some symbol has a book.
+        """
         now = self.clock()
-        for symbol in sorted(self.rows):
-            row = self.rows[symbol]
+        symbols = sorted(self.rows)
+        rows = [self.rows[symbol] for symbol in symbols]
+        cells = [self._cells(row) for row in rows]
+        has_book = any(row.book for row in rows)
+        columns = [name for name in COLUMNS if name != "book" or has_book]
+        headers = {name: name for name in columns}
+        for name in NUMERIC:
+            headers[name], aligned = _align(name, [c[name] for c in cells])
+            for row_cells, value in zip(cells, aligned, strict=True):
+                row_cells[name] = value
+        labels = []
+        for symbol, row in zip(symbols, rows, strict=True):
             recent_reset = row.reset_at is not None and now - row.reset_at < RESET_MARK_S
             label = Text(symbol + (" RESET" if recent_reset else ""))
             if recent_reset:
                 label.stylize("bold red")
-            change = row.ticker.get("change")
-            change_text = Text(_price(change))
-            if isinstance(change, int) and change:
-                change_text.stylize("green" if change > 0 else "red")
-            bids, asks = row.book.get("bids", []), row.book.get("asks", [])
-            book = f"{len(bids)}x{len(asks)}" if row.book else ""
-            trade = row.trade
-            side = "B" if trade.get("side") == "buy" else "S"
-            last_trade = (
-                f"{side} {_price(trade.get('size'))}@{_price(trade.get('price'))}" if trade else ""
-            )
-            table.add_row(
-                label,
-                _price(row.quote.get("bid")),
-                _price(row.quote.get("bid_size")),
-                _price(row.quote.get("ask")),
-                _price(row.quote.get("ask_size")),
-                _price(row.ticker.get("last")),
-                change_text,
-                _price(row.ticker.get("volume")),
-                book,
-                last_trade,
-                str(row.updates),
-                f"{row.latency_ms:.2f}",
-            )
+            labels.append(label)
+
+        def build(shown: list[str]) -> Table:
+            table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False)
+            for name in shown:
+                left = name == "symbol" or name in NUMERIC  # numbers come laid out
+                justify: Literal["left", "right"] = "left" if left else "right"
+                table.add_column(headers[name], justify=justify, no_wrap=True)
+            for label, row, row_cells in zip(labels, rows, cells, strict=True):
+                values: list[str | Text] = []
+                for name in shown:
+                    if name == "symbol":
+                        values.append(label)
+                    elif name == "change":
+                        change = row.ticker.get("change")
+                        text = Text(row_cells[name])
+                        if isinstance(change, int) and change:
+                            text.stylize("green" if change > 0 else "red")
+                        values.append(text)
+                    else:
+                        values.append(row_cells[name])
+                table.add_row(*values)
+            return table
+
+        table = build(columns)
+        if width is None:
+            return table
+        for dropped in DROP_ORDER:
+            if _natural_width(table) <= width:
+                break
+            columns = [name for name in columns if name not in dropped]
+            table = build(columns)
         return table
+
+
+def _natural_width(table: Table) -> int:
+    """The width `table` needs to show every cell whole."""
+    return Console(width=10_000, file=io.StringIO()).measure(table).maximum
 
 
 def feed_caption(feed: Feed) -> str:
@@ -258,7 +365,8 @@ class LiveTable:
         if not self.live.is_started:
             self.live.start()
         self._drawn_at = time.monotonic()
-        self.live.update(self.board.table(self.title, feed_caption(feed)), refresh=True)
+        table = self.board.table(self.title, feed_caption(feed), self.live.console.width)
+        self.live.update(table, refresh=True)
 
     def finish(self, feed: Feed) -> None:
         """Draw the last state and leave it on the screen."""

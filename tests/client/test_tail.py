@@ -185,3 +185,62 @@ def test_json_lines_say_what_was_lost_and_the_board_marks_the_row() -> None:
     assert "ETH-USD RESET" in text and "3120.25" in text and "-0.5" in text and "2x0" in text
     now[0] += 10  # the mark fades after RESET_MARK_S
     assert "RESET" not in render()
+
+
+def _market_board() -> Board:
+    """A board as the default topics fill it: quote, ticker and trade, no book."""
+    board = Board(clock=lambda: 0.0)
+    n = 10**9
+    rows = {
+        # symbol: bid, ask, sizes, last, change, volume (nanos)
+        "BTC-USD": (63_990_010_000_000, 63_999_620_000_000, 1_234_500_000, 63_995 * n, -5_010 * n // 1000, 16_543_210_000_000),  # noqa: E501
+        "DOGE-USD": (123_450_000, 123_470_000, 2_150_000 * n, 123_460_000, 10_000, 987_654_321 * n),
+        "ETH-USD": (3_199_010_000_000, 3_199_600_000_000, 30 * n, 3_199_300_000_000, 0, 1_234_567 * n),  # noqa: E501
+        "XRP-USD": (519_800_000, 520_000_000, 55_000 * n, 519_900_000, -100_000, 75_000_000 * n),
+    }  # fmt: skip
+    for symbol, (bid, ask, size, last, change, volume) in rows.items():
+        quote: dict[str, object] = {"bid": bid, "bid_size": size, "ask": ask, "ask_size": size + n}
+        board.add(update(UpdateKind.SNAPSHOT, f"quote.{symbol}", quote))
+        ticker: dict[str, object] = {"last": last, "change": change, "volume": volume}
+        board.add(update(UpdateKind.SNAPSHOT, f"ticker.{symbol}", ticker))
+        trade: dict[str, object] = {"price": ask, "size": size // 5, "side": "buy"}
+        board.add(update(UpdateKind.SNAPSHOT, f"trade.{symbol}", trade))
+    return board
+
+
+def _render(board: Board, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+    console.print(board.table("ticker tail ws://127.0.0.1:8080", "connected", width))
+    assert isinstance(console.file, io.StringIO)
+    return console.file.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_narrow_terminal_drops_columns_and_never_cuts_a_price(width: int) -> None:
+    lines = _render(_market_board(), width)
+    text = "\n".join(lines)
+    assert all(len(line) <= width for line in lines)
+    assert "…" not in text and "..." not in text
+    # Every price whole, with its symbol's decimals (BTC to the cent, DOGE to 5).
+    for price in ("63990.01", "63999.62", "0.12345", "0.12347", "3199.01", "3199.60"):
+        assert price in text, (width, price)
+    # With the default topics there is no book: no empty book column.
+    assert " book" not in text
+    header = next(line for line in lines if "symbol" in line)
+    if width == 80:
+        assert "ms" not in header.split() and "bid" in header.split()
+    else:
+        assert "last" in header.split() and "volume" in header.split()
+
+
+def test_prices_are_aligned_on_the_decimal_point() -> None:
+    lines = _render(_market_board(), 120)
+    rows = [line for line in lines if line.split() and line.split()[0].endswith("-USD")]
+    assert len(rows) == 4
+    # BTC 63990.01, DOGE 0.12345, ETH 3199.01, XRP 0.5198: one column for the points.
+    points = {row.index(".") for row in rows}
+    assert len(points) == 1, rows
+    # Sizes too: 1.2345 above 2150000 (whose point would follow its last digit).
+    btc, doge = rows[0], rows[1]
+    size_point = btc.index(".", btc.index(".") + 1)
+    assert doge[size_point - 7 : size_point] == "2150000" and doge[size_point] == " "

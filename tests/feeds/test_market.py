@@ -7,7 +7,7 @@ from random import Random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds.market import BUCKET_NS, EPOCH_NS, MAX_DEPTH, MIN_DEPTH, MidPath, SimBook
+from feeds.market import BUCKET_NS, EPOCH_NS, MAX_DEPTH, MIN_DEPTH, MidPath, QuoteGrid, SimBook
 from feeds.universe import INSTRUMENTS, VENUES, listings, venues_of
 
 
@@ -40,14 +40,31 @@ def test_book_never_crosses_and_reports_every_change(seed: int, symbol: str) -> 
     inst = INSTRUMENTS[symbol]
     rng = Random(seed)
     path = MidPath(seed, inst)
+    grid = QuoteGrid(inst.quote_step_ticks)
     book = SimBook(
-        rng, inst.level_gap_ticks, inst.typical_size // inst.lot, path.mid_ticks(EPOCH_NS)
+        rng,
+        inst.level_gap_ticks,
+        inst.typical_size // inst.lot,
+        grid,
+        grid.anchor(path.value(EPOCH_NS)),
     )
     model = {True: dict(book.bids), False: dict(book.asks)}
     t = EPOCH_NS
     for _ in range(1500):
         t += 20_000_000
-        changes, fill = book.step(path.mid_ticks(t))
+        anchor = grid.follow(book.anchor, path.value(t))
+        r = rng.random()
+        if anchor != book.anchor or r < 0.1:
+            changes, fill = book.requote(anchor), None
+            assert book.quoted and book.anchor == anchor
+        elif r < 0.15:
+            changes, fill = book.arbitrage(r < 0.125, anchor)
+            assert fill[1] == (min(model[False]) if fill[0] else max(model[True]))
+            assert fill[2] == model[not fill[0]][fill[1]]  # the whole level
+        else:
+            buy_ok, sell_ok = rng.random() < 0.7, rng.random() < 0.7
+            changes, fill = book.step(buy_ok, sell_ok)
+            assert fill is None or (buy_ok if fill[0] else sell_ok)
         if fill is not None:
             taker_buys, px, lots = fill
             touch = min(model[False]) if taker_buys else max(model[True])
@@ -58,6 +75,9 @@ def test_book_never_crosses_and_reports_every_change(seed: int, symbol: str) -> 
                 model[is_bid][px] = lots
             else:
                 del model[is_bid][px]
+            # Applied one by one (as itx records are), no prefix of a step crosses.
+            if model[True] and model[False]:
+                assert max(model[True]) < min(model[False])
         assert model[True] == book.bids and model[False] == book.asks
         assert sorted(book.bids) == book.bid_px and sorted(book.asks) == book.ask_px
         assert book.bid_px[-1] < book.ask_px[0]

@@ -35,13 +35,20 @@ from ticker.capture.options import (
     EPILOG,
     RECORD_OPTIONS,
     REPLAY_OPTIONS,
+    SPEED_OPTION,
     UsageError,
     add_options,
     resolve,
 )
 from ticker.capture.player import EmbeddedTarget, NullTarget, PlayResult, RemoteTarget, play
 from ticker.capture.publisher import PublishCounts, check_token, open_publisher, parse_target
-from ticker.capture.record import Recorder, SimulatedVenues, record_live, simulated_header
+from ticker.capture.record import (
+    Recorder,
+    SimulatedVenues,
+    iso_utc,
+    record_live,
+    simulated_header,
+)
 from ticker.capture.replay import ReplayFaults, ReplayOptions
 from ticker.capture.stream_source import record_stream, stream_header
 from ticker.venues import VENUES
@@ -123,6 +130,7 @@ def main_record(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         display.update(time.monotonic() - began, detail)
 
     code: int = ExitCode.OK
+    failure = ""
     try:
         with open(values["out"], "wb") as file:
             writer = CaptureWriter(file, header, level=values["level"])
@@ -140,12 +148,21 @@ def main_record(args: argparse.Namespace, environ: Mapping[str, str] | None = No
                     print(f"ticker record: interrupted; {values['out']} is complete up to here",
                           file=sys.stderr)  # fmt: skip
             except TargetError as exc:
-                print(f"ticker record: {exc}; {values['out']} holds what came before",
-                      file=sys.stderr)  # fmt: skip
+                failure = str(exc)
                 code = ExitCode.TARGET_FAILED
             finally:
                 writer.close()
                 display.close()
+        if code == ExitCode.TARGET_FAILED:
+            if writer.records:
+                print(f"ticker record: {failure}; {values['out']} holds what came before",
+                      file=sys.stderr)  # fmt: skip
+            else:
+                # Nothing came: an empty capture would only be mistaken for a recording.
+                os.unlink(values["out"])
+                print(f"ticker record: {failure}; nothing recorded, {values['out']} not kept",
+                      file=sys.stderr)  # fmt: skip
+                return code
     except OSError as exc:
         print(f"ticker record: cannot write {values['out']}: {exc}", file=sys.stderr)
         return ExitCode.BAD_USAGE
@@ -228,6 +245,8 @@ def replay_options(values: Mapping[str, Any]) -> ReplayOptions:
     start, end = values["from"], values["to"]
     if start is not None and end is not None and end < start:
         raise UsageError("--to is before --from")
+    if values["topspeed"] and values["speed"] != SPEED_OPTION.default:
+        raise UsageError("--speed and --topspeed say different things: give one of them")
     try:
         faults = ReplayFaults(
             values["drop"], values["duplicate"], values["reorder"], values["corrupt"]
@@ -275,6 +294,34 @@ def _check_against_headers(values: Mapping[str, Any], readers: Sequence[CaptureR
         raise UsageError(f"no capture holds symbol {unknown}")
 
 
+def _check_window(options: ReplayOptions, readers: Sequence[CaptureReader]) -> None:
+    """--from/--to must overlap the captures, or the replay would do nothing, silently.
+
+    Raises:
+        UsageError: the window lies wholly after or before every record.
+    """
+    if options.start_ns is None and options.end_ns is None:
+        return
+    try:
+        blocks = [block for reader in readers for block in reader.blocks()]
+    except CaptureError:
+        return  # the replay reports the damage when it reaches it
+    if not blocks:
+        return
+    first = min(block.first_ns for block in blocks)
+    last = max(block.last_ns for block in blocks)
+    if options.start_ns is not None and options.start_ns > last:
+        raise UsageError(
+            f"--from {iso_utc(options.start_ns)} is after the last record "
+            f"({iso_utc(last)}): nothing to replay"
+        )
+    if options.end_ns is not None and options.end_ns < first:
+        raise UsageError(
+            f"--to {iso_utc(options.end_ns)} is before the first record "
+            f"({iso_utc(first)}): nothing to replay"
+        )
+
+
 def main_replay(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     """`ticker replay`; returns the exit code."""
     environ = os.environ if environ is None else environ
@@ -305,6 +352,7 @@ def main_replay(args: argparse.Namespace, environ: Mapping[str, str] | None = No
             return ExitCode.BAD_CAPTURE
         try:
             _check_against_headers(values, readers)
+            _check_window(options, readers)
         except UsageError as exc:
             print(f"ticker replay: {exc}", file=sys.stderr)
             return ExitCode.BAD_USAGE
@@ -328,6 +376,9 @@ def _run_replay(
         )
     except KeyboardInterrupt:
         print("ticker replay: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Terminated as exc:
+        print(f"ticker replay: {exc}", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except TargetError as exc:
         print(f"ticker replay: {exc}", file=sys.stderr)
@@ -419,22 +470,49 @@ async def _replay_embedded(
         config = load_config({"host": values["host"], "port": values["port"]}, environ)
     except ConfigError as exc:
         raise TargetError(f"embedded server settings: {exc}") from None
+    result: PlayResult | None = None
     try:
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(partial(serve, config, run_venues=False))
             where = f"{config.host}:{handle.port}"
-            log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
-            result: PlayResult = await run(EmbeddedTarget(handle.events))
-            linger = values["linger"]
-            if result.error is None and linger > 0:
-                log.info("replay done; serving %s", "until interrupted" if math.isinf(linger)
-                         else f"for {linger:g} s more")  # fmt: skip
-                await trio.sleep(linger)
-            handle.stop()
+            # SIGTERM drains the server as `ticker serve` does (clients are sent away to
+            # resume elsewhere), whether the replay is running or lingering.
+            terminated = False
+            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
+                async with trio.open_nursery() as work:
+
+                    async def replay_and_linger() -> None:
+                        nonlocal result
+                        result = await run(EmbeddedTarget(handle.events))
+                        linger = values["linger"]
+                        if result.error is None and linger > 0:
+                            forever = math.isinf(linger)
+                            how = "until interrupted" if forever else f"for {linger:g} s more"
+                            log.info("replay done; serving %s", how)
+                            await trio.sleep(linger)
+                        work.cancel_scope.cancel()
+
+                    work.start_soon(replay_and_linger)
+                    async for _ in signals:
+                        log.info("SIGTERM: draining (deadline %.1f s)", config.drain_timeout_s)
+                        terminated = True
+                        work.cancel_scope.cancel()
+                        break
+            if terminated:
+                await handle.drain()
+            else:
+                handle.stop()
     except* OSError as group:
         # The server's own nursery wraps its listener's failure (port in use, ...).
         first = group.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise TargetError(f"the embedded server cannot listen: {first}") from None
+    if result is None:
+        raise Terminated("SIGTERM before the replay was done; the server drained")
     return result, f"the embedded server at {where}", None
+
+
+class Terminated(Exception):
+    """SIGTERM stopped `replay --serve` before the replay was done (after a drain)."""

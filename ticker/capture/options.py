@@ -18,6 +18,7 @@ from typing import Any
 
 from ticker.capture.player import BATCH_EVENTS
 from ticker.config import VENUES
+from ticker.settings import parse_log_level
 from ticker.wire.publish import MAX_BATCH_EVENTS
 
 
@@ -128,8 +129,16 @@ RECORD_OPTIONS = (
     Option("--level", level, 3, "zstd compression level", "N"),
     Option("--force", None, False, "overwrite FILE if it exists"),
     Option("--no-progress", None, False, "log lines instead of a progress bar"),
-    Option("--log-level", str, "INFO", "logging level", "LEVEL"),
+    Option("--log-level", parse_log_level, "INFO", "logging level (DEBUG ... CRITICAL)", "LEVEL"),
 )  # fmt: skip
+
+SPEED_OPTION = Option(
+    "--speed",
+    positive,
+    1.0,
+    "replay speed: 1 = as recorded, 10 = ten times faster (not with --topspeed)",
+    "X",
+)
 
 REPLAY_OPTIONS = (
     Option("--serve", None, False, "start an embedded server fed only by the capture(s); "
@@ -142,7 +151,7 @@ REPLAY_OPTIONS = (
     Option("--host", str, None, "embedded server address (default: TICKER_HOST or 127.0.0.1)", "H"),
     Option("--port", _number(int, 0, 65535, "must be a port"), None,
            "embedded server port (default: TICKER_PORT or 8080)", "N"),
-    Option("--speed", positive, 1.0, "replay speed: 1 = as recorded, 10 = ten times faster", "X"),
+    SPEED_OPTION,
     Option("--topspeed", None, False, "as fast as the target takes it (honours backpressure)"),
     Option("--from", parse_time_ns, None, "start at this receive time, ISO-8601, UTC "
            "(default: the start)", "TIME"),
@@ -167,7 +176,7 @@ REPLAY_OPTIONS = (
            "the replay (default: until interrupted)", "S"),
     Option("--json", None, False, "print the final statistics as JSON on stdout"),
     Option("--no-progress", None, False, "log lines instead of a progress bar"),
-    Option("--log-level", str, "INFO", "logging level", "LEVEL"),
+    Option("--log-level", parse_log_level, "INFO", "logging level (DEBUG ... CRITICAL)", "LEVEL"),
 )  # fmt: skip
 
 

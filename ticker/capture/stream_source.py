@@ -143,7 +143,8 @@ async def record_stream(
                                            encode_event(event))  # fmt: skip
     except HandshakeError as exc:
         cause = exc.__cause__ or exc
-        raise TargetError(f"cannot open the stream {ws_url}: {cause!r}") from None
+        reason = str(cause) or type(cause).__name__
+        raise TargetError(f"cannot open the stream {ws_url}: {reason}") from None
     except ConnectionClosed as exc:
         raise TargetError(f"{ws_url} closed the stream: {exc.reason}") from None
     except BadMessage as exc:

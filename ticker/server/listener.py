@@ -41,7 +41,12 @@ every one is counted in `ticker_accept_errors_total`."""
 
 
 def open_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A bound, listening, non-blocking TCP socket."""
+    """A bound, listening, non-blocking TCP socket.
+
+    Raises:
+        OSError: it cannot listen there; the message names the address (the errno and
+            strerror are the system's).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -51,9 +56,10 @@ def open_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.s
         listener.bind((host, port))
         listener.listen(LISTEN_BACKLOG)
         listener.setblocking(False)
-    except OSError:
+    except OSError as exc:
         listener.close()
-        raise
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
     return listener
 
 

@@ -137,7 +137,8 @@ async def serve(
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load certfile/keyfile: {exc}") from exc
+            # server_context's messages name the file; the "[Errno N]" adds nothing.
+            raise ConfigError(exc.strerror or f"cannot load certfile/keyfile: {exc}") from exc
     gateway = Gateway(
         (app or default_app)(context),
         read_timeout_s=config.handshake_timeout_s,

@@ -37,11 +37,27 @@ def server_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
     """A server TLS context (TLS 1.2+, HTTP/1.1 by ALPN) from a certificate chain file.
 
     Raises:
-        OSError / ssl.SSLError: the files are missing or do not hold a matching pair.
+        OSError: a file cannot be read, or they do not hold a matching pair (an
+            ssl.SSLError); the message names the file(s).
     """
+    for role, path in (("certfile", certfile), ("keyfile", keyfile)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            # load_cert_chain would say only "No such file or directory", not which.
+            raise OSError(exc.errno, f"cannot read {role} {path}: {exc.strerror}") from exc
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certfile, keyfile)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        files = certfile if keyfile is None else f"{certfile} and keyfile {keyfile}"
+        raise ssl.SSLError(
+            exc.errno, f"certfile {files}: not a certificate chain and matching key ({exc})"
+        ) from exc
     context.set_alpn_protocols(["http/1.1"])
     return context
 
