@@ -150,16 +150,22 @@ export class Feed {
     this.tracker = new Tracker();
     this.stats = { connections: 0, attempts: 0, updates: 0, resetMessages: 0,
       /** @type {Record<string, number>} */ endings: {} };
-    if (options.snapshot) this.seed(options.snapshot);
-    else if (options.position) {
-      parsePosition(options.position); // throws on a bad one
-      this.initialPosition = options.position;
-    }
     /** @type {FeedError | null} why the feed stopped, once it has. */
     this.error = null;
     this.closed = false;
     /** @type {Update[]} */
     this.queue = [];
+    /** @type {string | null} */
+    this.initialPosition = null;
+    if (options.snapshot) this.seed(options.snapshot);
+    else if (options.position) {
+      try {
+        parsePosition(options.position);
+      } catch (err) {
+        throw new FeedError("config", /** @type {Error} */ (err).message);
+      }
+      this.initialPosition = options.position;
+    }
     /** @type {((value: void) => void) | null} */
     this.wakeReader = null;
     /** @type {((value: void) => void) | null} */
@@ -176,7 +182,7 @@ export class Feed {
 
   /** "epoch-offset" of the last unit processed completely (what a reconnect resumes from). */
   get position() {
-    return this.tracker.position ?? this.initialPosition ?? null;
+    return this.tracker.position ?? this.initialPosition;
   }
 
   /** The URL of the current connection (or the next attempt). */
@@ -206,6 +212,12 @@ export class Feed {
     this.connection?.abort({ kind: "closed", detail: "closed by the caller" });
     this.cutWait?.();
     this.wake();
+  }
+
+  /** End the current connection as if it dropped; the feed resumes from its position
+   * (e.g. the network changed). */
+  dropConnection() {
+    this.connection?.abort({ kind: "dropped", detail: "dropped by the caller" });
   }
 
   /** Cut a pending backoff wait short (e.g. the browser came back online). */
@@ -308,7 +320,7 @@ export class Feed {
   /** One connection from connect to its end. @param {string} url */
   async session(url) {
     this.stats.attempts += 1;
-    const position = this.tracker.resumePosition() ?? (this.tracker.position === null ? this.initialPosition ?? null : null);
+    const position = this.tracker.resumePosition() ?? (this.tracker.position === null ? this.initialPosition : null);
     this.emit({ type: "connecting", url, position });
     const connection = this.transport === "ws" ? new WsConnection(this, url, position) : new SseConnection(this, url, position);
     this.connection = connection;
@@ -462,7 +474,7 @@ class Inbox {
 }
 
 /** @param {number} code @param {string} reason @returns {Ending} */
-function endingFromClose(code, reason) {
+export function endingFromClose(code, reason) {
   if (code === 4008) return { kind: "slow_consumer", detail: reason };
   if (code === 4001) return { kind: "shutdown", detail: reason };
   if (code === 4429) return { kind: "limit", detail: reason };
@@ -474,7 +486,7 @@ function endingFromClose(code, reason) {
 }
 
 /** @param {number} status @param {string} body @returns {Ending} */
-function endingFromStatus(status, body) {
+export function endingFromStatus(status, body) {
   const text = body.trim().slice(0, 200);
   if (status === 429 || status === 503) return { kind: "limit", detail: `HTTP ${status}: ${text}` };
   if (status >= 400 && status < 500) return { kind: "rejected", detail: text, error: new FeedError("rejected", text || `HTTP ${status}`, status) };
