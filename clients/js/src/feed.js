@@ -155,16 +155,15 @@ export class Feed {
     this.closed = false;
     /** @type {Update[]} */
     this.queue = [];
-    /** @type {string | null} */
-    this.initialPosition = null;
     if (options.snapshot) this.seed(options.snapshot);
     else if (options.position) {
       try {
-        parsePosition(options.position);
+        // The tracker holds it as if it had processed a unit there: the server answers
+        // from it (a replay, or a reset whose loss starts there).
+        this.tracker.positionHeld = parsePosition(options.position);
       } catch (err) {
         throw new FeedError("config", /** @type {Error} */ (err).message);
       }
-      this.initialPosition = options.position;
     }
     /** @type {((value: void) => void) | null} */
     this.wakeReader = null;
@@ -182,7 +181,7 @@ export class Feed {
 
   /** "epoch-offset" of the last unit processed completely (what a reconnect resumes from). */
   get position() {
-    return this.tracker.position ?? this.initialPosition;
+    return this.tracker.position;
   }
 
   /** The URL of the current connection (or the next attempt). */
@@ -320,7 +319,7 @@ export class Feed {
   /** One connection from connect to its end. @param {string} url */
   async session(url) {
     this.stats.attempts += 1;
-    const position = this.tracker.resumePosition() ?? (this.tracker.position === null ? this.initialPosition : null);
+    const position = this.tracker.resumePosition();
     this.emit({ type: "connecting", url, position });
     const connection = this.transport === "ws" ? new WsConnection(this, url, position) : new SseConnection(this, url, position);
     this.connection = connection;

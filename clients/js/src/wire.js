@@ -45,9 +45,14 @@ export function positionText(p) {
  * @throws {ProtocolError}
  */
 export function parsePosition(text) {
-  const match = /^(\d{1,15})-(\d{1,15})$/.exec(String(text));
-  if (match === null) throw new ProtocolError(`bad position ${JSON.stringify(String(text).slice(0, 64))}`);
-  return { epoch: Number(match[1]), offset: Number(match[2]) };
+  const match = /^(\d{1,16})-(\d{1,16})$/.exec(String(text));
+  const epoch = match === null ? NaN : Number(match[1]);
+  const offset = match === null ? NaN : Number(match[2]);
+  // Every position on the wire is below 2^53 (docs/PROTOCOL.md, "Numbers").
+  if (!Number.isSafeInteger(epoch) || !Number.isSafeInteger(offset)) {
+    throw new ProtocolError(`bad position ${JSON.stringify(String(text).slice(0, 64))}`);
+  }
+  return { epoch, offset };
 }
 
 /** @param {unknown} v @returns {v is number} */

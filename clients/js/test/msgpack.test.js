@@ -143,7 +143,8 @@ test("SSE: events split at any byte, grouped into units by their id", () => {
 
 test("positions parse strictly", () => {
   assert.deepEqual(parsePosition("1763762000-1234"), { epoch: 1763762000, offset: 1234 });
-  for (const bad of ["", "1", "1-", "-1", "a-1", "1-2-3", "1-99999999999999999"]) assert.throws(() => parsePosition(bad), ProtocolError);
+  assert.deepEqual(parsePosition("1796303561892719-5"), { epoch: 1796303561892719, offset: 5 });
+  for (const bad of ["", "1", "1-", "-1", "a-1", "1-2-3", "1-99999999999999999", "9999999999999999-1"]) assert.throws(() => parsePosition(bad), ProtocolError);
 });
 
 test("backoff: full jitter under a doubling cap; a first gap is at once; URLs rotate", () => {
