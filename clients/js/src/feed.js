@@ -68,7 +68,10 @@ const TOPIC = /^(quote|ticker|book|trade)\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
  * @property {(event: FeedEvent) => void} [onEvent] connection events (see FeedEvent).
  * @typedef {{type: "hello", url: string, epoch: number, offset: number, heartbeatS: number | null, compression: string | null}
  *   | {type: "ended", url: string, kind: string, detail: string, delayMs: number}
- *   | {type: "connecting", url: string, position: string | null}} FeedEvent
+ *   | {type: "connecting", url: string, position: string | null}
+ *   | {type: "position", url: string, position: string | null}} FeedEvent
+ * "position": the resume position moved (after a unit; heartbeats move it too, with no
+ * update), emitted before the unit's updates are read from the queue.
  */
 
 /**
@@ -347,6 +350,7 @@ export class Feed {
    * @returns {Promise<Ending | null>}
    */
   async deliver(unit, url, connection, units) {
+    const before = this.tracker.position;
     let step;
     try {
       step = this.tracker.receive(unit, Date.now() * 1000);
@@ -354,6 +358,7 @@ export class Feed {
       const message = /** @type {Error} */ (err).message;
       return { kind: "protocol", detail: message, error: new FeedError("protocol", message) };
     }
+    if (this.tracker.position !== before) this.emit({ type: "position", url, position: this.tracker.position });
     for (const message of unit) {
       if (message.type === "reset") this.stats.resetMessages += 1;
       if (message.type === "hello") {
