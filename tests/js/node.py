@@ -113,7 +113,9 @@ def ticker_serve() -> Iterator[str]:
             process.stderr.close()
 
 
-def run_node(node: str, args: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float) -> str:
+def run_node(
+    node: str, args: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float
+) -> str:
     """Run node; its output, or fail the test with it (also on a timeout)."""
     try:
         done = subprocess.run(

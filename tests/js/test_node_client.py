@@ -85,3 +85,20 @@ def test_the_guide_javascript_example_runs_as_written(
     assert any(" quote.BTC-USD bid " in line for line in lines), lines
     assert any(" book.BTC-USD " in line and " levels" in line for line in lines), lines
     assert lines[-1].startswith("done: 40 updates, 0 resets, at "), lines[-1]
+
+
+@pytest.mark.parametrize("version", [None, "v18.19.0"])
+def test_a_missing_or_old_node_skips_unless_required(
+    version: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if version is not None:
+        fake = tmp_path / "node"
+        fake.write_text(f"#!/bin/sh\necho {version}\n")
+        fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("TICKER_REQUIRE_NODE", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_node()
+    monkeypatch.setenv("TICKER_REQUIRE_NODE", "1")
+    with pytest.raises(pytest.fail.Exception, match="TICKER_REQUIRE_NODE=1 but node"):
+        require_node()
