@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from quart.typing import TestClientProtocol as AppClient
 
 from ticker.app.dashboard import (
+    CLIENT_FILES,
     STATIC_FILES,
     STATIC_FOLDER,
     STATIC_PACKAGE,
@@ -23,6 +25,7 @@ CONTENT_TYPES = {
     "dashboard.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }
+CLIENT_SOURCE = Path(__file__).resolve().parents[2] / "clients" / "js" / "src"
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 """Namespace names look like URLs but are never fetched."""
 
@@ -109,3 +112,21 @@ def test_the_page_loads_nothing_from_elsewhere(name: str) -> None:
 async def test_unknown_static_file_is_404(client: AppClient) -> None:
     response = await client.get("/static/../application.py")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("name", CLIENT_FILES)
+async def test_the_javascript_client_is_served_from_its_one_source(
+    client: AppClient, name: str
+) -> None:
+    # static/client is a symlink to clients/js/src: the page runs the package's files.
+    response = await client.get(f"/static/{name}")
+    assert response.status_code == 200
+    assert response.content_type.split(";")[0] == "text/javascript"
+    source = (CLIENT_SOURCE / name.removeprefix("client/")).read_text("utf-8")
+    assert await response.get_data(as_text=True) == static_text(name) == source
+
+
+def test_every_client_module_is_served() -> None:
+    # A module added to clients/js/src and imported by the page must be listed (and so
+    # tested as served and packaged).
+    assert sorted(CLIENT_FILES) == sorted(f"client/{p.name}" for p in CLIENT_SOURCE.glob("*.js"))

@@ -25,6 +25,18 @@ STATIC_FILES: Final = (
     "favicon.svg",
 )
 """Every file the page is made of, each served from `/static/`."""
+CLIENT_FILES: Final = (
+    "client/index.js",
+    "client/feed.js",
+    "client/tracker.js",
+    "client/wire.js",
+    "client/msgpack.js",
+    "client/nanos.js",
+    "client/backoff.js",
+    "client/zstd.js",
+)
+"""The JavaScript client the page runs, served from `/static/client/`: `static/client` is
+a symlink to clients/js/src (one source; a wheel carries copies of the files)."""
 
 _ORIGIN: Final = re.compile(r"^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?$")
 
