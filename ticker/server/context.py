@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -22,6 +23,9 @@ from ticker.server.deep_replay import DeepSource
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
 from ticker.server.stats import ServerStats
+
+if TYPE_CHECKING:
+    from ticker.server.stream_auth import Gate
 
 
 @dataclass(slots=True)
@@ -55,6 +59,8 @@ class ServerContext:
     follower while it runs)."""
     resume_limit: KeyedRateLimit | None = None
     """Resumes per client address (None: not limited)."""
+    auth: Gate | None = None
+    """Tokens, entitlements and live principals (None: `auth` is off, all is open)."""
 
     @property
     def ready(self) -> bool:

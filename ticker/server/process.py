@@ -38,6 +38,7 @@ from ticker.server.gateway import Gateway
 from ticker.server.hub_batch import HubRejections, publish_batch
 from ticker.server.listener import serve_listener
 from ticker.server.stats import ServerStats
+from ticker.server.stream_auth import build_gate, run_deny_watch
 from ticker.server.venue_feed import run_venue
 from ticker.venues.reference import LISTINGS
 from ticker.wire.tls import server_context
@@ -121,7 +122,8 @@ async def serve(
             (default `ticker.app.create_app`).
 
     Raises:
-        ConfigError: the certificate or key cannot be loaded.
+        ConfigError: the certificate or key, a token key or the deny list cannot be
+            loaded.
     """
     hub = Hub(config, epoch if epoch is not None else new_epoch(time.time_ns(), random.Random()))
     context = ServerContext(
@@ -133,6 +135,7 @@ async def serve(
         context.resume_limit = KeyedRateLimit(
             config.resume_rate_per_ip_per_s, config.resume_burst_per_ip, config.resume_rate_max_ips
         )
+    context.auth = build_gate(config)  # keys and deny list: a ConfigError at start-up
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)
@@ -157,6 +160,9 @@ async def serve(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_heartbeats, context)
+        if context.auth is not None and config.auth_deny_file:
+            deny = (config.auth_deny_file, config.auth_deny_poll_s)
+            nursery.start_soon(run_deny_watch, context, *deny)
         if not config.redis_url:
             nursery.start_soon(run_hub, context, receive)
             await start_venues(nursery)
