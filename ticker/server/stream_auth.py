@@ -25,8 +25,9 @@ from ticker.auth.principal import Principal, anonymous
 from ticker.auth.sources import QUERY_PARAMETER, presented_token
 from ticker.auth.verify import TokenRules, Verifier
 from ticker.config import Config
+from ticker.core.messages import Error
 from ticker.core.topics import TopicPattern
-from ticker.errors import ConfigError, Forbidden, Unauthorized
+from ticker.errors import CLOSE_FORBIDDEN, ConfigError, Forbidden, Unauthorized
 from ticker.server.context import ServerContext
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -217,11 +218,12 @@ async def _watch(gate: Gate, subscriber: Subscriber) -> None:
 def refresh(context: ServerContext, subscriber: Subscriber, token: str) -> list[str]:
     """Replace a live WebSocket's token (the `auth` command) without ending it.
 
-    Held patterns the new token no longer covers are unsubscribed; the parts of them it
-    still allows are subscribed again (each gets a snapshot).
+    Held patterns the new token no longer covers are unsubscribed and the client is
+    sent an `error` 4403 naming them; then the parts of them it still allows are
+    subscribed again (each gets a snapshot, after that error).
 
     Returns:
-        The held patterns removed (to tell the client).
+        The held patterns removed.
 
     Raises:
         Unauthorized: auth is off, the token does not verify or is revoked, or it is
@@ -247,6 +249,9 @@ def refresh(context: ServerContext, subscriber: Subscriber, token: str) -> list[
     if not removed:
         return []
     unsubscribe(subscriber, removed, context.fanout)
+    text = f"no longer entitled to: {', '.join(removed)}"
+    subscriber.control.append(subscriber.framing.control(Error(CLOSE_FORBIDDEN, text)))
+    subscriber.flush_nowait()
     again = [str(p) for p in narrowed.allowed if str(p) not in subscriber.patterns]
     if again:
         _subscribe_plain(context, subscriber, again)

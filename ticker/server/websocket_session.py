@@ -19,7 +19,6 @@ from ticker.core.compression import DICTIONARY_ID
 from ticker.core.messages import PROTOCOL_VERSION, Authenticate, Error, Hello, Subscribe
 from ticker.errors import (
     CLOSE_BAD_REQUEST,
-    CLOSE_FORBIDDEN,
     CLOSE_LIMIT_REACHED,
     CLOSE_SHUTDOWN,
     Forbidden,
@@ -175,11 +174,7 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
             raise ProtocolError("commands are binary msgpack frames, not text")
         command = decode_client(message.payload)
         if isinstance(command, Authenticate):
-            removed = stream_auth.refresh(context, subscriber, command.token)
-            if removed:
-                text = f"no longer entitled to: {', '.join(removed)}"
-                subscriber.control.append(subscriber.framing.control(Error(CLOSE_FORBIDDEN, text)))
-                subscriber.flush_nowait()
+            stream_auth.refresh(context, subscriber, command.token)
         elif isinstance(command, Subscribe):
             if command.position is not None and takes_position(subscriber):
                 admit_resume(
