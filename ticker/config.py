@@ -178,8 +178,11 @@ class Config:
 
     # Publishing (feed replayers push normalized events into a running server).
     publish_token: str = field(default="", repr=False)
-    """Token a publisher must present on /v1/publish; empty disables publishing. Never
-    logged."""
+    """Token a publisher may present on /v1/publish (publisher `publish_token`, allowed
+    every topic); empty, and no `publish_tokens_file`, disables publishing. Never logged."""
+    publish_tokens_file: str = ""
+    """TOML file of named publish tokens (their SHA-256), each limited to topic patterns
+    and venues (docs/OPERATIONS.md); with `publish_token`, both are accepted."""
     max_publishers: int = 4
     """Publisher connections accepted at once."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ticker.auth.publishers import Publisher
 from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
@@ -61,6 +62,8 @@ class ServerContext:
     """Resumes per client address (None: not limited)."""
     auth: Gate | None = None
     """Tokens, entitlements and live principals (None: `auth` is off, all is open)."""
+    publishers: tuple[Publisher, ...] = ()
+    """Who may publish on /v1/publish (none: publishing is disabled)."""
 
     @property
     def ready(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from feeds.faults import FaultPlan
+from ticker.auth.publishers import load_publishers
 from ticker.cluster.follower import run_follower
 from ticker.cluster.leader import run_leadership, writer_config
 from ticker.cluster.status import ClusterStatus
@@ -136,6 +137,7 @@ async def serve(
             config.resume_rate_per_ip_per_s, config.resume_burst_per_ip, config.resume_rate_max_ips
         )
     context.auth = build_gate(config)  # keys and deny list: a ConfigError at start-up
+    context.publishers = load_publishers(config.publish_token, config.publish_tokens_file)
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)
