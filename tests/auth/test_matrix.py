@@ -58,6 +58,7 @@ VALID = {"valid", "valid_ec"}
 DOORS = [
     "ws_header",
     "ws_query",
+    "ws_cookie",
     "sse_header",
     "sse_query",
     "sse_cookie",
@@ -92,6 +93,8 @@ def matrix_config(tmp_path: Path) -> Config:
 def expected_status(kind: str, door: str) -> int:
     if door.startswith("publish"):
         return 401  # a client token is never a publish token
+    if door == "ws_cookie":
+        return 401  # never by cookie: cross-site WebSocket hijacking
     if kind in VALID:
         return {"ws": 101, "sse": 200, "snapshot": 200}[door.split("_")[0]]
     return 401

@@ -245,3 +245,19 @@ async def test_resume_replay_and_reset_obey_the_entitlements(nursery: trio.Nurse
                 break
     assert topics == {"quote.BTC-USD"}
     await sse.close()
+
+
+async def test_metrics_count_refusals_without_naming_anyone(nursery: trio.Nursery) -> None:
+    server = await start_auth_server(nursery)
+    bad = hs_token(claims(exp=NOW - 1))
+    response, stream = await request(server.port, "/v1/ws", bearer(bad), read_body=True)
+    await stream.aclose()
+    ws = await WsClient.connect(server.port, bearer(GOOD))
+    await ws.messages()
+    response, stream = await request(server.port, "/metrics", {}, read_body=True)
+    await stream.aclose()
+    text = response.body.decode()
+    assert "ticker_auth_refused_total 1.0" in text
+    assert "ticker_auth_streams 1.0" in text
+    assert "alice" not in text and "t-1" not in text and GOOD not in text
+    await ws.close()

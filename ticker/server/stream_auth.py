@@ -81,6 +81,7 @@ class Gate:
         self, authorization: str, query_token: str | None, cookie_header: str
     ) -> Principal:
         """The principal of a request (its token's, or the anonymous one if allowed).
+        Pass `cookie_header` "" where a cookie must not count (see `authenticate_head`).
 
         Raises:
             Unauthorized: `required` and no token, or any token that does not verify
@@ -152,8 +153,15 @@ def build_gate(config: Config, clock: Callable[[], float] = time.time) -> Gate |
     return gate
 
 
-def authenticate_head(context: ServerContext, head: RequestHead) -> Principal:
+def authenticate_head(
+    context: ServerContext, head: RequestHead, *, cookie: bool = True
+) -> Principal:
     """The principal of a stream's request head (everything allowed when auth is off).
+
+    `cookie` False ignores the cookie: a browser sends cookies with a cross-site
+    WebSocket upgrade (no CORS applies to it), so a cookie there would let any page the
+    user visits open a stream as them. SSE and the snapshot are read cross-site only
+    through CORS, which never exposes a credentialed response to `*`.
 
     Raises:
         Unauthorized: see `Gate.authenticate`.
@@ -162,7 +170,9 @@ def authenticate_head(context: ServerContext, head: RequestHead) -> Principal:
     if gate is None:
         return OPEN
     return gate.authenticate(
-        head.header("authorization"), head.query_value(QUERY_PARAMETER), head.header("cookie")
+        head.header("authorization"),
+        head.query_value(QUERY_PARAMETER),
+        head.header("cookie") if cookie else "",
     )
 
 

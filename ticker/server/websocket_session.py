@@ -64,7 +64,7 @@ def accept_websocket(
         Unauthorized: no token where one is required, or a bad one (nothing was sent).
         OSError: the connection broke.
     """
-    principal = stream_auth.authenticate_head(context, head)
+    principal = stream_auth.authenticate_head(context, head, cookie=False)
     response, chosen = upgrade_response(head, (SUBPROTOCOL_ZSTD, SUBPROTOCOL))
     zstd = chosen == SUBPROTOCOL_ZSTD
     send_small(sock, response)
