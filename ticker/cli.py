@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ticker.tail import add_parser as add_tail_parser
 
     add_tail_parser(commands)
+    from ticker.auth.issue import add_parser as add_token_parser
+
+    add_token_parser(commands)
     return parser
 
 
@@ -204,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticker` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if "capture_main" in args:  # record, replay: their own flags and exit codes
+    if "capture_main" in args:  # record, replay, token: their own flags and exit codes
         return int(args.capture_main(args))
     logging.basicConfig(
         level=args.log_level.upper(),
