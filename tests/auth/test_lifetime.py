@@ -72,12 +72,12 @@ async def test_at_expiry_ws_closes_4401_and_sse_ends_token_expired(nursery: trio
 async def test_a_refresh_in_flight_keeps_the_stream(nursery: trio.Nursery) -> None:
     server = await start_auth_server(nursery)
     await publish(server, quote(1))
-    ws = await WsClient.connect(server.port, bearer(token_for(server, 0.5)))
+    ws = await WsClient.connect(server.port, bearer(token_for(server, 2.0)))
     await ws.messages()
     await ws.subscribe("quote.*")
     await ws.messages()  # the snapshot
     await ws.refresh(token_for(server, 3600))
-    await trio.sleep(1.0)  # past the first token's expiry
+    await trio.sleep(2.5)  # past the first token's expiry
     await publish(server, quote(2))
     (update,) = [m for m in await ws.messages() if isinstance(m, DataMessage)]
     assert update.topic == "quote.BTC-USD"
