@@ -40,6 +40,9 @@ EC = ec_pair()
 TOKENS: dict[str, Callable[[], str]] = {
     "valid": lambda: signed(RSA, claims()),
     "valid_ec": lambda: signed(EC, claims()),
+    "valid_publisher": lambda: signed(EC, claims(publish=["quote.*"])),
+    "tampered_into_publisher": lambda: tamper_payload(signed(RSA, claims()), publish=["*.*"]),
+    "expired_publisher": lambda: signed(RSA, claims(exp=NOW - 1, publish=["*.*"])),
     "expired": lambda: signed(RSA, claims(exp=NOW - 1)),
     "not_yet_valid": lambda: signed(EC, claims(nbf=NOW + 60)),
     "wrong_key": lambda: signed(other_rsa_pair(), claims()),
@@ -53,7 +56,7 @@ TOKENS: dict[str, Callable[[], str]] = {
     "oversized": lambda: signed(RSA, claims(pad="x" * 1600)),
     "no_sub": lambda: signed(RSA, claims(sub=None)),
 }
-VALID = {"valid", "valid_ec"}
+VALID = {"valid", "valid_ec", "valid_publisher"}
 
 DOORS = [
     "ws_header",
@@ -92,7 +95,8 @@ def matrix_config(tmp_path: Path) -> Config:
 
 def expected_status(kind: str, door: str) -> int:
     if door.startswith("publish"):
-        return 401  # a client token is never a publish token
+        # Only a valid client token with a publish claim is a publisher.
+        return 101 if kind == "valid_publisher" else 401
     if door == "ws_cookie":
         return 401  # never by cookie: cross-site WebSocket hijacking
     if kind in VALID:

@@ -161,3 +161,48 @@ async def test_no_publisher_configured_is_403() -> None:
                 async with open_publisher(f"ws://127.0.0.1:{server.port}", FEED_A):
                     pass
             nursery.cancel_scope.cancel()
+
+
+async def test_a_client_token_with_a_publish_claim_publishes_within_it(tmp_path: Path) -> None:
+    from .keyring import claims, hs_token
+    from .servers import AUTH_CONFIG, gate_of, start_auth_server
+
+    deny = tmp_path / "deny"
+    deny.write_text("")
+    config = replace(AUTH_CONFIG, auth_deny_file=str(deny), auth_deny_poll_s=0.05)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server = await start_auth_server(nursery, config)
+            gate = gate_of(server)
+            url = f"ws://127.0.0.1:{server.port}"
+            token = hs_token(claims(exp=gate.clock() + 3600, publish=["quote.*"]))
+            async with open_publisher(url, token) as feed:
+                await feed.publish([Quote("cbx", "BTC-USD", TS, 100, 1, 200, 1)])
+                await feed.publish([Trade("cbx", "BTC-USD", TS + 1, 100, 1, TakerSide.BUY, "1")])
+                await feed.drain()
+                assert feed.counts.batches_acked == 1
+                assert feed.counts.reasons == [
+                    "batch 2: event 0: publisher sub:alice may not publish trade.BTC-USD"
+                ]
+            # A client token without a publish claim is no publisher.
+            with pytest.raises(TargetError, match="401"):
+                async with open_publisher(url, hs_token(claims(exp=gate.clock() + 60))):
+                    pass
+            # Expired or revoked: the next batch closes the connection, unpublished.
+            short = hs_token(claims(exp=gate.clock() + 0.5, publish=["quote.*"], jti="p-1"))
+            with pytest.raises(TargetError, match="token expired"):
+                async with open_publisher(url, short) as feed:
+                    await trio.sleep(0.7)
+                    await feed.publish([Quote("cbx", "BTC-USD", TS + 2, 100, 1, 200, 1)])
+                    await feed.drain()
+            revoked = hs_token(claims(exp=gate.clock() + 60, publish=["quote.*"], jti="p-2"))
+            with pytest.raises(TargetError, match="token revoked"):
+                async with open_publisher(url, revoked) as feed:
+                    deny.write_text("jti:p-2\n")
+                    with trio.fail_after(10):
+                        while "p-2" not in gate.deny.jtis:  # noqa: ASYNC110
+                            await trio.sleep(0.02)
+                    await feed.publish([Quote("cbx", "BTC-USD", TS + 3, 100, 1, 200, 1)])
+                    await feed.drain()
+            assert server.context.stats.ingest_events == 1
+            nursery.cancel_scope.cancel()

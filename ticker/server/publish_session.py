@@ -3,8 +3,10 @@
 A binary WebSocket (subprotocol `ticker.publish.v1`) for publishers only: the request
 must carry `Authorization: Bearer <token>` of a named publisher (`publish_token` or
 `publish_tokens_file`; compared in constant time, never logged; each limited to topics
-and venues, `ticker.auth.publishers`); none configured means publishing is off (403), a
-wrong or missing one gets 401 before any upgrade. Each batch is checked whole, then
+and venues, `ticker.auth.publishers`) or, with `auth` on, a client token with a
+`publish` claim (checked again before each batch: expired or revoked closes); none
+possible means publishing is off (403), a wrong or missing one gets 401 before any
+upgrade. Each batch is checked whole, then
 awaited into the hub's bounded queue, and acknowledged: while the hub is behind we stop
 reading the socket, so backpressure reaches the publisher through TCP. Bad batches get
 an error and a counter; the data decisions live in `ticker.model.event_codec` and
@@ -22,6 +24,7 @@ from functools import partial
 
 import trio
 
+from ticker.auth.principal import Principal
 from ticker.auth.publishers import Publisher, match, refusal
 from ticker.errors import (
     CLOSE_BAD_REQUEST,
@@ -32,6 +35,7 @@ from ticker.errors import (
 )
 from ticker.model.event_codec import check_event
 from ticker.model.events import NormalizedEvent
+from ticker.server import stream_auth
 from ticker.server.context import ServerContext
 from ticker.server.keepalive import KeepaliveReader
 from ticker.server.stats import EndReason
@@ -70,6 +74,8 @@ MAX_ERRORS_PER_CONNECTION = 32
 class _Session:
     peer: str
     publisher: Publisher
+    principal: Principal | None = None
+    """Set for a publisher with a client token (its `publish` claim): checked per batch."""
     batches: int = 0
     events: int = 0
     refused: int = 0
@@ -115,13 +121,17 @@ def accept_publish(
         OSError: the connection broke.
     """
     config, stats = context.config, context.stats
-    if not context.publishers:
+    token = presented_token(head)
+    publisher = match(context.publishers, _wire_bytes(token))
+    principal = None
+    if publisher is None and (found := stream_auth.token_publisher(context, token)):
+        publisher, principal = found
+    if not context.publishers and context.auth is None:
         stats.bad_requests += 1
         stats.ends["publish_disabled"] += 1
         log.info("publish refused from %s: publishing is disabled", peer)
         send_small(sock, _refusal(403, "Forbidden", "publishing is disabled on this server"))
         return None
-    publisher = match(context.publishers, _wire_bytes(presented_token(head)))
     if publisher is None:
         stats.bad_requests += 1
         stats.ends["unauthorized"] += 1
@@ -143,7 +153,8 @@ def accept_publish(
         stats.ends[EndReason.LIMIT.value] += 1
         raise BadRequest(f"at most {config.max_publishers} publishers at once", 429)
     send_small(sock, response)
-    return partial(_run, sock, _Session(peer, publisher), context, channel, extra)
+    session = _Session(peer, publisher, principal)
+    return partial(_run, sock, session, context, channel, extra)
 
 
 def _wire_bytes(presented: str | None) -> bytes | None:
@@ -239,6 +250,11 @@ async def _read_batches(
                 return EndReason.PROTOCOL_ERROR
             for frame in frames:
                 if isinstance(frame, Message):
+                    ending = stream_auth.publisher_ending(context, session.principal)
+                    if ending is not None:
+                        code, text, reason = ending
+                        await _write(sock, encode_close(code, text), write_timeout)
+                        return reason
                     reply = await _publish(frame, session, context, channel)
                     if isinstance(reply, Refused):
                         errors += 1

@@ -22,12 +22,19 @@ from ticker.auth.denylist import MAX_DENY_FILE_BYTES, DenyList, parse_deny_list
 from ticker.auth.grants import Grant, Narrowed, allows_all, narrow, parse_grants
 from ticker.auth.keys import load_keys
 from ticker.auth.principal import Principal, anonymous
+from ticker.auth.publishers import Publisher
 from ticker.auth.sources import QUERY_PARAMETER, presented_token
 from ticker.auth.verify import TokenRules, Verifier
 from ticker.config import Config
 from ticker.core.messages import Error
 from ticker.core.topics import TopicPattern
-from ticker.errors import CLOSE_FORBIDDEN, ConfigError, Forbidden, Unauthorized
+from ticker.errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHORIZED,
+    ConfigError,
+    Forbidden,
+    Unauthorized,
+)
 from ticker.server.context import ServerContext
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -296,6 +303,42 @@ def narrow_or_refuse(
     if not narrowed.allowed:
         raise Forbidden(not_entitled(narrowed.forbidden))
     return narrowed
+
+
+# -- publishers with a token -----------------------------------------------------------
+
+
+def token_publisher(
+    context: ServerContext, token: str | None
+) -> tuple[Publisher, Principal] | None:
+    """A publisher for a client token whose `publish` claim is not empty (auth on);
+    None for anything else (no token, a bad one, no publish claim)."""
+    gate = context.auth
+    if gate is None or not token:
+        return None
+    try:
+        principal = gate.check(token)
+    except Unauthorized:
+        return None
+    if not principal.publish:
+        return None
+    return Publisher(f"sub:{principal.subject}", b"", principal.publish), principal
+
+
+def publisher_ending(
+    context: ServerContext, principal: Principal | None
+) -> tuple[int, str, EndReason] | None:
+    """Whether a token publisher's connection must end now (its token expired or was
+    revoked): the close code, its text and the end reason; None to go on. Checked
+    before each batch, so nothing is published under a dead token."""
+    gate = context.auth
+    if gate is None or principal is None:
+        return None
+    if gate.deny.denies(principal):
+        return CLOSE_FORBIDDEN, "token revoked", EndReason.REVOKED
+    if principal.expires_at_s is not None and gate.clock() >= principal.expires_at_s:
+        return CLOSE_UNAUTHORIZED, "token expired", EndReason.TOKEN_EXPIRED
+    return None
 
 
 # -- revocation ---------------------------------------------------------------------
