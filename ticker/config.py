@@ -174,7 +174,8 @@ class Config:
     """Deny list (`jti:<id>` / `sub:<subject>` lines), reloaded when it changes or on
     SIGHUP; live connections of a revoked token end within a second."""
     auth_deny_poll_s: float = 0.5
-    """How often the deny list's modification time is checked (at most 1 s)."""
+    """How often the deny list's and `publish_tokens_file`'s modification times are
+    checked (at most 1 s)."""
 
     # Publishing (feed replayers push normalized events into a running server).
     publish_token: str = field(default="", repr=False)
@@ -182,7 +183,8 @@ class Config:
     every topic); empty, and no `publish_tokens_file`, disables publishing. Never logged."""
     publish_tokens_file: str = ""
     """TOML file of named publish tokens (their SHA-256), each limited to topic patterns
-    and venues (docs/OPERATIONS.md); with `publish_token`, both are accepted."""
+    and venues (docs/OPERATIONS.md), reloaded when it changes or on SIGHUP; with
+    `publish_token`, both are accepted."""
     max_publishers: int = 4
     """Publisher connections accepted at once."""
 

@@ -206,3 +206,45 @@ async def test_a_client_token_with_a_publish_claim_publishes_within_it(tmp_path:
                     await feed.drain()
             assert server.context.stats.ingest_events == 1
             nursery.cancel_scope.cancel()
+
+
+async def test_publish_tokens_rotate_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "publishers.toml"
+    path.write_text(TOKENS_FILE)
+    config = Config(port=0, heartbeat_s=3600, publish_tokens_file=str(path), auth_deny_poll_s=0.05)
+    feed_c = "feed-c-token-0123456789abcdef"
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            server = await start(nursery, config)
+            url = f"ws://127.0.0.1:{server.port}"
+            async with open_publisher(url, FEED_A) as old:
+                await old.publish([Quote("cbx", "BTC-USD", TS, 100, 1, 200, 1)])
+                await old.drain()
+                # Rotate: the file now names the new token and no longer the old one.
+                path.write_text(
+                    TOKENS_FILE.replace(sha(FEED_A), sha(feed_c)).replace("quotes-a", "quotes-c")
+                )
+                with trio.fail_after(10):
+                    while server.context.publishers[0].name != "quotes-c":  # noqa: ASYNC110
+                        await trio.sleep(0.02)
+                async with open_publisher(url, feed_c) as new:
+                    await new.publish([Quote("cbx", "BTC-USD", TS + 1, 101, 1, 200, 1)])
+                    await new.drain()
+                    assert new.counts.batches_acked == 1
+                with pytest.raises(TargetError, match="publish token removed"):
+                    await old.publish([Quote("cbx", "BTC-USD", TS + 2, 102, 1, 200, 1)])
+                    await old.drain()
+            with pytest.raises(TargetError, match="401"):
+                async with open_publisher(url, FEED_A):
+                    pass
+            # A broken file keeps the tokens in force.
+            path.write_text("[publishers.x]\ntoken_sha256 = 'short'\n")
+            with trio.fail_after(10):
+                while "publish tokens not reloaded" not in caplog.text:  # noqa: ASYNC110
+                    await trio.sleep(0.02)
+            assert "short" not in caplog.text
+            assert [p.name for p in server.context.publishers] == ["quotes-c", "trades-b"]
+            assert server.context.stats.ingest_events == 2
+            nursery.cancel_scope.cancel()

@@ -39,7 +39,7 @@ from ticker.server.gateway import Gateway
 from ticker.server.hub_batch import HubRejections, publish_batch
 from ticker.server.listener import serve_listener
 from ticker.server.stats import ServerStats
-from ticker.server.stream_auth import build_gate, run_deny_watch
+from ticker.server.stream_auth import build_gate, run_reloads
 from ticker.server.venue_feed import run_venue
 from ticker.venues.reference import LISTINGS
 from ticker.wire.tls import server_context
@@ -162,9 +162,7 @@ async def serve(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_heartbeats, context)
-        if context.auth is not None and config.auth_deny_file:
-            deny = (config.auth_deny_file, config.auth_deny_poll_s)
-            nursery.start_soon(run_deny_watch, context, *deny)
+        nursery.start_soon(run_reloads, context)  # deny list, publish tokens (if any)
         if not config.redis_url:
             nursery.start_soon(run_hub, context, receive)
             await start_venues(nursery)

@@ -250,7 +250,9 @@ async def _read_batches(
                 return EndReason.PROTOCOL_ERROR
             for frame in frames:
                 if isinstance(frame, Message):
-                    ending = stream_auth.publisher_ending(context, session.principal)
+                    ending = stream_auth.publisher_ending(
+                        context, session.principal, session.publisher
+                    )
                     if ending is not None:
                         code, text, reason = ending
                         await _write(sock, encode_close(code, text), write_timeout)

@@ -22,7 +22,7 @@ from ticker.auth.denylist import MAX_DENY_FILE_BYTES, DenyList, parse_deny_list
 from ticker.auth.grants import Grant, Narrowed, allows_all, narrow, parse_grants
 from ticker.auth.keys import load_keys
 from ticker.auth.principal import Principal, anonymous
-from ticker.auth.publishers import Publisher
+from ticker.auth.publishers import Publisher, load_publishers
 from ticker.auth.sources import QUERY_PARAMETER, presented_token
 from ticker.auth.verify import TokenRules, Verifier
 from ticker.config import Config
@@ -326,13 +326,18 @@ def token_publisher(
 
 
 def publisher_ending(
-    context: ServerContext, principal: Principal | None
+    context: ServerContext, principal: Principal | None, publisher: Publisher
 ) -> tuple[int, str, EndReason] | None:
-    """Whether a token publisher's connection must end now (its token expired or was
-    revoked): the close code, its text and the end reason; None to go on. Checked
-    before each batch, so nothing is published under a dead token."""
+    """Whether a publisher's connection must end now (its publish token was removed
+    from the file; its client token expired or was revoked): the close code, its text
+    and the end reason; None to go on. Checked before each batch, so nothing is
+    published under a dead token."""
+    if principal is None:
+        if publisher in context.publishers:
+            return None
+        return CLOSE_FORBIDDEN, "publish token removed", EndReason.REVOKED
     gate = context.auth
-    if gate is None or principal is None:
+    if gate is None:
         return None
     if gate.deny.denies(principal):
         return CLOSE_FORBIDDEN, "token revoked", EndReason.REVOKED
@@ -379,13 +384,35 @@ def _modified(path: str) -> tuple[int, int, int] | None:
     return (status.st_mtime_ns, status.st_size, status.st_ino)
 
 
-async def run_deny_watch(context: ServerContext, path: str, poll_s: float) -> None:
-    """Reload the deny list when its file changes (checked every `poll_s`) or on SIGHUP,
-    and end the live streams it revokes. A file that fails to load keeps the previous
-    list in force (logged once per change)."""
+def _reload_deny_list(context: ServerContext, path: str) -> None:
     gate = context.auth
     assert gate is not None
-    seen = _modified(path)
+    gate.deny = read_deny_file(path)
+    ended = revoke_live(gate)
+    log.info("deny list reloaded: %d entries; %d stream(s) ended", len(gate.deny), ended)
+
+
+def _reload_publishers(context: ServerContext, path: str) -> None:
+    config = context.config
+    context.publishers = load_publishers(config.publish_token, path)
+    names = ", ".join(p.name for p in context.publishers)
+    log.info("publish tokens reloaded: %s", names)  # names only, never a digest
+
+
+async def run_reloads(context: ServerContext) -> None:
+    """Reload the deny list and the publish tokens file when they change (checked every
+    `auth_deny_poll_s`) or on SIGHUP. A new deny list ends the live streams it revokes;
+    a publisher removed from the file can publish no more batch. A file that fails to
+    load keeps the previous one in force (logged once per change)."""
+    config = context.config
+    watched: list[tuple[str, str, Callable[[ServerContext, str], None]]] = []
+    if context.auth is not None and config.auth_deny_file:
+        watched.append(("deny list", config.auth_deny_file, _reload_deny_list))
+    if config.publish_tokens_file:
+        watched.append(("publish tokens", config.publish_tokens_file, _reload_publishers))
+    if not watched:
+        return
+    seen = [_modified(path) for _, path, _ in watched]
     wake = trio.Event()
 
     async def on_sighup() -> None:
@@ -397,18 +424,16 @@ async def run_deny_watch(context: ServerContext, path: str, poll_s: float) -> No
         if threading.current_thread() is threading.main_thread():
             nursery.start_soon(on_sighup)
         while True:
-            with trio.move_on_after(poll_s):
+            with trio.move_on_after(config.auth_deny_poll_s):
                 await wake.wait()
             hup = wake.is_set()
             wake = trio.Event()
-            now = _modified(path)
-            if now == seen and not hup:
-                continue
-            seen = now
-            try:
-                gate.deny = read_deny_file(path)
-            except ConfigError as exc:
-                log.warning("deny list not reloaded, the previous one stays: %s", exc)
-                continue
-            ended = revoke_live(gate)
-            log.info("deny list reloaded: %d entries; %d stream(s) ended", len(gate.deny), ended)
+            for index, (what, path, reload) in enumerate(watched):
+                now = _modified(path)
+                if now == seen[index] and not hup:
+                    continue
+                seen[index] = now
+                try:
+                    reload(context, path)
+                except ConfigError as exc:
+                    log.warning("%s not reloaded, the previous one stays: %s", what, exc)
