@@ -1,9 +1,8 @@
 """Entitlements: the topic patterns a subject may see (or publish), and their algebra.
 
-A grant is `<channel>.<symbol>` where either part may be `*` (`quote.*`, `*.BTC-USD`,
-`*.*`). A subscription pattern is narrowed to its intersection with the grants, so a
-connection only ever holds patterns inside its entitlements and everything downstream
-(fanout, replay, resets, snapshots) needs no check of its own. Pure; no I/O.
+A grant is `<channel>.<symbol>`, either part may be `*`. A subscription is narrowed to
+its intersections with the grants, so a connection only holds patterns inside them and
+nothing downstream (fanout, replay, resets, snapshots) needs a check of its own. Pure.
 """
 
 from __future__ import annotations

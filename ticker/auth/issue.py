@@ -1,9 +1,8 @@
-"""`ticker token`: sign a token for local use and tests (production tokens come from an
-identity provider).
+"""`ticker token`: sign a token for local use and tests (production: an identity provider).
 
-Signs with `$TICKER_AUTH_SECRET` (HS256) or a PEM private key (`--key-file`: RSA ->
-RS256, P-256 -> ES256, Ed25519 -> EdDSA), the same algorithm binding the server uses
-to verify. Prints the token on stdout and nothing else; never logs it.
+Signs with `$TICKER_AUTH_SECRET` (HS256) or a PEM private key (RSA -> RS256, P-256 ->
+ES256, Ed25519 -> EdDSA), the server's own algorithm binding. Prints the token on stdout
+and nothing else; never logs it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The keys tokens are verified with, loaded from settings: a secret, a PEM or a JWKS file.
+"""The keys tokens are verified with, loaded from a secret, a PEM file or a JWKS file.
 
-Each key is bound to exactly one algorithm when it is loaded (a secret to HS256, an RSA
-key to RS256, a P-256 key to ES256, an Ed25519 key to EdDSA, or a JWK's own `alg`), so a
-token can never choose how its key is used (no HS/RS confusion). Reads files; holds no
-other state. Everything wrong is a `ConfigError` at start-up.
+Each key is bound to one algorithm when it is loaded (secret: HS256, RSA: RS256, P-256:
+ES256, Ed25519: EdDSA), so a token never chooses how its key is used (no HS/RS
+confusion). Reads files, holds no state; anything wrong is a `ConfigError` at start-up.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Named publish tokens: who may push events into `/v1/publish`, and what each may publish.
 
-Several tokens can be valid at once (rotation: add the new one, move publishers over,
-remove the old), each named (the name is logged, never the token) and limited to topic
-patterns and, optionally, venues. The file holds each token's SHA-256, not the token,
-so reading the file does not give a way in. Pure but for `load_publishers`' file read.
+Several are valid at once (rotation), each named (the name is logged, never the token)
+and limited to topic patterns and, optionally, venues. The file holds each token's
+SHA-256, so reading it gives no way in. Pure but for `load_publishers`' file read.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Where a request's token comes from: `Authorization: Bearer`, `?token=`, or a cookie.
 
-Pure: the caller passes the header values and the query parameter. The header wins over
-the query, which wins over the cookie. The query form exists for browsers' EventSource,
-which cannot set headers; it is the weaker one (URLs end up in proxy logs and browser
-history), so it can be turned off. Never logs, never quotes a token in an error.
+Pure: the caller passes the header values and the query parameter; the header wins over
+the query, the query over the cookie. The query form (for EventSource, which cannot set
+headers) is weaker, since URLs reach proxy logs; it can be turned off. Never logs.
 """
 
 from __future__ import annotations

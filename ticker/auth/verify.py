@@ -1,10 +1,8 @@
 """Token verification: a compact JWS from a client -> a `Principal`, or `Unauthorized`.
 
-The algorithm allowlist is ours, never the token's: the token's `alg` must be allowed
-and equal to the algorithm its key was loaded for, and PyJWT is given only that one.
-Signature, `aud` and `iss` are checked by PyJWT; the time window against the `now_s`
-the caller passes (`ticker.auth.principal`). No error message quotes the token or
-PyJWT's own message (which may quote decoded parts of it).
+The algorithm allowlist is ours: a token's `alg` must be allowed and be its key's, and
+PyJWT is given only that one. PyJWT checks signature, `aud`, `iss`; the time window is
+checked against the caller's `now_s`. No error quotes the token or PyJWT's own message.
 """
 
 from __future__ import annotations

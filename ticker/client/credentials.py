@@ -1,10 +1,8 @@
 """A feed's token: what it presents, when it expires, and getting a fresh one in time.
 
-The client cannot verify a token (it has no keys); it only reads `exp` from the payload
-to know when to ask the caller's refresh callback for the next one: `refresh_before_s`
-ahead of it. A WebSocket sends the new token in flight (`["auth", token]`), so the
-stream goes on; an SSE stream ends at `exp` and the feed reconnects with the new one.
-Never logs a token.
+The client reads `exp` (it cannot verify: no keys) and calls the caller's refresh back
+`refresh_before_s` ahead of it. A WebSocket sends the new token in flight (`["auth",
+token]`); an SSE stream ends at `exp` and resumes with it. Never logs a token.
 """
 
 from __future__ import annotations

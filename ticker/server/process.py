@@ -38,8 +38,9 @@ from ticker.server.fanout import Fanout
 from ticker.server.gateway import Gateway
 from ticker.server.hub_batch import HubRejections, publish_batch
 from ticker.server.listener import serve_listener
+from ticker.server.reloads import run_reloads
 from ticker.server.stats import ServerStats
-from ticker.server.stream_auth import build_gate, run_reloads
+from ticker.server.stream_auth import build_gate
 from ticker.server.venue_feed import run_venue
 from ticker.venues.reference import LISTINGS
 from ticker.wire.tls import server_context
