@@ -4,9 +4,10 @@ and never drops one they allow."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.budget import RANDOM
 from ticker.auth.grants import MAX_GRANTS, Grant, allows_topic, narrow, parse_grants
 from ticker.core.topics import CHANNELS, TopicPattern
 from ticker.errors import BadTopic
@@ -24,7 +25,10 @@ patterns_st = st.lists(
     max_size=4,
 )
 
+AUTH_PROPERTIES = settings(max_examples=100, derandomize=not RANDOM, database=None)
 
+
+@AUTH_PROPERTIES
 @given(patterns_st, grants_st)
 def test_narrowed_patterns_match_only_allowed_topics(
     patterns: list[TopicPattern], grants: tuple[Grant, ...]
@@ -37,6 +41,7 @@ def test_narrowed_patterns_match_only_allowed_topics(
         assert held == (asked and allows_topic(grants, topic)), (topic, result)
 
 
+@AUTH_PROPERTIES
 @given(patterns_st, grants_st)
 def test_a_pattern_is_forbidden_exactly_when_it_allows_no_topic(
     patterns: list[TopicPattern], grants: tuple[Grant, ...]

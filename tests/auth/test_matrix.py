@@ -15,6 +15,7 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.budget import RANDOM
 from ticker.config import Config
 
 from .keyring import (
@@ -138,6 +139,8 @@ class Records(logging.Handler):
 @settings(
     max_examples=60,
     deadline=None,
+    derandomize=not RANDOM,  # reproducible in CI, like tests/fuzz
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(

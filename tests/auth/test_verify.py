@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fuzz.budget import RANDOM
 from ticker.auth.grants import Grant
 from ticker.auth.keys import VerifyKey, secret_key
 from ticker.auth.verify import TokenRules, Verifier
@@ -33,6 +34,8 @@ from .keyring import (
     tamper_signature,
     unsigned,
 )
+
+AUTH_PROPERTIES = settings(max_examples=100, derandomize=not RANDOM, database=None)
 
 RULES = TokenRules(audience=AUDIENCE, issuer=ISSUER, leeway_s=30)
 
@@ -131,6 +134,7 @@ def test_tampering_and_size() -> None:
             verifier.verify(garbage, NOW)
 
 
+@AUTH_PROPERTIES
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 def test_any_text_is_refused_with_unauthorized_only(text: str) -> None:
     with pytest.raises(Unauthorized) as caught:
