@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ticker.tail import add_parser as add_tail_parser
 
     add_tail_parser(commands)
+    from ticker.auth.issue import add_parser as add_token_parser
+
+    add_token_parser(commands)
     for sub in commands.choices.values():
         # So that an unknown flag is reported with the subcommand's usage (see `main`).
         sub.set_defaults(command_parser=sub)
@@ -269,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ticker` console script; returns the exit code."""
     parser = build_parser()
     args = parse_command_line(parser, argv)
-    if "capture_main" in args:  # record, replay: their own flags and exit codes
+    if "capture_main" in args:  # record, replay, token: their own flags and exit codes
         return int(args.capture_main(args))
     logging.basicConfig(
         level=args.log_level,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ticker.errors import ConfigError
+from ticker.errors import ConfigError, ProtocolError
 
 VENUES = ("cbx", "fxa", "itx")
 ROLES = ("all", "hub", "edge")
+AUTH_MODES = ("off", "optional", "required")
+AUTH_ALGORITHMS = ("HS256", "RS256", "ES256", "ES384", "EdDSA")
+MAX_AUTH_LEEWAY_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +138,53 @@ class Config:
     drain_batch_size: int = 500
     """Streams sent away per batch during a drain (batches spread over half the timeout)."""
 
+    # Authentication and entitlements (docs/SECURITY.md, docs/OPERATIONS.md).
+    auth: str = "off"
+    """`off`: anyone may stream everything (the embedded demo); `optional`: a token is
+    verified when given, else the connection is anonymous (`auth_anonymous_topics`);
+    `required`: no token or a bad one gets HTTP 401 before any upgrade or stream byte."""
+    auth_secret: str = field(default="", repr=False)
+    """HS256 shared secret (>= 32 bytes) tokens are verified with. Never logged."""
+    auth_public_key_file: str = ""
+    """PEM file of public keys (RSA >= 2048 bits: RS256; P-256: ES256; Ed25519: EdDSA)."""
+    auth_jwks_file: str = ""
+    """JWKS file of public keys, chosen by the token's `kid` (rotation: publish the new
+    key, then sign with it)."""
+    auth_algorithms: tuple[str, ...] = ("HS256", "RS256", "ES256", "EdDSA")
+    """Algorithms accepted (never `none`); a token's `alg` must also be its key's."""
+    auth_audience: str = ""
+    """The `aud` every token must carry (empty: not checked)."""
+    auth_issuer: str = ""
+    """The `iss` every token must carry (empty: not checked)."""
+    auth_leeway_s: float = 30.0
+    """Clock skew tolerated on `exp` and `nbf` (at most 300 s)."""
+    auth_max_token_bytes: int = 4096
+    """Longer tokens are refused before they are parsed."""
+    auth_topics_claim: str = "topics"
+    """The claim listing the topic patterns a subject may see (`quote.*`, `*.BTC-USD`)."""
+    auth_anonymous_topics: tuple[str, ...] = ("*.*",)
+    """What a connection without a token may see under `auth optional` (empty: nothing,
+    every pattern is refused with 4403)."""
+    auth_query_token: bool = True
+    """Accept `?token=` (for browsers' EventSource, which cannot send headers; weaker:
+    URLs reach proxy logs and history)."""
+    auth_cookie: str = "ticker_token"
+    """Cookie holding a token (the dashboard's); empty: cookies are not read."""
+    auth_deny_file: str = ""
+    """Deny list (`jti:<id>` / `sub:<subject>` lines), reloaded when it changes or on
+    SIGHUP; live connections of a revoked token end within a second."""
+    auth_deny_poll_s: float = 0.5
+    """How often the deny list's and `publish_tokens_file`'s modification times are
+    checked (at most 1 s)."""
+
     # Publishing (feed replayers push normalized events into a running server).
     publish_token: str = field(default="", repr=False)
-    """Token a publisher must present on /v1/publish; empty disables publishing. Never
-    logged."""
+    """Token a publisher may present on /v1/publish (publisher `publish_token`, allowed
+    every topic); empty, and no `publish_tokens_file`, disables publishing. Never logged."""
+    publish_tokens_file: str = ""
+    """TOML file of named publish tokens (their SHA-256), each limited to topic patterns
+    and venues (docs/OPERATIONS.md), reloaded when it changes or on SIGHUP; with
+    `publish_token`, both are accepted."""
     max_publishers: int = 4
     """Publisher connections accepted at once."""
 
@@ -202,9 +248,42 @@ class Config:
             raise ConfigError("workers > 1 needs a fixed port to share (port 0 picks one each)")
         if not self.cluster or not all(c.isalnum() or c in "-_." for c in self.cluster):
             raise ConfigError(f"cluster must be letters, digits, - _ . ; got {self.cluster!r}")
+        self._check_auth()
         unknown = set(self.venues) - set(VENUES)
         if unknown or not self.venues:
             raise ConfigError(f"venues must be a non-empty subset of {VENUES}, got {self.venues}")
+
+    def _check_auth(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, got {self.auth!r}")
+        sources = [bool(self.auth_secret), bool(self.auth_public_key_file),
+                   bool(self.auth_jwks_file)]  # fmt: skip
+        if self.auth != "off" and sum(sources) != 1:
+            raise ConfigError(
+                f"auth {self.auth} needs exactly one of auth_secret, auth_public_key_file, "
+                "auth_jwks_file"
+            )
+        bad = [a for a in self.auth_algorithms if a not in AUTH_ALGORITHMS]
+        if bad or not self.auth_algorithms:
+            raise ConfigError(
+                f"auth_algorithms must be some of {', '.join(AUTH_ALGORITHMS)}; got "
+                f"{', '.join(self.auth_algorithms) or 'none'}"
+            )
+        if not 0 <= self.auth_leeway_s <= MAX_AUTH_LEEWAY_S:
+            raise ConfigError(f"auth_leeway_s must be in [0, {MAX_AUTH_LEEWAY_S:g}]")
+        if not 256 <= self.auth_max_token_bytes <= 65536:
+            raise ConfigError("auth_max_token_bytes must be in [256, 65536]")
+        if not 0 < self.auth_deny_poll_s <= 1:
+            raise ConfigError("auth_deny_poll_s must be in (0, 1]")
+        if not self.auth_topics_claim:
+            raise ConfigError("auth_topics_claim must not be empty")
+        # Imported here: ticker.auth depends on ticker.core, which imports this module.
+        from ticker.auth.grants import parse_grants
+
+        try:
+            parse_grants(self.auth_anonymous_topics)
+        except ProtocolError as exc:
+            raise ConfigError(f"auth_anonymous_topics: {exc}") from None
 
     @classmethod
     def names(cls) -> list[str]:

@@ -4,7 +4,9 @@
     ├── ProtocolError            a peer sent something we cannot accept
     │   ├── BadTopic             unknown channel, bad symbol, bad pattern
     │   ├── BadPosition          a resume position that does not parse
-    │   └── BadMessage           undecodable or ill-formed wire message
+    │   ├── BadMessage           undecodable or ill-formed wire message
+    │   ├── Unauthorized         no token, or one that does not verify (401 / 4401)
+    │   └── Forbidden            a verified token not entitled to this (403 / 4403)
     ├── ConfigError              a setting out of range
     ├── LogError                 the cluster log in Redis refused or failed a command
     │   ├── LogUnavailable       Redis unreachable, too slow or loading: try again later
@@ -31,6 +33,10 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_LIMIT_REACHED = 4429
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_SHUTDOWN = 4001
+CLOSE_UNAUTHORIZED = 4401
+"""The connection's token expired (a close), or a refreshed token did not verify."""
+CLOSE_FORBIDDEN = 4403
+"""The subject was revoked (a close), or a pattern it is not entitled to (an error)."""
 
 
 class TickerError(Exception):
@@ -71,6 +77,21 @@ class BadPosition(ProtocolError):
 
 class BadMessage(ProtocolError):
     """Bytes that do not decode to a well-formed protocol message."""
+
+
+class Unauthorized(ProtocolError):
+    """No token where one is required, or one that does not verify. The message says
+    why in general terms and never quotes the token."""
+
+    close_code = CLOSE_UNAUTHORIZED
+    http_status = 401
+
+
+class Forbidden(ProtocolError):
+    """A verified subject asked for what it is not entitled to, or was revoked."""
+
+    close_code = CLOSE_FORBIDDEN
+    http_status = 403
 
 
 class ConfigError(TickerError):

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TextIO
 
@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ticker.client import Endpoint, Feed, FeedConfigError, FeedError, Update, UpdateKind, open_feed
+from ticker.client.credentials import TokenRefresh
 from ticker.client.endpoint import parse_endpoints
 from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS
 from ticker.model.fixed import format_nanos
@@ -75,6 +76,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     tail.add_argument("--duration", type=float, default=None, help="exit after N seconds")
     tail.add_argument("--state", action="store_true", help="JSON lines carry the whole state too")
     tail.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the token (JWT) to present; read again before the token "
+        "expires, so whatever renews the file refreshes the stream. Without it, "
+        f"${TOKEN_ENV} is used if set (a token is never taken as a flag: ps shows flags)",
+    )
+    tail.add_argument(
         "--log-level",
         type=log_level_argument,
         default="WARNING",
@@ -84,6 +92,44 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 # -- JSON lines ---------------------------------------------------------------------------
+
+
+TOKEN_ENV = "TICKER_TOKEN"
+
+
+def read_token_file(path: str) -> str:
+    """The token in `path` (surrounding whitespace dropped).
+
+    Raises:
+        FeedConfigError: unreadable or empty (the message names the file only).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read(64 * 1024).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FeedConfigError(f"cannot read token file {path}: {exc}") from None
+    if not token:
+        raise FeedConfigError(f"token file {path} is empty")
+    return token
+
+
+def tail_credentials(
+    token_file: str | None, environ: Mapping[str, str]
+) -> tuple[str | None, TokenRefresh | None]:
+    """The token `ticker tail` presents and how it refreshes it: from `--token-file`
+    (re-read on each refresh), else from $TICKER_TOKEN (no refresh), else none.
+
+    Raises:
+        FeedConfigError: the token file cannot be read.
+    """
+    if token_file:
+        path = token_file
+
+        async def reread() -> str:
+            return await trio.to_thread.run_sync(read_token_file, path)
+
+        return read_token_file(path), reread
+    return environ.get(TOKEN_ENV) or None, None
 
 
 def decimal_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -386,11 +432,14 @@ async def tail(
     duration_s: float | None = None,
     compression: str | None = None,
     ca_file: str | None = None,
+    token: str | None = None,
+    refresh: TokenRefresh | None = None,
 ) -> int:
     """Follow `topics` into `sink` until `count` updates, `duration_s`, or forever.
 
     Args:
         url: one server URL, or several (`open_feed` moves between them).
+        token, refresh: the feed's token and its refresh callback (`open_feed`).
 
     Returns:
         The number of updates read.
@@ -400,7 +449,9 @@ async def tail(
     """
     seen = 0
     deadline = math.inf if duration_s is None else trio.current_time() + duration_s
-    async with open_feed(url, topics, compression=compression, ca_file=ca_file) as feed:
+    async with open_feed(
+        url, topics, compression=compression, ca_file=ca_file, token=token, refresh=refresh
+    ) as feed:
         try:
             with trio.move_on_at(deadline):
                 while count is None or seen < count:
@@ -467,6 +518,7 @@ def tail_urls(urls: Sequence[str], *, sse: bool = False) -> list[str]:
 async def _run(
     urls: list[str], args: argparse.Namespace, sink: Sink, compression: str | None
 ) -> None:
+    token, refresh = tail_credentials(getattr(args, "token_file", None), os.environ)
     await tail(
         urls,
         args.topics,
@@ -475,4 +527,6 @@ async def _run(
         duration_s=args.duration,
         compression=compression,
         ca_file=args.ca_file,
+        token=token,
+        refresh=refresh,
     )

@@ -16,7 +16,7 @@ from ticker.core.codec import (
     encode_client,
     encode_server,
 )
-from ticker.core.messages import Subscribe, Unsubscribe
+from ticker.core.messages import Authenticate, Subscribe, Unsubscribe
 from ticker.errors import BadMessage
 
 from ..strategies import server_messages
@@ -31,6 +31,7 @@ command_shaped = st.one_of(
     values,
     st.lists(values, max_size=4).map(lambda rest: ["sub", *rest]),
     st.lists(values, max_size=3).map(lambda rest: ["unsub", *rest]),
+    st.lists(values, max_size=2).map(lambda rest: ["auth", *rest]),
     st.tuples(st.lists(st.text(max_size=10) | values, max_size=4), values).map(
         lambda t: ["sub", t[0], t[1]]
     ),
@@ -45,9 +46,12 @@ def test_a_command_decodes_or_is_bad_and_round_trips(data: bytes) -> None:
         command = decode_client(data)
     except BadMessage:
         return
-    assert isinstance(command, Subscribe | Unsubscribe)
-    assert len(command.topics) <= len(data)  # bounded by the input
-    assert all(isinstance(t, str) for t in command.topics)
+    assert isinstance(command, Subscribe | Unsubscribe | Authenticate)
+    if isinstance(command, Authenticate):
+        assert isinstance(command.token, str) and len(command.token) <= len(data)
+    else:
+        assert len(command.topics) <= len(data)  # bounded by the input
+        assert all(isinstance(t, str) for t in command.topics)
     assert decode_client(encode_client(command)) == command
 
 
@@ -60,9 +64,10 @@ def test_a_command_decodes_or_is_bad_and_round_trips(data: bytes) -> None:
             st.none() | st.text(max_size=50),
         ),
         st.builds(Unsubscribe, st.lists(st.text(max_size=70), max_size=8).map(tuple)),
+        st.builds(Authenticate, st.text(max_size=200)),
     )
 )
-def test_every_command_round_trips(command: Subscribe | Unsubscribe) -> None:
+def test_every_command_round_trips(command: Subscribe | Unsubscribe | Authenticate) -> None:
     assert decode_client(encode_client(command)) == command
 
 

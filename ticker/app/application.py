@@ -27,9 +27,11 @@ from ticker.app.dashboard import (
 from ticker.app.health import readiness
 from ticker.app.metrics import metrics_registry, render_metrics
 from ticker.app.snapshot import parse_topics_query, render_snapshot
+from ticker.auth.sources import QUERY_PARAMETER
 from ticker.core.compression import DICTIONARY_ID, dictionary_bytes
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
+from ticker.server.stream_auth import OPEN, narrow_or_refuse
 
 JSON = "application/json"
 MAX_REQUEST_BODY_BYTES = 64 * 1024
@@ -69,13 +71,20 @@ def create_app(context: ServerContext) -> QuartTrio:
     @app.get("/v1/snapshot")
     async def snapshot() -> Response:
         topics = request.args.getlist("topics")
+        gate = context.auth
+        principal = OPEN if gate is None else gate.authenticate(
+            request.headers.get("Authorization", ""),
+            request.args.get(QUERY_PARAMETER),
+            request.headers.get("Cookie", ""),
+        )  # fmt: skip
         # Validate and build without awaiting: the document reflects one position.
         patterns = parse_topics_query(
             topics[-1] if topics else None,
             context.known_symbols,
             context.config.max_subscriptions,
         )
-        body = render_snapshot(context.hub, patterns)
+        narrowed = narrow_or_refuse(context, principal, patterns)
+        body = render_snapshot(context.hub, narrowed.allowed, narrowed.forbidden)
         response = Response(body, 200, content_type=JSON)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Access-Control-Allow-Origin"] = "*"
@@ -131,7 +140,12 @@ def create_app(context: ServerContext) -> QuartTrio:
     @app.errorhandler(ProtocolError)
     async def protocol_error(error: ProtocolError) -> Response:
         context.stats.bad_requests += 1
-        return _json_response({"error": str(error), "status": error.http_status}, error.http_status)
+        response = _json_response(
+            {"error": str(error), "status": error.http_status}, error.http_status
+        )
+        if error.http_status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ticker"'
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

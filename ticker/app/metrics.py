@@ -61,6 +61,29 @@ class ServerCollector:
         yield from self._hub()
         yield from self._ingest()
         yield from self._cluster()
+        yield from self._auth()
+
+    def _auth(self) -> Iterator[Metric]:
+        gate = self.context.auth
+        if gate is None:
+            return
+        # Counts only: no label ever carries a subject, a token id or a token.
+        yield CounterMetricFamily(
+            "ticker_auth_refused",
+            "Requests and refreshes refused for a missing, bad or revoked token (401, 4401).",
+            gate.refused,
+        )
+        yield CounterMetricFamily(
+            "ticker_auth_revoked",
+            "Live streams ended because the deny list revoked their token.",
+            gate.revoked,
+        )
+        yield GaugeMetricFamily(
+            "ticker_auth_streams", "Open streams with a known principal.", len(gate.live)
+        )
+        yield GaugeMetricFamily(
+            "ticker_auth_deny_entries", "Entries (jti and sub) in the deny list.", len(gate.deny)
+        )
 
     def _server(self) -> Iterator[Metric]:
         context = self.context

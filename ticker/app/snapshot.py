@@ -9,6 +9,8 @@ Owns the query's validation and the document's shape; must not await or change s
 
 from __future__ import annotations
 
+import json
+
 from ticker.core.hub import Hub
 from ticker.core.topics import TopicPattern
 from ticker.errors import BadTopic
@@ -39,13 +41,22 @@ def parse_topics_query(
     return list(dict.fromkeys(patterns))  # a repeated pattern is asked for once
 
 
-def render_snapshot(hub: Hub, patterns: list[TopicPattern]) -> str:
+def render_snapshot(
+    hub: Hub, patterns: list[TopicPattern], forbidden: list[str] | None = None
+) -> str:
     """The snapshot document as compact JSON text.
 
     `{"epoch": E, "position": "E-O", "snapshots": [...]}`, each snapshot the same JSON
     object an SSE `snapshot` event carries, all consistent with `position`: each
     carries its topic's own last offset and time, `position` is the document's.
+    `patterns` are already narrowed to the client's entitlements
+    (`ticker.server.stream_auth.narrow_or_refuse`); the requested patterns refused for
+    that are listed under `"forbidden"`.
     """
     position = hub.position
     parts = [hub.current_snapshot(topic).json for topic in matching_topics(hub.topics(), patterns)]
-    return f'{{"epoch":{position.epoch},"position":"{position}","snapshots":[{",".join(parts)}]}}'
+    extra = f',"forbidden":{json.dumps(forbidden)}' if forbidden else ""
+    return (
+        f'{{"epoch":{position.epoch},"position":"{position}",'
+        f'"snapshots":[{",".join(parts)}]{extra}}}'
+    )

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from ticker.client.errors import FeedError, FeedProtocolError, FeedRejected
 from ticker.errors import (
     CLOSE_BAD_REQUEST,
+    CLOSE_FORBIDDEN,
     CLOSE_LIMIT_REACHED,
     CLOSE_SHUTDOWN,
     CLOSE_SLOW_CONSUMER,
+    CLOSE_UNAUTHORIZED,
 )
 
 CLOSE_PROTOCOL_ERROR = 1002
@@ -48,6 +50,9 @@ class EndingKind(enum.Enum):
     """The server's certificate is not trusted. Raise `FeedTlsError`."""
     CLOSED = "closed"
     """The feed was closed by its caller."""
+    TOKEN_EXPIRED = "token_expired"
+    """The token expired before a refresh (close 4401, SSE `end`). With a refresh
+    callback: get a new token and resume; without: raise `FeedRejected`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,10 @@ def ending_from_close(code: int, reason: str | None) -> Ending:
         return Ending(EndingKind.LIMIT, text)
     if code == CLOSE_BAD_REQUEST:
         return Ending(EndingKind.REJECTED, text, FeedRejected(code, text or "bad request"))
+    if code == CLOSE_UNAUTHORIZED:
+        return Ending(EndingKind.TOKEN_EXPIRED, text)
+    if code == CLOSE_FORBIDDEN:  # revoked: a new token will not be issued by retrying
+        return Ending(EndingKind.REJECTED, text, FeedRejected(code, text or "revoked"))
     if code in (CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG):
         message = f"connection closed with {code}: {text}"
         return Ending(EndingKind.PROTOCOL, text, FeedProtocolError(message))
@@ -103,6 +112,10 @@ def ending_from_stream_end(reason: str) -> Ending:
         return Ending(EndingKind.SLOW_CONSUMER, reason)
     if reason == "shutdown":
         return Ending(EndingKind.SHUTDOWN, reason)
+    if reason == "token_expired":
+        return Ending(EndingKind.TOKEN_EXPIRED, reason)
+    if reason == "revoked":
+        return Ending(EndingKind.REJECTED, reason, FeedRejected(CLOSE_FORBIDDEN, "token revoked"))
     return Ending(EndingKind.DROPPED, reason)
 
 

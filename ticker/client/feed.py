@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from ticker.client.backoff import Backoff, ReconnectPolicy
+from ticker.client.credentials import Credentials, TokenRefresh, refresh_delay_s
 from ticker.client.endings import ConnectionEnded, Ending, EndingKind
 from ticker.client.endpoint import Endpoint, Transport, parse_endpoints
 from ticker.client.errors import (
@@ -43,7 +44,7 @@ from ticker.client.websocket import connect_websocket
 from ticker.core.messages import ServerMessage
 from ticker.core.position import Position
 from ticker.core.topics import TopicPattern
-from ticker.errors import CLOSE_LIMIT_REACHED, BadTopic
+from ticker.errors import CLOSE_LIMIT_REACHED, CLOSE_UNAUTHORIZED, BadTopic
 
 log = logging.getLogger("ticker.client")
 
@@ -90,6 +91,7 @@ class FeedConnection(Protocol):
     compression: str | None
 
     async def receive(self) -> list[ServerMessage] | Ending: ...
+    async def authenticate(self, token: str) -> None: ...
     async def abort(self) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -140,7 +142,10 @@ class Feed:
         options: FeedOptions,
         ssl_context: ssl.SSLContext | None,
         rng: random.Random,
+        credentials: Credentials | None = None,
     ) -> None:
+        self.credentials = credentials or Credentials(None, None, 0)
+        """The token presented on each connection and its refresh."""
         self.endpoints = (endpoints,) if isinstance(endpoints, Endpoint) else tuple(endpoints)
         """Every URL the feed moves between, in order (the first is tried first)."""
         self.topics = topics
@@ -227,6 +232,8 @@ class Feed:
             level = logging.INFO if worked or ending.error else logging.WARNING
             log.log(level, "feed %s: connection ended after %.3f s: %s %s", self.endpoint,
                     ending.lifetime_s, ending.kind.value, ending.detail)  # fmt: skip
+            if ending.kind is EndingKind.TOKEN_EXPIRED:
+                ending = await self._renew_after_expiry(ending)
             if ending.error is not None:
                 raise ending.error
             ended_at = self.endpoint
@@ -266,6 +273,7 @@ class Feed:
                 zstd=options.compression == "zstd",
                 connect_timeout_s=options.connect_timeout_s,
                 max_message_bytes=options.max_message_bytes,
+                headers=self.credentials.headers(),
             )
         return await connect_sse(
             nursery,
@@ -275,6 +283,7 @@ class Feed:
             ssl_context=self._ssl_context,
             connect_timeout_s=options.connect_timeout_s,
             max_event_bytes=options.max_message_bytes,
+            headers=self.credentials.headers(),
         )
 
     async def _follow_connection(self, nursery: trio.Nursery) -> Ending:
@@ -289,6 +298,8 @@ class Feed:
         self._tracker.connected()
         units_before = self.stats.units
         opened_at = trio.current_time()
+        if self.credentials.refresh is not None and self.credentials.token:
+            nursery.start_soon(self._keep_token_fresh, connection)
         try:
             ending = await self._pump(connection, nursery)
         finally:
@@ -301,6 +312,39 @@ class Feed:
             healthy=self.stats.units - units_before >= 2,
             lifetime_s=trio.current_time() - opened_at,
         )
+
+    async def _keep_token_fresh(self, connection: FeedConnection) -> None:
+        """Refresh the token `refresh_before_s` ahead of its expiry and hand it to the
+        connection (a WebSocket takes it in flight). A failed callback is retried until
+        the token expires; then the connection ends and `_renew_after_expiry` decides."""
+        credentials = self.credentials
+        while credentials.token:
+            delay_s = refresh_delay_s(credentials.token, time.time(), credentials.refresh_before_s)
+            if delay_s is None:
+                return  # a token without exp never needs refreshing
+            await trio.sleep(delay_s)
+            try:
+                token = await credentials.renew()
+            except Exception as exc:  # the caller's callback: its failure must not end us
+                log.warning("feed %s: token refresh failed (%s); retrying", self.endpoint,
+                            type(exc).__name__)  # fmt: skip
+                continue
+            await connection.authenticate(token)
+
+    async def _renew_after_expiry(self, ending: Ending) -> Ending:
+        """After a connection ended because its token expired: get a new one (and
+        resume), or, with no way to, make the ending fatal (a reconnect would only be
+        refused)."""
+        credentials = self.credentials
+        if credentials.refresh is not None:
+            try:
+                await credentials.renew()
+                return ending
+            except Exception as exc:
+                detail = f"token expired and the refresh failed ({type(exc).__name__})"
+        else:
+            detail = "token expired and no refresh callback was given"
+        return dataclasses.replace(ending, error=FeedRejected(CLOSE_UNAUTHORIZED, detail))
 
     async def _pump(self, connection: FeedConnection, nursery: trio.Nursery) -> Ending:
         """Receive, apply and queue until the connection ends or must be ended."""
@@ -386,6 +430,9 @@ async def open_feed(
     max_attempts: int | None = None,
     max_message_bytes: int = 16 * 1024 * 1024,
     rng: random.Random | None = None,
+    token: str | None = None,
+    refresh: TokenRefresh | None = None,
+    refresh_before_s: float = 30.0,
 ) -> AsyncIterator[Feed]:
     """Follow `topics` on the ticker server at `url` until the block ends.
 
@@ -415,6 +462,14 @@ async def open_feed(
             is failed, even if data came); None: never.
         max_message_bytes: the largest frame accepted (decompressed, for zstd).
         rng: the backoff jitter's random source.
+        token: a JWT presented as `Authorization: Bearer` on every connection (servers
+            with `auth` on; docs/SECURITY.md).
+        refresh: an async callback returning the next token. It is called
+            `refresh_before_s` before the current token's `exp`; a WebSocket hands the
+            new token to the server in flight (`["auth", token]`) without losing the
+            stream; an SSE stream ends at `exp` and resumes with it. Without one, the
+            feed raises `FeedRejected` (4401) when its token expires.
+        refresh_before_s: how long before `exp` to refresh.
 
     Raises:
         FeedConfigError: a bad URL, topic or setting, or URLs that mix transports or
@@ -440,7 +495,12 @@ async def open_feed(
     context = ssl_context
     if context is None and endpoint.tls:
         context = make_ssl_context(ca_file)
-    feed = Feed(endpoints, parsed_topics, options, context, rng or random.Random())
+    if refresh is not None and not token:
+        raise FeedConfigError("refresh needs a first token")
+    if refresh_before_s < 0:
+        raise FeedConfigError("refresh_before_s must be >= 0")
+    credentials = Credentials(token, refresh, refresh_before_s)
+    feed = Feed(endpoints, parsed_topics, options, context, rng or random.Random(), credentials)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(feed.run)

@@ -67,6 +67,12 @@ class SseFeedConnection:
             return ending_from_stream_end(item.reason)
         return item
 
+    async def authenticate(self, token: str) -> None:
+        """An event stream cannot take a token in flight: it ends at the old token's
+        expiry (`end` `token_expired`) and the feed reconnects with `token`."""
+        del token
+        await trio.lowlevel.checkpoint()
+
     async def abort(self) -> None:
         """Drop the connection now; `receive` then returns an Ending."""
         await self.aclose()
@@ -108,6 +114,7 @@ async def connect_sse(
     ssl_context: ssl.SSLContext | None,
     connect_timeout_s: float,
     max_event_bytes: int,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> SseFeedConnection:
     """Connect, request the stream and check the response (`nursery` is not used: the
     signature matches `connect_websocket`).
@@ -121,16 +128,17 @@ async def connect_sse(
     stream = await open_stream(endpoint, ssl_context, connect_timeout_s)
     try:
         connection = h11.Connection(h11.CLIENT)
-        headers = [
+        request_headers = [
             ("Host", endpoint.host_header),
             ("Accept", "text/event-stream"),
             ("Cache-Control", "no-cache"),
             ("User-Agent", "ticker-client"),
+            *headers,
         ]
         if position is not None:
-            headers.append(("Last-Event-ID", str(position)))
+            request_headers.append(("Last-Event-ID", str(position)))
         target = request_target(endpoint, topics)
-        request = h11.Request(method="GET", target=target, headers=headers)
+        request = h11.Request(method="GET", target=target, headers=request_headers)
         data = connection.send(request) + connection.send(h11.EndOfMessage())
         ending: Ending | None = None
         with trio.move_on_at(deadline) as timer:

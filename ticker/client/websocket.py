@@ -29,7 +29,7 @@ from ticker.client.errors import FeedProtocolError
 from ticker.client.network import open_stream
 from ticker.core.codec import decode_frame, decode_server, encode_client
 from ticker.core.compression import FrameDecompressor, load_dictionary
-from ticker.core.messages import ServerMessage, Subscribe
+from ticker.core.messages import Authenticate, ServerMessage, Subscribe
 from ticker.core.position import Position
 from ticker.errors import BadMessage
 
@@ -75,6 +75,12 @@ class WebSocketFeedConnection:
         except BadMessage as exc:
             return _protocol_ending(str(exc))
 
+    async def authenticate(self, token: str) -> None:
+        """Replace the connection's token in flight (`["auth", token]`); a refusal comes
+        back as an `error` message. A connection already closed ignores it."""
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send_message(encode_client(Authenticate(token)))
+
     async def abort(self) -> None:
         """Drop the socket now; `receive` then returns an Ending."""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -116,8 +122,10 @@ async def connect_websocket(
     zstd: bool,
     connect_timeout_s: float,
     max_message_bytes: int,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> WebSocketFeedConnection:
-    """Connect, upgrade and subscribe; the reader task runs in `nursery`.
+    """Connect, upgrade and subscribe; the reader task runs in `nursery`. `headers` go
+    with the upgrade request (the token's `Authorization`).
 
     The caller must `aclose()` the connection and then cancel `nursery`.
 
@@ -135,6 +143,7 @@ async def connect_websocket(
         host=endpoint.host_header,
         path=endpoint.path,
         client_subprotocols=offered,
+        client_extra_headers=[(k.encode(), v.encode()) for k, v in headers],
         message_queue_size=MESSAGE_QUEUE_SIZE,
         max_message_size=max_message_bytes,
         receive_buffer_size=RECEIVE_BYTES,

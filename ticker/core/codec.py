@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgpack
 
 from ticker.core.messages import (
+    Authenticate,
     ClientCommand,
     DataMessage,
     Error,
@@ -37,6 +38,7 @@ RESET: Final = "r"
 ERROR: Final = "e"
 SUBSCRIBE: Final = "sub"
 UNSUBSCRIBE: Final = "unsub"
+AUTHENTICATE: Final = "auth"
 
 NANOS_FIELDS: Final = frozenset(
     {"bid", "bid_size", "ask", "ask_size", "last", "open", "high", "low", "volume", "change"}
@@ -81,6 +83,8 @@ def encode_client(command: ClientCommand) -> bytes:
     """msgpack bytes of a client command."""
     if isinstance(command, Subscribe):
         return _packb([SUBSCRIBE, list(command.topics), command.position])
+    if isinstance(command, Authenticate):
+        return _packb([AUTHENTICATE, command.token])
     return _packb([UNSUBSCRIBE, list(command.topics)])
 
 
@@ -189,7 +193,10 @@ def decode_client(data: bytes) -> ClientCommand:
     if kind == UNSUBSCRIBE:
         _require(len(obj) == 2, "unsubscribe")
         return Unsubscribe(_topics(obj[1]))
-    raise BadMessage(f"unknown command {echo(kind)}; expected 'sub' or 'unsub'")
+    if kind == AUTHENTICATE:
+        _require(len(obj) == 2 and isinstance(obj[1], str), "auth")
+        return Authenticate(obj[1])
+    raise BadMessage(f"unknown command {echo(kind)}; expected 'sub', 'unsub' or 'auth'")
 
 
 # -- JSON (SSE) ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ their bytes. Plain frozen values; no encoding and no behaviour here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 PROTOCOL_VERSION: Final = 1
@@ -93,5 +93,12 @@ class Unsubscribe:
     topics: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """Client command: replace the connection's token in flight (a refresh)."""
+
+    token: str = field(repr=False)  # a credential: never in a repr or a log line
+
+
 ServerMessage = DataMessage | Hello | Heartbeat | Reset | Error
-ClientCommand = Subscribe | Unsubscribe
+ClientCommand = Subscribe | Unsubscribe | Authenticate

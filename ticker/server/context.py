@@ -8,9 +8,11 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
+from ticker.auth.publishers import Publisher
 from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.compression import FrameCompressor, load_dictionary
@@ -22,6 +24,9 @@ from ticker.server.deep_replay import DeepSource
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
 from ticker.server.stats import ServerStats
+
+if TYPE_CHECKING:
+    from ticker.server.stream_auth import Gate
 
 
 @dataclass(slots=True)
@@ -55,6 +60,10 @@ class ServerContext:
     follower while it runs)."""
     resume_limit: KeyedRateLimit | None = None
     """Resumes per client address (None: not limited)."""
+    auth: Gate | None = None
+    """Tokens, entitlements and live principals (None: `auth` is off, all is open)."""
+    publishers: tuple[Publisher, ...] = ()
+    """Who may publish on /v1/publish (none: publishing is disabled)."""
 
     @property
     def ready(self) -> bool:

@@ -17,12 +17,17 @@ from ticker.core.compression import FrameCompressor
 from ticker.core.hub import Published
 from ticker.core.messages import Error, Heartbeat, Hello, Reset, ServerMessage
 from ticker.core.position import Position
-from ticker.errors import CLOSE_SHUTDOWN, CLOSE_SLOW_CONSUMER
+from ticker.errors import CLOSE_FORBIDDEN, CLOSE_SHUTDOWN, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
 from ticker.server.stats import EndReason
 from ticker.wire.sse import LAST_CHUNK, encode_chunk, encode_event
 from ticker.wire.websocket import Opcode, encode_close, encode_frame
 
 _SLOW = (EndReason.SLOW_OUTBOX, EndReason.SLOW_WRITE, EndReason.SLOW_REPLAY, EndReason.SLOW_PING)
+_AUTH_ENDS = {
+    EndReason.TOKEN_EXPIRED: (CLOSE_UNAUTHORIZED, "token expired"),
+    EndReason.REVOKED: (CLOSE_FORBIDDEN, "token revoked"),
+}
+"""Ends of an authenticated stream: its close code and the text of its reason."""
 
 
 class Framing(Protocol):
@@ -94,6 +99,9 @@ class WebSocketFraming:
             )
         if reason is EndReason.SHUTDOWN:
             return encode_close(CLOSE_SHUTDOWN, f"server shutdown; last={position}")
+        if reason in _AUTH_ENDS:
+            code, text = _AUTH_ENDS[reason]
+            return encode_close(code, f"{text}; last={position}")
         return None
 
 
@@ -155,7 +163,7 @@ class SseFraming:
         return self._heartbeat
 
     def closing(self, reason: EndReason, position: str) -> bytes | None:
-        if reason in (*_SLOW, EndReason.SHUTDOWN):
+        if reason in (*_SLOW, EndReason.SHUTDOWN, *_AUTH_ENDS):
             data = f'{{"reason":"{reason.value}","last":"{position}"}}'
             event = encode_event("end", data).encode()
             return encode_chunk(event) + LAST_CHUNK if self.chunked else event

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from feeds.faults import FaultPlan
+from ticker.auth.publishers import load_publishers
 from ticker.cluster.follower import run_follower
 from ticker.cluster.leader import run_leadership, writer_config
 from ticker.cluster.status import ClusterStatus
@@ -37,7 +38,9 @@ from ticker.server.fanout import Fanout
 from ticker.server.gateway import Gateway
 from ticker.server.hub_batch import HubRejections, publish_batch
 from ticker.server.listener import serve_listener
+from ticker.server.reloads import run_reloads
 from ticker.server.stats import ServerStats
+from ticker.server.stream_auth import build_gate
 from ticker.server.venue_feed import run_venue
 from ticker.venues.reference import LISTINGS
 from ticker.wire.tls import server_context
@@ -121,7 +124,8 @@ async def serve(
             (default `ticker.app.create_app`).
 
     Raises:
-        ConfigError: the certificate or key cannot be loaded.
+        ConfigError: the certificate or key, a token key or the deny list cannot be
+            loaded.
     """
     hub = Hub(config, epoch if epoch is not None else new_epoch(time.time_ns(), random.Random()))
     context = ServerContext(
@@ -133,6 +137,8 @@ async def serve(
         context.resume_limit = KeyedRateLimit(
             config.resume_rate_per_ip_per_s, config.resume_burst_per_ip, config.resume_rate_max_ips
         )
+    context.auth = build_gate(config)  # keys and deny list: a ConfigError at start-up
+    context.publishers = load_publishers(config.publish_token, config.publish_tokens_file)
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)
@@ -158,6 +164,7 @@ async def serve(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_heartbeats, context)
+        nursery.start_soon(run_reloads, context)  # deny list, publish tokens (if any)
         if not config.redis_url:
             nursery.start_soon(run_hub, context, receive)
             await start_venues(nursery)

@@ -1,18 +1,21 @@
 """The publish endpoint `GET /v1/publish`: a feed replayer pushes normalized events in.
 
 A binary WebSocket (subprotocol `ticker.publish.v1`) for publishers only: the request
-must carry `Authorization: Bearer <publish_token>` (compared in constant time, never
-logged); no token configured means publishing is off (403), a wrong or missing one
-gets 401 before any upgrade. Each batch is checked whole, then awaited into the hub's
-bounded queue, and acknowledged: while the hub is behind we stop reading the socket,
-so backpressure reaches the publisher through TCP. Bad batches get an error and a
-counter; the data decisions live in `ticker.model.event_codec` and `publish_protocol`.
+must carry `Authorization: Bearer <token>` of a named publisher (`publish_token` or
+`publish_tokens_file`; compared in constant time, never logged; each limited to topics
+and venues, `ticker.auth.publishers`) or, with `auth` on, a client token with a
+`publish` claim (checked again before each batch: expired or revoked closes); none
+possible means publishing is off (403), a wrong or missing one gets 401 before any
+upgrade. Each batch is checked whole, then
+awaited into the hub's bounded queue, and acknowledged: while the hub is behind we stop
+reading the socket, so backpressure reaches the publisher through TCP. Bad batches get
+an error and a counter; the data decisions live in `ticker.model.event_codec` and
+`publish_protocol`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,14 +24,18 @@ from functools import partial
 
 import trio
 
+from ticker.auth.principal import Principal
+from ticker.auth.publishers import Publisher, match, refusal
 from ticker.errors import (
     CLOSE_BAD_REQUEST,
+    CLOSE_FORBIDDEN,
     CLOSE_SHUTDOWN,
     BadMessage,
     ProtocolError,
 )
 from ticker.model.event_codec import check_event
 from ticker.model.events import NormalizedEvent
+from ticker.server import stream_auth
 from ticker.server.context import ServerContext
 from ticker.server.keepalive import KeepaliveReader
 from ticker.server.stats import EndReason
@@ -66,6 +73,9 @@ MAX_ERRORS_PER_CONNECTION = 32
 @dataclass(slots=True)
 class _Session:
     peer: str
+    publisher: Publisher
+    principal: Principal | None = None
+    """Set for a publisher with a client token (its `publish` claim): checked per batch."""
     batches: int = 0
     events: int = 0
     refused: int = 0
@@ -95,22 +105,6 @@ def presented_token(head: RequestHead) -> str | None:
     return token.strip(" \t")
 
 
-def token_matches(presented: str | None, expected: str) -> bool:
-    """Constant-time comparison of bytes; an empty expected token matches nothing.
-
-    Header values arrive decoded as latin-1, so encoding `presented` as latin-1 gives back
-    the bytes on the wire; the configured token is compared as its UTF-8 bytes (which is
-    how `ticker replay` sends it), so a non-ASCII token works too.
-    """
-    if presented is None or not expected:
-        return False
-    try:
-        wire = presented.encode("latin-1")
-    except UnicodeEncodeError:  # not from a header: no byte form to compare
-        return False
-    return hmac.compare_digest(wire, expected.encode("utf-8"))
-
-
 def accept_publish(
     sock: Transport, peer: str, head: RequestHead, context: ServerContext, extra: bytes = b""
 ) -> Callable[[], Awaitable[None]] | None:
@@ -127,13 +121,18 @@ def accept_publish(
         OSError: the connection broke.
     """
     config, stats = context.config, context.stats
-    if not config.publish_token:
+    token = presented_token(head)
+    publisher = match(context.publishers, _wire_bytes(token))
+    principal = None
+    if publisher is None and (found := stream_auth.token_publisher(context, token)):
+        publisher, principal = found
+    if not context.publishers and context.auth is None:
         stats.bad_requests += 1
         stats.ends["publish_disabled"] += 1
         log.info("publish refused from %s: publishing is disabled", peer)
         send_small(sock, _refusal(403, "Forbidden", "publishing is disabled on this server"))
         return None
-    if not token_matches(presented_token(head), config.publish_token):
+    if publisher is None:
         stats.bad_requests += 1
         stats.ends["unauthorized"] += 1
         log.info("publish refused from %s: missing or wrong token", peer)
@@ -154,7 +153,18 @@ def accept_publish(
         stats.ends[EndReason.LIMIT.value] += 1
         raise BadRequest(f"at most {config.max_publishers} publishers at once", 429)
     send_small(sock, response)
-    return partial(_run, sock, _Session(peer), context, channel, extra)
+    session = _Session(peer, publisher, principal)
+    return partial(_run, sock, session, context, channel, extra)
+
+
+def _wire_bytes(presented: str | None) -> bytes | None:
+    """A header value's bytes on the wire (it arrives decoded as latin-1)."""
+    if presented is None:
+        return None
+    try:
+        return presented.encode("latin-1")
+    except UnicodeEncodeError:  # not from a header: no byte form to compare
+        return None
 
 
 async def _run(
@@ -180,9 +190,10 @@ async def _run(
             with contextlib.suppress(OSError):
                 sock.send(encode_close(CLOSE_SHUTDOWN, "server shutting down"))
         log.info(
-            "publisher end peer=%s reason=%s duration_s=%.1f batches=%d events=%d refused=%d",
-            session.peer, reason.value, time.monotonic() - opened, session.batches,
-            session.events, session.refused,
+            "publisher end peer=%s publisher=%s reason=%s duration_s=%.1f batches=%d events=%d "
+            "refused=%d",
+            session.peer, session.publisher.name, reason.value, time.monotonic() - opened,
+            session.batches, session.events, session.refused,
         )  # fmt: skip
 
 
@@ -239,6 +250,13 @@ async def _read_batches(
                 return EndReason.PROTOCOL_ERROR
             for frame in frames:
                 if isinstance(frame, Message):
+                    ending = stream_auth.publisher_ending(
+                        context, session.principal, session.publisher
+                    )
+                    if ending is not None:
+                        code, text, reason = ending
+                        await _write(sock, encode_close(code, text), write_timeout)
+                        return reason
                     reply = await _publish(frame, session, context, channel)
                     if isinstance(reply, Refused):
                         errors += 1
@@ -285,6 +303,9 @@ async def _publish(
         problem = check_event(event, context.known_symbols)
         if problem is not None:
             return Refused(CLOSE_BAD_REQUEST, f"event {index}: {problem}", batch.batch_id)
+        forbidden = refusal(session.publisher, event)
+        if forbidden is not None:
+            return Refused(CLOSE_FORBIDDEN, f"event {index}: {forbidden}", batch.batch_id)
     if context.shutting_down:
         return Refused(CLOSE_SHUTDOWN, "server shutting down", batch.batch_id)
     if context.cluster is not None and not context.cluster.leading:

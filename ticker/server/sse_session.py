@@ -17,9 +17,10 @@ from functools import partial
 import trio
 
 from ticker.core.compression import DICTIONARY_ID
-from ticker.core.messages import PROTOCOL_VERSION, Hello
+from ticker.core.messages import PROTOCOL_VERSION, Error, Hello
 from ticker.core.position import Position
-from ticker.errors import ProtocolError, echo
+from ticker.errors import CLOSE_FORBIDDEN, ProtocolError, echo
+from ticker.server import stream_auth
 from ticker.server.context import ServerContext
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
@@ -106,9 +107,12 @@ def accept_sse(
 
     Raises:
         BadRequest: bad method, topics, position or max_rate (nothing was sent yet).
+        Unauthorized: no token where one is required, or a bad one (nothing was sent).
+        Forbidden: none of the topics is within the token's entitlements.
         OSError: the connection broke.
     """
     config = context.config
+    principal = stream_auth.authenticate_head(context, head)
     query = parse_sse_query(
         head,
         known_symbols=context.known_symbols,
@@ -116,6 +120,8 @@ def accept_sse(
         max_rate_per_s=config.sse_max_rate_per_s,
     )
     topics, position, max_rate = query.topics, query.position, query.max_rate
+    patterns = parse_patterns(topics, context.known_symbols)
+    forbidden = stream_auth.narrow_or_refuse(context, principal, patterns).forbidden
     if len(context.fanout) >= config.max_connections:
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:
@@ -143,10 +149,15 @@ def accept_sse(
     )
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
     subscriber.control.append(framing.control(hello))
+    if forbidden:
+        # The allowed topics stream; the client is told which were refused.
+        error = Error(CLOSE_FORBIDDEN, stream_auth.not_entitled(forbidden))
+        subscriber.control.append(framing.control(error))
     send_small(sock, response_head(head.http_version))
 
     async def read_loop() -> EndReason:
         # Inside the session: the connection is in the fanout and its nursery exists.
+        stream_auth.attach(context, subscriber, principal)
         subscribe(
             subscriber,
             topics,
@@ -157,6 +168,7 @@ def accept_sse(
             known_symbols=context.known_symbols,
             max_subscriptions=config.max_subscriptions,
             deep=context.deep_source,
+            grants=stream_auth.grants_of(context, subscriber),
         )
         if max_rate is not None:
             nursery = subscriber.nursery

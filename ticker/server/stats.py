@@ -35,6 +35,10 @@ class EndReason(enum.Enum):
     BAD_REQUEST = "bad_request"
     LIMIT = "limit"
     SHUTDOWN = "shutdown"
+    TOKEN_EXPIRED = "token_expired"
+    """Its token's `exp` passed without a refresh (WebSocket 4401)."""
+    REVOKED = "revoked"
+    """Its token's `jti` or `sub` was put on the deny list (WebSocket 4403)."""
 
 
 FANOUT_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ticker.auth.grants import Grant, narrow
 from ticker.core.hub import Hub
 from ticker.core.messages import Reset as ResetMessage
 from ticker.core.position import Position
 from ticker.core.ratelimit import KeyedRateLimit
 from ticker.core.replay import Replay, ReplayRun, ResetReason
 from ticker.core.topics import WILDCARD, TopicPattern
-from ticker.errors import CLOSE_LIMIT_REACHED, BadTopic, ProtocolError
+from ticker.errors import CLOSE_LIMIT_REACHED, BadTopic, Forbidden, ProtocolError
 from ticker.server.deep_replay import DeepSource, run_deep_replay
 from ticker.server.fanout import Fanout
 from ticker.server.stats import ServerStats
@@ -98,8 +99,15 @@ def subscribe(
     known_symbols: frozenset[str],
     max_subscriptions: int,
     deep: DeepSource | None = None,
-) -> None:
+    grants: tuple[Grant, ...] | None = None,
+) -> list[str]:
     """Add patterns to a connection and queue what it must see before going live.
+
+    With `grants` (the connection's entitlements; None: everything), each pattern is
+    narrowed to them first (`ticker.auth.grants.narrow`): the connection holds only
+    patterns inside its entitlements, so its fanout, replay, reset and snapshots never
+    carry a topic outside them. Patterns with no allowed topic are returned; the
+    allowed ones proceed.
 
     The first subscribe, with no position: a snapshot of every matching topic. With a
     position inside the replay buffer: exactly the matching messages after it. Older
@@ -109,12 +117,21 @@ def subscribe(
     `takes_position`): its new topics get snapshots, written after everything already
     queued for the connection and consistent with the position they are written at.
 
+    Returns:
+        The requested patterns refused as outside `grants` (empty: none).
+
     Raises:
         BadTopic, BadPosition, LimitReached: nothing was changed.
+        Forbidden: every pattern is outside `grants`; nothing was changed.
     """
-    patterns = [
-        p for p in parse_patterns(texts, known_symbols) if str(p) not in subscriber.patterns
-    ]
+    requested = parse_patterns(texts, known_symbols)
+    forbidden: list[str] = []
+    if grants is not None:
+        narrowed = narrow(requested, grants, known_symbols)
+        requested, forbidden = narrowed.allowed, narrowed.forbidden
+        if not requested:
+            raise Forbidden(f"not entitled to: {', '.join(forbidden)}")
+    patterns = [p for p in requested if str(p) not in subscriber.patterns]
     if len(subscriber.patterns) + len(patterns) > max_subscriptions:
         raise LimitReached(f"at most {max_subscriptions} topic patterns per connection")
     first = takes_position(subscriber)
@@ -133,7 +150,7 @@ def subscribe(
         for topic in matching_topics(hub.topics(), patterns):
             subscriber.outbox.conflate(topic)
         subscriber.flush_nowait()
-        return
+        return forbidden
     reset: ResetMessage | None = None
     if position is not None:
         answer = hub.since(position)
@@ -143,7 +160,7 @@ def subscribe(
             # loop, and live messages wait in its outbox until the run is written.
             subscriber.backlog.append(ReplayBacklog(ReplayRun(answer.entries), patterns))
             subscriber.flush_nowait()
-            return
+            return forbidden
         if (
             deep is not None
             and answer.reason is ResetReason.TOO_OLD
@@ -164,7 +181,7 @@ def subscribe(
                 hub.position.offset,
             )
             subscriber.flush_nowait()
-            return
+            return forbidden
         stats.resets += 1
         current = hub.position
         reset = ResetMessage(current.epoch, current.offset, answer.reason.value)
@@ -176,10 +193,20 @@ def subscribe(
         subscriber.add_snapshots(SnapshotBurst(snapshots, hub.position, reset))
     else:
         subscriber.flush_nowait()
+    return forbidden
 
 
-def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) -> None:
+def unsubscribe(
+    subscriber: Subscriber,
+    texts: Iterable[str],
+    fanout: Fanout,
+    grants: tuple[Grant, ...] | None = None,
+    known_symbols: frozenset[str] = frozenset(),
+) -> None:
     """Remove patterns (unknown ones are ignored); what waits for them is not sent.
+
+    With `grants`, a pattern also removes what `subscribe` narrowed it to (`quote.*`
+    held as `quote.BTC-USD` under a grant of that one topic).
 
     Bounded work whatever is queued: queued messages and snapshots are filtered as they
     are written (`Subscriber.patterns_changed`); only a resume's replay, always at the
@@ -191,8 +218,12 @@ def unsubscribe(subscriber: Subscriber, texts: Iterable[str], fanout: Fanout) ->
     removed: set[str] = set()
     for text in texts:
         pattern = TopicPattern.parse(text.strip())
-        if subscriber.patterns.pop(str(pattern), None) is not None:
-            removed.add(str(pattern))
+        names = [str(pattern)]
+        if grants is not None:
+            names += [str(p) for p in narrow([pattern], grants, known_symbols).allowed]
+        for name in names:
+            if subscriber.patterns.pop(name, None) is not None:
+                removed.add(name)
     if not removed:
         return
     fanout.patterns_changed(subscriber)

@@ -16,8 +16,15 @@ import trio
 
 from ticker.core.codec import decode_client
 from ticker.core.compression import DICTIONARY_ID
-from ticker.core.messages import PROTOCOL_VERSION, Error, Hello, Subscribe
-from ticker.errors import CLOSE_BAD_REQUEST, CLOSE_LIMIT_REACHED, CLOSE_SHUTDOWN, ProtocolError
+from ticker.core.messages import PROTOCOL_VERSION, Authenticate, Error, Hello, Subscribe
+from ticker.errors import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_LIMIT_REACHED,
+    CLOSE_SHUTDOWN,
+    Forbidden,
+    ProtocolError,
+)
+from ticker.server import stream_auth
 from ticker.server.context import ServerContext
 from ticker.server.keepalive import KeepaliveReader
 from ticker.server.session import run_session
@@ -54,8 +61,10 @@ def accept_websocket(
 
     Raises:
         BadRequest: not a valid upgrade for this endpoint (nothing was sent yet).
+        Unauthorized: no token where one is required, or a bad one (nothing was sent).
         OSError: the connection broke.
     """
+    principal = stream_auth.authenticate_head(context, head, cookie=False)
     response, chosen = upgrade_response(head, (SUBPROTOCOL_ZSTD, SUBPROTOCOL))
     zstd = chosen == SUBPROTOCOL_ZSTD
     send_small(sock, response)
@@ -93,6 +102,7 @@ def accept_websocket(
 
     async def read_loop() -> EndReason:
         subscriber.flush_nowait()  # the hello, now that the session's nursery exists
+        stream_auth.attach(context, subscriber, principal)
         return await _read_commands(sock, subscriber, context, extra)
 
     return partial(run_session, subscriber, "ws", context, read_loop)
@@ -163,12 +173,14 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
         if not message.binary:
             raise ProtocolError("commands are binary msgpack frames, not text")
         command = decode_client(message.payload)
-        if isinstance(command, Subscribe):
+        if isinstance(command, Authenticate):
+            stream_auth.refresh(context, subscriber, command.token)
+        elif isinstance(command, Subscribe):
             if command.position is not None and takes_position(subscriber):
                 admit_resume(
                     subscriber.peer, context.resume_limit, context.stats, trio.current_time()
                 )
-            subscribe(
+            forbidden = subscribe(
                 subscriber,
                 command.topics,
                 command.position,
@@ -178,9 +190,14 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
                 known_symbols=context.known_symbols,
                 max_subscriptions=context.config.max_subscriptions,
                 deep=context.deep_source,
+                grants=stream_auth.grants_of(context, subscriber),
             )
+            if forbidden:
+                # The allowed patterns proceed; the client is told which were refused.
+                raise Forbidden(stream_auth.not_entitled(forbidden))
         else:
-            unsubscribe(subscriber, command.topics, context.fanout)
+            grants = stream_auth.grants_of(context, subscriber)
+            unsubscribe(subscriber, command.topics, context.fanout, grants, context.known_symbols)
     except ProtocolError as exc:
         context.stats.bad_requests += 1
         subscriber.control.append(subscriber.framing.control(Error(exc.close_code, str(exc))))

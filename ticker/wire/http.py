@@ -149,7 +149,12 @@ def render_error(status: int, message: str) -> bytes:
     """A plain-text error response that closes the connection."""
     body = (message + "\n").encode("utf-8")
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
-    return render_response(status, headers, body)
+    return render_response(status, headers + _challenge(status), body)
+
+
+def _challenge(status: int) -> list[tuple[str, str]]:
+    """A 401 names the scheme it wants (RFC 9110 11.6.1)."""
+    return [("WWW-Authenticate", 'Bearer realm="ticker"')] if status == 401 else []
 
 
 def render_json_error(status: int, message: str) -> bytes:
@@ -161,4 +166,4 @@ def render_json_error(status: int, message: str) -> bytes:
         ("Cache-Control", "no-store"),
         ("Connection", "close"),
     ]
-    return render_response(status, headers, body)
+    return render_response(status, headers + _challenge(status), body)
