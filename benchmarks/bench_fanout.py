@@ -80,7 +80,7 @@ COALESCE = 64
 `publish_batch_events` (checked against `Config()` at the start of a run)."""
 RATE_PER_S = 50.0
 DEFAULT_MIX = "70:quote.*;20:book.BTC-USD;10:quote.*,ticker.*,book.*,trade.*"
-DEFAULT_VENUE_RATE = 300.0
+DEFAULT_VENUE_RATE = 100.0
 """Messages a second from each simulated venue in the `venues` shape (shipped: 20)."""
 QUOTES = ("ticker", "websockets", "c-floor", "raw-trio")
 """The servers of the `quotes` shape (WebSocket); ticker also serves it over SSE."""
@@ -793,7 +793,7 @@ def quotes_tables(summary: dict[Key, dict[str, float]]) -> str:
         "| transport | server | N | runs | one-per-send verified/s | of C floor | msgs/write "
         "| CPU | coalesced verified/s | of C floor | msgs/write | CPU | @50/s delivered | "
         "p50 ms | p99 ms | CPU | unexplained / conflations / evictions | loadgen CPU (max) "
-        "| mem/idle conn | others+steal (max) |",
+        "| mem/idle conn KB | others+steal (max) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {name: i for i, name in enumerate(QUOTES)}
@@ -814,7 +814,7 @@ def quotes_tables(summary: dict[Key, dict[str, float]]) -> str:
             f"{num(m['rate_share'], '.0%')} | {ms(m['p50'])} | {ms(m['p99'])} | "
             f"{m['rate_cpu']:.2f} | {m['unexplained']:.0f} / {m['conflations']:.0f} / "
             f"{m['evictions']:.0f} | {m['loadgen_cpu']:.2f} | "
-            f"{num(m['mem'] / 1024, '.1f')} KB | {m['foreign']:.2f} |"
+            f"{num(m['mem'] / 1024, '.1f')} | {m['foreign']:.2f} |"
         )
     lines += [
         "",
@@ -928,12 +928,18 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(QUOTES), help="servers of `quotes`")
     parser.add_argument("--mix", default=DEFAULT_MIX, help="`venues` clients: W:P,P;W:P...")
     parser.add_argument("--venue-rate", type=float, default=DEFAULT_VENUE_RATE)
+    parser.add_argument("--attempts", type=int, help="tries of a disturbed session")
+    parser.add_argument("--quiet-wait", type=float, help="longest wait for a quiet machine, s")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.clients:
         plan = replace(plan, clients=tuple(args.clients))
     if args.runs:
         plan = replace(plan, runs=args.runs)
+    if args.attempts:
+        plan = replace(plan, attempts=args.attempts)
+    if args.quiet_wait is not None:
+        plan = replace(plan, quiet_wait_s=args.quiet_wait)
     shapes = args.shapes.split(",")
     servers = [s for s in args.servers.split(",") if s]
     os.sched_setaffinity(0, {LOADGEN_CPU})  # keep this script off the server's core
