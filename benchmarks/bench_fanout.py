@@ -94,7 +94,9 @@ QUIET_LOAD = 0.10
 QUIET_WAIT_S = 120.0
 FOREIGN_WARN = 0.05
 """Other processes' CPU (or steal) during a window above this, in cores, marks it disturbed."""
-WINDOWS = ("one", "coalesce", "rate50")
+WINDOWS = ("rate50", "one", "coalesce")
+"""In this order: the latency window first, so that no flood's backlog (SSE renders more
+slowly than it floods) is still draining during it."""
 
 
 class BenchError(RuntimeError):
