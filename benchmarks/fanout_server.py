@@ -13,6 +13,12 @@ stdin, one command a line, and reads one JSON object a line from stdout:
     stats              the server's counters     -> {"event": "stats", ...}
     quit               stop the server and exit (so does end of input, or --max-seconds)
 
+It runs with ticker's SHIPPED settings (`Config()` defaults: `publish_batch_events`,
+`heartbeat_s`, outbox and send buffer sizes) unless a flag says otherwise, and reports
+them in its `ready` line. `--venues` runs the real venue pipeline instead of the
+publisher (the simulated venues at `--venue-rate` messages a second each: books,
+trades, quotes, ticker; publishing commands are then refused).
+
 In a cluster (bench_cluster.py), `--role hub --redis-url URL` runs the publisher into a
 hub that writes the cluster log, and `--role edge --redis-url URL` runs no publisher at
 all: it follows the log and answers `stats` (publishing commands are refused).
@@ -43,6 +49,18 @@ CYCLE = 8
 """Updates per symbol before the events repeat; consecutive ones always differ."""
 FLOOD_CHUNK = 256
 """Events offered without blocking before the flood publisher yields once."""
+SHOWN = ("publish_batch_events", "heartbeat_s", "outbox_max_bytes", "send_buffer_bytes")
+"""Settings the `ready` line always states (the ones a fanout figure depends on)."""
+SETTINGS_REPORTED = (
+    *SHOWN,
+    "max_connections",
+    "venue_rate_per_s",
+    "keyframe_interval",
+    "fanout_leaf_size",
+    "write_timeout_s",
+    "ingest_queue_batches",
+)
+"""Settings the `ready` line states when they differ from the shipped default."""
 LOCKSTEP_SPIN_LIMIT = 10_000
 """Scheduler rounds a lockstep publisher waits for the hub before giving up on one event."""
 
@@ -242,7 +260,7 @@ async def control(handle: ServerHandle, publisher: Publisher | None, nursery: tr
                     continue
                 command, args = words[0], [float(w) for w in words[1:]]
                 if publisher is None and command in ("flood", "lockstep", "rate", "paced", "halt"):
-                    emit("error", message=f"{command}: an edge has no publisher")
+                    emit("error", message=f"{command}: no publisher (an edge, or --venues)")
                 elif command in ("flood", "lockstep", "rate", "paced"):
                     assert publisher is not None
                     publisher.halt()
@@ -262,21 +280,26 @@ async def control(handle: ServerHandle, publisher: Publisher | None, nursery: tr
 
 async def main(args: argparse.Namespace) -> None:
     fd_limit = raise_fd_limit()
+    shipped = Config()
     config = Config(
         host="127.0.0.1",
         port=args.port,
-        heartbeat_s=3600,
+        heartbeat_s=args.heartbeat_s if args.heartbeat_s is not None else shipped.heartbeat_s,
         max_connections=args.max_connections,
         publish_batch_events=args.batch,
+        venue_rate_per_s=args.venue_rate,
         role=args.role,
         redis_url=args.redis_url,
         cluster=args.cluster,
     )
     with trio.move_on_after(args.max_seconds):
         async with trio.open_nursery() as nursery:
-            handle: ServerHandle = await nursery.start(partial(serve, config, run_venues=False))
+            serving = partial(serve, config, run_venues=args.venues)
+            handle: ServerHandle = await nursery.start(serving)
             publisher: Publisher | None = None
-            if config.role != "edge":
+            if args.venues:
+                pass  # the venues publish; a client's subscribe burst holds what they sent
+            elif config.role != "edge":
                 publisher = Publisher(handle)
                 await publisher.prime()
             else:
@@ -287,6 +310,12 @@ async def main(args: argparse.Namespace) -> None:
                 pid=os.getpid(),
                 fd_limit=fd_limit,
                 publish_batch_events=config.publish_batch_events,
+                settings={
+                    name: getattr(config, name)
+                    for name in SETTINGS_REPORTED
+                    if getattr(config, name) != getattr(shipped, name) or name in SHOWN
+                },
+                venues=list(config.venues) if args.venues else [],
                 role=config.role,
                 code=os.path.dirname(ticker.__file__),
             )
@@ -302,6 +331,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-connections", type=int, default=20_000)
     parser.add_argument(
         "--batch", type=int, default=Config().publish_batch_events, help="publish_batch_events"
+    )
+    parser.add_argument(
+        "--heartbeat-s", type=float, default=None, help="heartbeat_s (default: shipped)"
+    )
+    parser.add_argument("--venues", action="store_true", help="run the simulated venues")
+    parser.add_argument(
+        "--venue-rate", type=float, default=Config().venue_rate_per_s, help="venue_rate_per_s"
     )
     parser.add_argument("--role", default="all", choices=("all", "hub", "edge"))
     parser.add_argument("--redis-url", default="", help="the cluster log (hub, edge)")

@@ -6,8 +6,14 @@ snapshots, as ticker answers `["sub", ["quote.*"], null]`; later commands are re
 ignored. Messages have ticker's shape and size (`["d", topic, seq, offset, ts, {"bid",
 "bid_size"}]`, 56 bytes, a keyframe every 100 per topic), each encoded once with a fresh
 ts and handed to `broadcast()`. Same control protocol as fanout_server.py (stdin
-commands, JSON lines on stdout; `paced` is `rate` here, since every broadcast is its own
-write anyway). A benchmark harness only.
+commands, JSON lines on stdout; `paced` is `rate` here).
+
+`--coalesce K` lets the peer coalesce as ticker does, on equal terms: whatever the
+publisher has at hand (a flood step, or the messages due at once when `rate` is late)
+goes as several messages in one frame, at most K (ticker's shipped
+`publish_batch_events`, 64), as the protocol allows; `broadcast()` then writes each
+frame once per connection. `lockstep` is always one message per frame. Without it (K =
+1) every message is its own broadcast. A benchmark harness only.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ NANOS = 10**9
 CYCLE = 8
 KEYFRAME_INTERVAL = 100
 FLOOD_BURST = 64
-"""Messages broadcast back to back before the flood publisher yields to the loop."""
+"""Messages published back to back before the flood publisher yields to the loop (the same
+as ticker's shipped `publish_batch_events`, so a coalescing flood step is one frame)."""
 SAMPLE_EVERY = 64
 """Every this many broadcasts, count the connections whose transport holds unsent bytes."""
 
@@ -95,7 +102,8 @@ class Feed:
 class Peer:
     """The broadcast set, the feed, the publisher and the counters."""
 
-    def __init__(self) -> None:
+    def __init__(self, coalesce: int) -> None:
+        self.coalesce = coalesce
         self.feed = Feed()
         self.subscribers: set[ServerConnection] = set()
         self.connections = 0
@@ -130,12 +138,26 @@ class Peer:
         self.broadcasts += 1
         self.offered += len(subscribers)
 
+    def publish(self, count: int) -> None:
+        """`count` messages: one broadcast each, or (coalescing) frames of up to K."""
+        if self.coalesce <= 1:
+            for _ in range(count):
+                self.broadcast_one()
+            return
+        while count > 0:
+            k = min(count, self.coalesce)
+            count -= k
+            subscribers = self.subscribers
+            frame = b"".join(self.feed.next_message() for _ in range(k))
+            broadcast(subscribers, frame)
+            self.broadcasts += 1
+            self.offered += len(subscribers) * k
+
     async def flood(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while loop.time() < deadline:
-            for _ in range(FLOOD_BURST):
-                self.broadcast_one()
+            self.publish(FLOOD_BURST)
             await asyncio.sleep(0)
 
     async def lockstep(self, seconds: float) -> None:
@@ -147,10 +169,9 @@ class Peer:
             await asyncio.sleep(0)
 
     async def rate(self, per_s: float, seconds: float) -> None:
-        """`per_s` messages a second; late ones go at once, one per loop iteration.
-
-        broadcast() writes each message on its own, so sending late ones back to back
-        would only stall the loop (its control channel included) for longer.
+        """`per_s` messages a second; late ones go at once: coalescing, in frames of up to
+        K; otherwise one per loop iteration (broadcast() writes each message on its own,
+        so sending late ones back to back would only stall the loop for longer).
         """
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -158,9 +179,12 @@ class Peer:
         done = 0
         while done < total:
             due = min(total, int((loop.time() - start) * per_s) + 1)
-            for _ in range(due - done):
-                self.broadcast_one()
-                await asyncio.sleep(0)
+            if self.coalesce > 1:
+                self.publish(due - done)
+            else:
+                for _ in range(due - done):
+                    self.broadcast_one()
+                    await asyncio.sleep(0)
             done = due
             await asyncio.sleep(max(start + done / per_s - loop.time(), 0))
 
@@ -221,7 +245,7 @@ async def control(peer: Peer) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     fd_limit = raise_fd_limit()
-    peer = Peer()
+    peer = Peer(args.coalesce)
     async with serve(
         peer.handler,
         "127.0.0.1",
@@ -231,7 +255,7 @@ async def main(args: argparse.Namespace) -> None:
         backlog=4096,
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        emit("ready", port=port, pid=os.getpid(), fd_limit=fd_limit)
+        emit("ready", port=port, pid=os.getpid(), fd_limit=fd_limit, coalesce=args.coalesce)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(control(peer), timeout=args.max_seconds)
         peer.halt()
@@ -242,6 +266,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=900.0, help="lifetime bound")
+    parser.add_argument(
+        "--coalesce", type=int, default=1, help="most messages per frame (1: one per broadcast)"
+    )
     return parser.parse_args()
 
 

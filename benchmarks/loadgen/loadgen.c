@@ -2,27 +2,42 @@
  * loadgen: the fanout benchmark's load generator (benchmarks/bench_fanout.py builds it).
  *
  * One thread, one epoll set, non-blocking sockets. Opens N WebSocket or SSE streams to
- * 127.0.0.1 at a bounded connect rate, subscribes each to `quote.*`, then reads: it
- * counts data messages and records their end-to-end latency (receive wall time minus
- * the message's `ts`, microseconds since the epoch, CLOCK_REALTIME on both sides).
+ * 127.0.0.1 at a bounded connect rate, subscribes each (`--topics`, or `--mix` to give
+ * each client one of several weighted pattern lists), then reads and VERIFIES every
+ * client's stream: every frame is decoded, and a data message counts as a delivery (and
+ * its latency is recorded) only when it passes the protocol's checks:
+ *
+ *   - per connection and topic: a delta carries the held seq + 1 (else `seq_gaps` or
+ *     `seq_repeats`; a delta of a topic never snapshotted is `seq_no_snapshot`);
+ *   - a snapshot of a held topic may jump ahead only on a latest-value or book topic
+ *     (`conflations`, explained: the slow-consumer catch-up); a jump on an event topic
+ *     (`trade.*`) is a hole (`seq_gaps`); a snapshot below the held seq is a stale
+ *     repeat the protocol says to ignore (`stale`, not a delivery);
+ *   - offsets: a delta's offset exceeds every offset received before it, and a
+ *     heartbeat's is at least that (else `offset_backwards`);
+ *   - a close frame 4008 (WebSocket) or an `end` event (SSE) is an `eviction`
+ *     (explained); any other server close, a malformed frame, a reset or a topic beyond
+ *     TOPIC_SLOTS is unexplained.
+ *
+ * `unexplained` sums every unexplained count; a figure with unexplained > 0 is not a
+ * rate. `--payload peer` reads the bench-peers servers' frames instead (bytes 0..7
+ * CLOCK_MONOTONIC ns, bytes 8..15 the publisher's seq, both little-endian): one seq
+ * per connection that must rise by exactly one.
  *
  * Control on stdin, one command a line; results on stdout, one JSON object a line:
  *   (after connecting)  {"event":"ready",...}
  *   start               begin a measurement window (counters and histogram reset)
- *   stop                end it: {"event":"window",...}
+ *   stop                end it: {"event":"window",...} (verification: the window's
+ *                       counts as `w_*`, and the totals since the start)
  *   quit                exit (also on stdin EOF, or after --max-seconds)
+ * `--replay FILE` feeds one connection's bytes after the response head (WebSocket
+ * frames, or the SSE chunked body) from FILE through the same code and prints the
+ * verification as one JSON line: the verifier's unit tests use it.
  *
  * WebSocket: server frames are unmasked; 7/16/64-bit lengths; a read may end inside a
  * frame (the rest is carried to the next read). A frame may hold several concatenated
- * msgpack messages; a data message is an array whose first element is "s" or "d" and
- * whose 5th element is ts. Pings get pongs. Each WebSocket data message is also checked
- * against the protocol's sequences, per connection and topic (up to TOPIC_SLOTS topics
- * a connection): a delta must carry the topic's last seq + 1 after a snapshot of that
- * topic, a snapshot must not go backwards, and a delta's offset must exceed every offset
- * received before it. Violations are counted (`seq_gaps`, `seq_repeats`,
- * `seq_no_snapshot`, `offset_backwards`, since the start), never fatal. SSE: a chunked
- * HTTP/1.1 body; an event named `delta` or `snapshot` is a data message; ts is read from
- * `"ts":` on its data line (SSE sequences are not checked).
+ * msgpack messages. Pings get pongs. SSE: a chunked HTTP/1.1 body; `topic`, `seq`,
+ * `offset` and `ts` are read from the leading keys of each event's JSON data line.
  * --port takes a comma-separated list: connection i goes to port i mod count.
  */
 #define _GNU_SOURCE
@@ -51,10 +66,13 @@
 #define MSGPACK_MAX_DEPTH 32
 #define LINEAR_US 1000000 /* 1 us buckets up to 1 s, then one bucket per power of 2 */
 #define LOG_BUCKETS 64
-#define TOPIC_SLOTS 8
+#define TOPIC_SLOTS 64 /* 44 topics exist (11 symbols x 4 channels) */
 #define MAX_PORTS 16
+#define MAX_MIX 8
+#define MAX_PATTERNS 8
 
 enum mode { MODE_WS, MODE_SSE };
+enum payload { PAYLOAD_TICKER, PAYLOAD_PEER };
 enum state { ST_CONNECTING, ST_HEAD, ST_OPEN, ST_CLOSED };
 enum chunk_state { CH_SIZE, CH_DATA, CH_CRLF, CH_END };
 
@@ -73,13 +91,26 @@ struct conn {
     uint64_t chunk_left;
     char line[LINE_MAX_BYTES];
     size_t line_len;
-    int event_is_data;
-    int event_has_ts;
-    int64_t event_ts;
-    /* WebSocket sequence check: per topic (by hash) the last seq held; 0 = free slot */
+    int event_kind; /* SSE_* below */
+    int event_has_ts, event_has_seq, event_has_offset;
+    int64_t event_ts, event_seq, event_offset;
+    char event_topic[64];
+    size_t event_topic_len;
+    /* sequence check: per topic (by hash) the last seq held; 0 = free slot */
     uint64_t topic_hash[TOPIC_SLOTS];
     int64_t topic_seq[TOPIC_SLOTS];
     int64_t last_offset;
+    int64_t peer_seq; /* --payload peer: the last seq received, -1 before the first */
+    int group;        /* --mix: which pattern list this client subscribed to */
+    int evicted;      /* the server said so (close 4008, SSE `end`) before closing */
+};
+
+enum { SSE_OTHER, SSE_SNAPSHOT, SSE_DELTA, SSE_HEARTBEAT, SSE_END, SSE_RESET };
+
+/* What the verifier counted: one set since the start, one for the window. */
+struct verify {
+    uint64_t checked, verified, gaps, repeats, no_snapshot, untracked, offset_backwards;
+    uint64_t conflations, stale, evictions, resets, closed_other, malformed;
 };
 
 static struct {
@@ -93,7 +124,18 @@ static struct {
     double max_seconds;
     double ready_timeout_s;
     const char *topics;
-} opt = {MODE_WS, 0, {0}, 0, 100, 2000.0, 256, 600.0, 60.0, "quote.*"};
+    enum payload payload;
+    const char *replay;
+} opt = {MODE_WS, 0, {0}, 0, 100, 2000.0, 256, 600.0, 60.0, "quote.*", PAYLOAD_TICKER, NULL};
+
+/* --mix "70:quote.*;20:book.BTC-USD;10:quote.*,ticker.*,book.*,trade.*": client i
+ * takes the group where i mod (sum of weights) falls (so the shares are exact). */
+static struct {
+    int weight;
+    char patterns[256]; /* comma-separated */
+} mix[MAX_MIX];
+static int nmix, mix_total;
+static long group_clients[MAX_MIX];
 
 static struct conn *conns;
 static int epfd;
@@ -111,9 +153,9 @@ static uint64_t deliveries, frames, bytes_in, reads, negative, pings;
 static uint64_t *hist_linear;
 static uint64_t hist_log[LOG_BUCKETS];
 static int64_t lat_max;
-/* sequence checks (since start, not per window: a gap is never acceptable) */
-static uint64_t seq_checked, seq_gaps, seq_repeats, seq_no_snapshot, seq_untracked;
-static uint64_t offset_backwards;
+/* verification: since the start (a gap is never acceptable) and in the window */
+static struct verify vt, vw;
+static uint64_t group_deliveries[MAX_MIX];
 
 static double now_mono(void) {
     struct timespec ts;
@@ -140,13 +182,23 @@ static int floor_log2(uint64_t v) {
     return r;
 }
 
+#define COUNT(field) (vt.field++, vw.field++)
+
+static uint64_t unexplained(const struct verify *v) {
+    return v->gaps + v->repeats + v->no_snapshot + v->untracked + v->offset_backwards +
+           v->resets + v->closed_other + v->malformed;
+}
+
+/* A verified data message: a delivery, with its latency. */
 static void record(struct conn *c, int64_t ts_us, int64_t now_us) {
     if (!c->subscribed) { /* its first data message: the subscribe snapshot */
         c->subscribed = 1;
         subscribed++;
     }
+    COUNT(verified);
     if (!measuring) return;
     deliveries++;
+    group_deliveries[c->group]++;
     int64_t lat = now_us - ts_us;
     if (lat < 0) {
         negative++;
@@ -305,34 +357,76 @@ static uint64_t fnv1a(const uint8_t *p, size_t n) {
     return h | 1; /* never 0: 0 marks a free slot */
 }
 
-/* The protocol's sequence rules for one data message on connection c. */
-static void check_seq(struct conn *c, int is_snapshot, const uint8_t *topic, size_t topic_len,
-                      int64_t seq, int64_t offset) {
-    seq_checked++;
-    /* Subscribe snapshots carry the offset of their topic's state, older than other
-     * topics' snapshots: only a delta must come after everything received before it. */
-    if (!is_snapshot && offset <= c->last_offset) offset_backwards++;
+/* The protocol's rules for one data message on connection c (see the header).
+ * Returns 1 when the message is verified (a delivery), 0 when it is not. */
+static int check_seq(struct conn *c, int is_snapshot, const uint8_t *topic, size_t topic_len,
+                     int64_t seq, int64_t offset) {
+    COUNT(checked);
+    int ok = 1;
+    /* Burst snapshots carry the offset of their topic's last message, older than other
+     * topics': only a delta must come after everything received before it. */
+    if (!is_snapshot && offset <= c->last_offset) {
+        COUNT(offset_backwards);
+        ok = 0;
+    }
     if (offset > c->last_offset) c->last_offset = offset;
+    int is_event = topic_len > 6 && memcmp(topic, "trade.", 6) == 0;
     uint64_t h = fnv1a(topic, topic_len);
     int slot = -1;
     for (int i = 0; i < TOPIC_SLOTS; i++) {
         if (c->topic_hash[i] == h) { slot = i; break; }
         if (c->topic_hash[i] == 0) {
-            if (!is_snapshot) { seq_no_snapshot++; return; }
+            if (!is_snapshot) { COUNT(no_snapshot); return 0; }
             c->topic_hash[i] = h;
             c->topic_seq[i] = seq;
-            return;
+            return ok;
         }
     }
-    if (slot < 0) { seq_untracked++; return; }
+    if (slot < 0) { COUNT(untracked); return 0; }
     int64_t last = c->topic_seq[slot];
     if (is_snapshot) {
-        if (seq >= last) c->topic_seq[slot] = seq; /* below: a stale repeat, ignored */
-        return;
+        if (seq < last) { COUNT(stale); return 0; } /* a stale repeat: ignored, no delivery */
+        if (seq > last + 1) {
+            if (is_event) { COUNT(gaps); ok = 0; } /* a trade was lost */
+            else COUNT(conflations);
+        }
+        c->topic_seq[slot] = seq;
+        return ok;
     }
-    if (seq == last + 1) c->topic_seq[slot] = seq;
-    else if (seq <= last) seq_repeats++;
-    else { seq_gaps++; c->topic_seq[slot] = seq; }
+    if (seq == last + 1) { c->topic_seq[slot] = seq; return ok; }
+    if (seq <= last) { COUNT(repeats); return 0; }
+    COUNT(gaps);
+    c->topic_seq[slot] = seq; /* resynchronise, so one hole counts once */
+    return 0;
+}
+
+/* A heartbeat: written after everything up to its position. */
+static void check_heartbeat(struct conn *c, int64_t offset) {
+    if (offset < c->last_offset) COUNT(offset_backwards);
+    else c->last_offset = offset;
+}
+
+/* --payload peer: one seq per connection, rising by exactly one. */
+static int check_peer(struct conn *c, int64_t seq) {
+    COUNT(checked);
+    int64_t last = c->peer_seq;
+    c->peer_seq = seq > last ? seq : last;
+    if (last < 0 || seq == last + 1) return 1;
+    if (seq <= last) COUNT(repeats);
+    else COUNT(gaps);
+    return 0;
+}
+
+static uint64_t le64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static int64_t now_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static const uint8_t *mp_str(const uint8_t *p, const uint8_t *end, const uint8_t **s, size_t *n) {
@@ -349,6 +443,12 @@ static const uint8_t *mp_str(const uint8_t *p, const uint8_t *end, const uint8_t
 
 /* One WebSocket binary payload: concatenated msgpack messages. Returns -1 if malformed. */
 static int parse_payload(struct conn *c, const uint8_t *p, const uint8_t *end, int64_t now) {
+    if (opt.payload == PAYLOAD_PEER) {
+        if (end - p < 16) return -1;
+        int64_t ts_us = (int64_t)(le64(p) / 1000);
+        if (check_peer(c, (int64_t)le64(p + 8))) record(c, ts_us, now_mono_us());
+        return 0;
+    }
     while (p < end) {
         uint64_t n;
         p = mp_array(p, end, &n);
@@ -368,13 +468,23 @@ static int parse_payload(struct conn *c, const uint8_t *p, const uint8_t *end, i
             if (!p) return -1;
             p = mp_uint(p, end, &offset);
             if (!p) return -1;
-            check_seq(c, is_snapshot, topic, topic_len, seq, offset);
+            int ok = check_seq(c, is_snapshot, topic, topic_len, seq, offset);
             p = mp_uint(p, end, &ts);
             if (!p) return -1;
             p = mp_skip_n(p, end, n - 5, 1);
             if (!p) return -1;
-            record(c, ts, now);
+            if (ok) record(c, ts, now);
+        } else if (n == 4 && need(p, end, 3) && p[0] == 0xa2 && p[1] == 'h' && p[2] == 'b') {
+            int64_t epoch, offset;
+            p = mp_uint(p + 3, end, &epoch);
+            if (!p) return -1;
+            p = mp_uint(p, end, &offset);
+            if (!p) return -1;
+            check_heartbeat(c, offset);
+            p = mp_skip_n(p, end, 1, 1);
+            if (!p) return -1;
         } else {
+            if (need(p, end, 2) && p[0] == 0xa1 && p[1] == 'r') COUNT(resets);
             p = mp_skip_n(p, end, n, 1);
             if (!p) return -1;
         }
@@ -421,6 +531,15 @@ static ssize_t parse_frames(struct conn *c, const uint8_t *buf, size_t len, int6
             pings++;
             send_pong(c, payload, plen);
         } else if (opcode == 0x8) {
+            int code = plen >= 2 ? (int)be(payload, 2) : 1005;
+            if (code == 4008) {
+                COUNT(evictions);
+                c->evicted = 1;
+            } else {
+                COUNT(closed_other);
+                fprintf(stderr, "loadgen: server closed with %d: %.*s\n", code,
+                        plen > 2 ? (int)(plen - 2) : 0, (const char *)payload + 2);
+            }
             return -2;
         } else if (opcode != 0xA) {
             return -1; /* text, or a fragmented message: not what the server sends */
@@ -432,30 +551,74 @@ static ssize_t parse_frames(struct conn *c, const uint8_t *buf, size_t len, int6
 
 /* ---- SSE ------------------------------------------------------------------------ */
 
+/* The integer after `key` (e.g. `"seq":`) in s[0..n); 0 if absent. */
+static int json_int(const char *s, size_t n, const char *key, int64_t *out) {
+    size_t kl = strlen(key);
+    const char *k = memmem(s, n, key, kl);
+    if (!k) return 0;
+    const char *q = k + kl, *e = s + n;
+    int64_t v = 0;
+    int digits = 0;
+    while (q < e && *q >= '0' && *q <= '9') { v = v * 10 + (*q++ - '0'); digits++; }
+    if (digits) *out = v;
+    return digits > 0;
+}
+
 static void sse_line(struct conn *c, const char *s, size_t n, int64_t now) {
     if (n && s[n - 1] == '\r') n--;
-    if (n == 0) {
-        if (c->event_is_data) {
-            if (c->event_has_ts) {
-                record(c, c->event_ts, now);
+    if (n == 0) { /* the end of an event */
+        int kind = c->event_kind;
+        if (kind == SSE_SNAPSHOT || kind == SSE_DELTA) {
+            if (c->event_has_ts && c->event_has_seq && c->event_has_offset &&
+                c->event_topic_len) {
+                if (check_seq(c, kind == SSE_SNAPSHOT, (const uint8_t *)c->event_topic,
+                              c->event_topic_len, c->event_seq, c->event_offset))
+                    record(c, c->event_ts, now);
             } else {
-                errors++;
+                COUNT(malformed);
             }
+        } else if (kind == SSE_HEARTBEAT && c->event_has_offset) {
+            check_heartbeat(c, c->event_offset);
         }
-        c->event_is_data = c->event_has_ts = 0;
+        c->event_kind = SSE_OTHER;
+        c->event_has_ts = c->event_has_seq = c->event_has_offset = 0;
+        c->event_topic_len = 0;
         return;
     }
     if (n > 7 && memcmp(s, "event: ", 7) == 0) {
-        c->event_is_data = (n == 12 && memcmp(s + 7, "delta", 5) == 0) ||
-                           (n == 15 && memcmp(s + 7, "snapshot", 8) == 0);
-    } else if (c->event_is_data && n > 6 && memcmp(s, "data: ", 6) == 0) {
-        const char *ts = memmem(s, n, "\"ts\":", 5);
-        if (ts) {
-            const char *q = ts + 5, *e = s + n;
-            int64_t v = 0;
-            int digits = 0;
-            while (q < e && *q >= '0' && *q <= '9') { v = v * 10 + (*q++ - '0'); digits++; }
-            if (digits) { c->event_ts = v; c->event_has_ts = 1; }
+        const char *name = s + 7;
+        size_t len = n - 7;
+#define IS(word) (len == sizeof(word) - 1 && memcmp(name, word, len) == 0)
+        c->event_kind = IS("snapshot")    ? SSE_SNAPSHOT
+                        : IS("delta")     ? SSE_DELTA
+                        : IS("heartbeat") ? SSE_HEARTBEAT
+                        : IS("end")       ? SSE_END
+                        : IS("reset")     ? SSE_RESET
+                                          : SSE_OTHER;
+#undef IS
+        if (c->event_kind == SSE_END) {
+            COUNT(evictions);
+            c->evicted = 1;
+        } else if (c->event_kind == SSE_RESET) {
+            COUNT(resets);
+        }
+    } else if (c->event_kind != SSE_OTHER && n > 6 && memcmp(s, "data: ", 6) == 0) {
+        /* The leading keys come first (topic, seq, offset, ts, then data), so a line
+         * cut at LINE_MAX_BYTES still holds them; search only up to "data". */
+        const char *data = memmem(s, n, "\"data\":", 7);
+        size_t head = data ? (size_t)(data - s) : n;
+        c->event_has_ts = json_int(s, head, "\"ts\":", &c->event_ts);
+        c->event_has_seq = json_int(s, head, "\"seq\":", &c->event_seq);
+        c->event_has_offset = json_int(s, head, "\"offset\":", &c->event_offset);
+        const char *t = memmem(s, head, "\"topic\":\"", 9);
+        if (t) {
+            const char *q = t + 9, *e = s + head;
+            const char *close = memchr(q, '"', (size_t)(e - q));
+            size_t tl = close ? (size_t)(close - q) : 0;
+            if (tl < sizeof c->event_topic) {
+                memcpy(c->event_topic, q, tl);
+                c->event_topic_len = tl;
+            }
         }
     }
 }
@@ -528,6 +691,22 @@ static int sse_chunks(struct conn *c, const char *p, size_t n, int64_t now) {
 
 static const uint8_t SUBSCRIBE_MASK[4] = {0x37, 0xfa, 0x21, 0x3d};
 
+/* The comma-separated patterns connection c subscribes to. */
+static const char *conn_topics(const struct conn *c) {
+    return nmix ? mix[c->group].patterns : opt.topics;
+}
+
+/* The group of client `index` under --mix (0 without it). */
+static int group_of(int index) {
+    if (!nmix) return 0;
+    int r = index % mix_total;
+    for (int g = 0; g < nmix; g++) {
+        if (r < mix[g].weight) return g;
+        r -= mix[g].weight;
+    }
+    return nmix - 1;
+}
+
 static void send_request(struct conn *c) {
     char req[512];
     int n;
@@ -541,35 +720,54 @@ static void send_request(struct conn *c) {
         n = snprintf(req, sizeof req,
                      "GET /v1/sse?topics=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                      "Accept: text/event-stream\r\n\r\n",
-                     opt.topics, opt.ports[(c - conns) % opt.nports]);
+                     conn_topics(c), opt.ports[(c - conns) % opt.nports]);
     }
     if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n) close_conn(c, 1);
 }
 
 static void send_subscribe(struct conn *c) {
-    /* msgpack ["sub", [topic], null] in one masked binary frame */
-    uint8_t payload[128], frame[160];
-    size_t tl = strlen(opt.topics), n = 0;
-    if (tl > 31) tl = 31;
+    /* msgpack ["sub", [pattern, ...], null] in one masked binary frame */
+    uint8_t payload[512], frame[520];
+    const char *topics = conn_topics(c);
+    size_t n = 0;
+    int count = 0;
     payload[n++] = 0x93;
     payload[n++] = 0xa3;
     memcpy(payload + n, "sub", 3);
     n += 3;
-    payload[n++] = 0x91;
-    payload[n++] = (uint8_t)(0xa0 | tl);
-    memcpy(payload + n, opt.topics, tl);
-    n += tl;
+    size_t array_at = n++;
+    for (const char *p = topics; *p && count < MAX_PATTERNS;) {
+        const char *comma = strchr(p, ',');
+        size_t tl = comma ? (size_t)(comma - p) : strlen(p);
+        if (tl > 31) tl = 31;
+        payload[n++] = (uint8_t)(0xa0 | tl);
+        memcpy(payload + n, p, tl);
+        n += tl;
+        count++;
+        p += comma ? (size_t)(comma - p) + 1 : strlen(p);
+    }
+    payload[array_at] = (uint8_t)(0x90 | count);
     payload[n++] = 0xc0;
     frame[0] = 0x82;
-    frame[1] = (uint8_t)(0x80 | n);
-    memcpy(frame + 2, SUBSCRIBE_MASK, 4);
-    for (size_t i = 0; i < n; i++) frame[6 + i] = payload[i] ^ SUBSCRIBE_MASK[i % 4];
-    if (send(c->fd, frame, 6 + n, MSG_NOSIGNAL) != (ssize_t)(6 + n)) close_conn(c, 1);
+    frame[1] = (uint8_t)(0x80 | n); /* n < 126: at most 8 patterns of 31 bytes... */
+    if (n >= 126) {                 /* ...or a 16-bit length */
+        frame[1] = 0x80 | 126;
+        frame[2] = (uint8_t)(n >> 8);
+        frame[3] = (uint8_t)n;
+    }
+    size_t hdr = n >= 126 ? 4 : 2;
+    memcpy(frame + hdr, SUBSCRIBE_MASK, 4);
+    for (size_t i = 0; i < n; i++) frame[hdr + 4 + i] = payload[i] ^ SUBSCRIBE_MASK[i % 4];
+    if (send(c->fd, frame, hdr + 4 + n, MSG_NOSIGNAL) != (ssize_t)(hdr + 4 + n))
+        close_conn(c, 1);
 }
 
 static void start_connection(int index) {
     struct conn *c = &conns[index];
     memset(c, 0, sizeof *c);
+    c->peer_seq = -1;
+    c->group = group_of(index);
+    group_clients[c->group]++;
     started++;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) {
@@ -620,6 +818,8 @@ static void on_connected(struct conn *c, int index) {
 static void on_stream_bytes(struct conn *c, uint8_t *data, size_t n, int64_t now) {
     if (opt.mode == MODE_SSE) {
         int r = sse_chunks(c, (const char *)data, n, now);
+        if (r == -1) COUNT(malformed);
+        if (r == -2 && !c->evicted) COUNT(closed_other);
         if (r < 0) close_conn(c, r == -1);
         return;
     }
@@ -644,6 +844,7 @@ static void on_stream_bytes(struct conn *c, uint8_t *data, size_t n, int64_t now
     }
     ssize_t used = parse_frames(c, buf, len, now);
     if (used < 0) {
+        if (used == -1) COUNT(malformed);
         close_conn(c, used == -1);
         return;
     }
@@ -706,6 +907,7 @@ static void on_readable(struct conn *c) {
     ssize_t n = recv(c->fd, rbuf, READ_BUFFER, 0);
     if (n == 0) {
         closed_by_peer++;
+        if (c->state == ST_OPEN && !c->evicted) COUNT(closed_other);
         close_conn(c, 1);
         return;
     }
@@ -740,9 +942,27 @@ static void print_ready(double connect_s) {
     fflush(stdout);
 }
 
+/* The verifier's counts as JSON members (no braces), each name prefixed. */
+static void print_verify(const char *prefix, const struct verify *v) {
+    printf("\"%schecked\":%llu,\"%sverified\":%llu,\"%sgaps\":%llu,\"%srepeats\":%llu,"
+           "\"%sno_snapshot\":%llu,\"%suntracked\":%llu,\"%soffset_backwards\":%llu,"
+           "\"%sconflations\":%llu,\"%sstale\":%llu,\"%sevictions\":%llu,\"%sresets\":%llu,"
+           "\"%sclosed_other\":%llu,\"%smalformed\":%llu,\"%sunexplained\":%llu",
+           prefix, (unsigned long long)v->checked, prefix, (unsigned long long)v->verified,
+           prefix, (unsigned long long)v->gaps, prefix, (unsigned long long)v->repeats, prefix,
+           (unsigned long long)v->no_snapshot, prefix, (unsigned long long)v->untracked, prefix,
+           (unsigned long long)v->offset_backwards, prefix, (unsigned long long)v->conflations,
+           prefix, (unsigned long long)v->stale, prefix, (unsigned long long)v->evictions,
+           prefix, (unsigned long long)v->resets, prefix, (unsigned long long)v->closed_other,
+           prefix, (unsigned long long)v->malformed, prefix,
+           (unsigned long long)unexplained(v));
+}
+
 static void start_window(void) {
     memset(hist_linear, 0, sizeof(uint64_t) * LINEAR_US);
     memset(hist_log, 0, sizeof hist_log);
+    memset(&vw, 0, sizeof vw);
+    memset(group_deliveries, 0, sizeof group_deliveries);
     deliveries = frames = bytes_in = reads = negative = pings = 0;
     lat_max = 0;
     window_start = now_mono();
@@ -760,17 +980,57 @@ static void stop_window(void) {
            "\"frames\":%llu,\"reads\":%llu,\"bytes\":%llu,\"pings\":%llu,\"errors\":%ld,"
            "\"failed\":%ld,\"closed_by_peer\":%ld,\"established\":%ld,\"open\":%ld,"
            "\"seq_checked\":%llu,\"seq_gaps\":%llu,\"seq_repeats\":%llu,"
-           "\"seq_no_snapshot\":%llu,\"seq_untracked\":%llu,\"offset_backwards\":%llu}\n",
+           "\"seq_no_snapshot\":%llu,\"seq_untracked\":%llu,\"offset_backwards\":%llu,",
            (unsigned long long)deliveries, seconds, deliveries / seconds,
            (long long)quantile(0.50), (long long)quantile(0.99), (long long)quantile(0.999),
            (long long)lat_max, (unsigned long long)negative, cpu, cpu / seconds,
            (unsigned long long)frames, (unsigned long long)reads,
            (unsigned long long)bytes_in, (unsigned long long)pings, errors, failed,
-           closed_by_peer, established, count_open(), (unsigned long long)seq_checked,
-           (unsigned long long)seq_gaps, (unsigned long long)seq_repeats,
-           (unsigned long long)seq_no_snapshot, (unsigned long long)seq_untracked,
-           (unsigned long long)offset_backwards);
+           closed_by_peer, established, count_open(), (unsigned long long)vt.checked,
+           (unsigned long long)vt.gaps, (unsigned long long)vt.repeats,
+           (unsigned long long)vt.no_snapshot, (unsigned long long)vt.untracked,
+           (unsigned long long)vt.offset_backwards);
+    print_verify("w_", &vw);
+    printf(",");
+    print_verify("total_", &vt);
+    printf(",\"groups\":[");
+    for (int g = 0; g < (nmix ? nmix : 1); g++)
+        printf("%s{\"patterns\":\"%s\",\"clients\":%ld,\"deliveries\":%llu}", g ? "," : "",
+               nmix ? mix[g].patterns : opt.topics, group_clients[g],
+               (unsigned long long)group_deliveries[g]);
+    printf("]}\n");
     fflush(stdout);
+}
+
+/* --replay: one connection's stream from a file, in small reads (so frames and lines
+ * are cut across reads as on a socket), then its verification as one JSON line. */
+static int replay(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror("loadgen: replay");
+        return 1;
+    }
+    conns = calloc(1, sizeof *conns);
+    hist_linear = calloc(LINEAR_US, sizeof(uint64_t));
+    if (!conns || !hist_linear) return 1;
+    epfd = -1;
+    struct conn *c = &conns[0];
+    c->fd = -1;
+    c->state = ST_OPEN;
+    c->chunk = CH_SIZE;
+    c->peer_seq = -1;
+    opt.clients = 1;
+    start_window();
+    uint8_t buf[7];
+    size_t n;
+    while (c->state == ST_OPEN && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        on_stream_bytes(c, buf, n, now_wall_us());
+    fclose(f);
+    printf("{\"event\":\"replay\",\"deliveries\":%llu,\"open\":%d,",
+           (unsigned long long)deliveries, c->state == ST_OPEN);
+    print_verify("", &vt);
+    printf("}\n");
+    return 0;
 }
 
 /* Returns 1 when told to quit (or stdin closed). */
@@ -796,8 +1056,31 @@ static int on_stdin(char *buf, size_t *len) {
 static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --mode ws|sse --port P[,P2...] --clients N [--connect-rate R] "
-            "[--max-inflight K] [--max-seconds T] [--ready-timeout T] [--topics T]\n");
+            "[--max-inflight K] [--max-seconds T] [--ready-timeout T] [--topics T]\n"
+            "               [--mix W:P,P;W:P...] [--payload ticker|peer] [--replay FILE]\n");
     exit(2);
+}
+
+static void parse_mix(const char *spec) {
+    const char *p = spec;
+    nmix = mix_total = 0;
+    while (*p) {
+        if (nmix == MAX_MIX) usage();
+        char *rest;
+        long w = strtol(p, &rest, 10);
+        if (w <= 0 || *rest != ':') usage();
+        rest++;
+        const char *semi = strchr(rest, ';');
+        size_t len = semi ? (size_t)(semi - rest) : strlen(rest);
+        if (len == 0 || len >= sizeof mix[0].patterns) usage();
+        memcpy(mix[nmix].patterns, rest, len);
+        mix[nmix].patterns[len] = 0;
+        mix[nmix].weight = (int)w;
+        mix_total += (int)w;
+        nmix++;
+        p = semi ? semi + 1 : rest + len;
+    }
+    if (!nmix) usage();
 }
 
 int main(int argc, char **argv) {
@@ -824,8 +1107,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-seconds")) opt.max_seconds = atof(v);
         else if (!strcmp(a, "--ready-timeout")) opt.ready_timeout_s = atof(v);
         else if (!strcmp(a, "--topics")) opt.topics = v;
+        else if (!strcmp(a, "--payload")) opt.payload = !strcmp(v, "peer") ? PAYLOAD_PEER : PAYLOAD_TICKER;
+        else if (!strcmp(a, "--replay")) opt.replay = v;
+        else if (!strcmp(a, "--mix")) parse_mix(v);
         else usage();
     }
+    if (opt.replay) return replay(opt.replay);
     if (opt.port <= 0 || opt.clients <= 0 || opt.connect_rate <= 0 || opt.max_inflight <= 0)
         usage();
     signal(SIGPIPE, SIG_IGN);
