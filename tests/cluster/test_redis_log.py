@@ -561,3 +561,23 @@ async def test_a_command_that_timed_out_leaves_no_late_reply_for_the_next(
             assert (await log.read_after(last, count=10, block_ms=None)) == [
                 LogEntry(p(last.offset + 1), b"next")
             ]
+
+
+async def test_calls_that_share_a_lane_wait_their_turn_and_get_their_own_replies(
+    redis_server: RedisServer,
+) -> None:
+    async with open_cluster_log(redis_server.url, CLUSTER) as log:
+        await fill(log, [1, 2])
+        got: dict[str, list[int]] = {}
+
+        async def read(name: str, after: int, block_ms: int | None) -> None:
+            got[name] = positions(await log.read_after(p(after), count=10, block_ms=block_ms))
+
+        with trio.fail_after(GUARD_S):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read, "blocked", 2, 5_000)
+                await trio.sleep(0.05)
+                nursery.start_soon(read, "behind it", 0, None)
+                await trio.sleep(0.05)
+                await log.append("hub-a", p(3), b"d3", max_entries=1000)
+        assert got == {"blocked": [3], "behind it": [1, 2, 3]}
