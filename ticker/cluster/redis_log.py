@@ -133,26 +133,28 @@ return 0
 # The fenced append: nothing is written unless the lease holds our token and the ID is
 # after the log's last one (XADD itself compares IDs exactly as 64-bit numbers; Lua
 # numbers are doubles, so the script never parses an ID). Repeating the last entry with
-# the same data succeeds without writing: coredis may resend a command whose reply was
-# lost with its connection. Trims to about ARGV[4] entries (MAXLEN ~: whole macro nodes).
+# the same data succeeds without writing: a lane resends a command whose reply was
+# lost with its connection. The last entry is read only when XADD refuses the ID (a
+# resend, or a second writer): the common append costs GET + XADD. Trims to about
+# ARGV[4] entries (MAXLEN ~: whole macro nodes).
 # KEYS: lease, log. ARGV: token, ID, data, max entries. Returns 1 (written) or 0 (repeat).
 APPEND_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED the lease is not held by this token')
 end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last > 0 and last[1][1] == ARGV[2] then
-  local fields = last[1][2]
-  if fields[1] == 'm' and fields[2] == ARGV[3] then
-    return 0
-  end
-end
 local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], ARGV[2], 'm', ARGV[3])
 if type(added) == 'table' and added.err then
-  if string.find(added.err, 'equal or smaller', 1, true) then
-    return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
+  if not string.find(added.err, 'equal or smaller', 1, true) then
+    return added
   end
-  return added
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if #last > 0 and last[1][1] == ARGV[2] then
+    local fields = last[1][2]
+    if fields[1] == 'm' and fields[2] == ARGV[3] then
+      return 0
+    end
+  end
+  return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
 end
 return 1
 """
