@@ -30,10 +30,11 @@ WIRE = (
 
 def parse_all(parser: ReplyParser) -> list[Reply]:
     replies: list[Reply] = []
-    while (reply := parser.next()) is not INCOMPLETE:
-        assert not isinstance(reply, type(INCOMPLETE))
+    while True:
+        reply = parser.next()
+        if reply is INCOMPLETE:
+            return replies
         replies.append(reply)
-    return replies
 
 
 def expected() -> list[Reply]:

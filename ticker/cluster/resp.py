@@ -9,6 +9,7 @@ or interpret a reply: `ticker.cluster.redis_log` does all three.
 
 from __future__ import annotations
 
+import enum
 import ssl
 from dataclasses import dataclass
 from typing import Final, Union
@@ -19,6 +20,7 @@ __all__ = [
     "INCOMPLETE",
     "Arg",
     "ConnectionLost",
+    "Pending",
     "RedisTarget",
     "Reply",
     "ReplyParser",
@@ -56,15 +58,13 @@ class _Incomplete(Exception):
     """More bytes are needed (internal to the parser)."""
 
 
-class _Marker:
-    __slots__ = ()
+class Pending(enum.Enum):
+    """What `ReplyParser.next` returns until a whole reply has arrived."""
 
-    def __repr__(self) -> str:
-        return "INCOMPLETE"
+    INCOMPLETE = "incomplete"
 
 
-INCOMPLETE: Final = _Marker()
-"""What `ReplyParser.next` returns until a whole reply has arrived."""
+INCOMPLETE: Final = Pending.INCOMPLETE
 
 
 def encode_command(args: tuple[Arg, ...]) -> bytes:
@@ -105,7 +105,7 @@ class ReplyParser:
             raise ConnectionLost(f"a reply from Redis is larger than {self._max_bytes} bytes")
         self._buffer += data
 
-    def next(self) -> Reply | _Marker:
+    def next(self) -> Reply | Pending:
         """The next whole reply, or `INCOMPLETE`.
 
         Raises:
@@ -196,7 +196,7 @@ class RespConnection:
         await self.stream.send_all(encode_command(args))
         while True:
             reply = self._parser.next()
-            if not isinstance(reply, _Marker):
+            if not isinstance(reply, Pending):
                 break
             data = await self.stream.receive_some(RECEIVE_BYTES)
             if not data:
