@@ -532,3 +532,52 @@ async def test_arguments_redis_would_misread_are_refused_before_any_command() ->
     with pytest.raises(ConfigError):
         async with open_cluster_log("redis://127.0.0.1:1/0", CLUSTER, command_timeout_s=0):
             pass
+
+
+async def test_a_command_that_timed_out_leaves_no_late_reply_for_the_next(
+    persistent_redis: RedisServer,
+) -> None:
+    # Appends and blocking reads run on their own connections (lanes). Redis answers a
+    # command that timed out once it resumes; the next command must not take that answer.
+    async with open_cluster_log(persistent_redis.url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+        await fill(log, [1, 2])
+        assert persistent_redis.process is not None
+        pid = persistent_redis.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable):
+                await log.read_after(p(0), count=1, block_ms=None)  # would answer [1]
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable):
+                await log.append("hub-a", p(3), b"d3", max_entries=1000)  # would answer 1
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with trio.fail_after(GUARD_S):
+            assert positions(await log.read_after(p(1), count=1, block_ms=None)) == [2]
+            with pytest.raises(Fenced):
+                await log.append("hub-a", p(2), b"other", max_entries=1000)
+            last = await log.last_position()
+            assert last is not None  # p(3) may have been written after the resume
+            await log.append("hub-a", p(last.offset + 1), b"next", max_entries=1000)
+            assert (await log.read_after(last, count=10, block_ms=None)) == [
+                LogEntry(p(last.offset + 1), b"next")
+            ]
+
+
+async def test_calls_that_share_a_lane_wait_their_turn_and_get_their_own_replies(
+    redis_server: RedisServer,
+) -> None:
+    async with open_cluster_log(redis_server.url, CLUSTER) as log:
+        await fill(log, [1, 2])
+        got: dict[str, list[int]] = {}
+
+        async def read(name: str, after: int, block_ms: int | None) -> None:
+            got[name] = positions(await log.read_after(p(after), count=10, block_ms=block_ms))
+
+        with trio.fail_after(GUARD_S):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read, "blocked", 2, 5_000)
+                await trio.sleep(0.05)
+                nursery.start_soon(read, "behind it", 0, None)
+                await trio.sleep(0.05)
+                await log.append("hub-a", p(3), b"d3", max_entries=1000)
+        assert got == {"blocked": [3], "behind it": [1, 2, 3]}

@@ -15,6 +15,7 @@ Keys of cluster NAME (one hash tag, so they share a slot and a script may touch 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from typing import Any, Final, TypeVar
 
 import coredis
 import trio
+from coredis.connection import TCPLocation, UnixDomainSocketLocation
 from coredis.exceptions import (
     ClusterDownError,
     ReadOnlyError,
@@ -33,6 +35,7 @@ from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.response.types import StreamEntry
 from coredis.retry import ConstantRetryPolicy
 
+from ticker.cluster import resp
 from ticker.core.position import Position
 from ticker.errors import BadPosition, ConfigError, Fenced, LogError, LogUnavailable
 
@@ -61,6 +64,8 @@ RETRY_DELAY_S: Final = 0.01
 # cannot persist, runs a slow script, or its primary is down. coredis keeps the code in
 # the message of codes it does not know (it maps LOADING, READONLY, TRYAGAIN itself).
 _TRANSIENT_CODES: Final = frozenset({"OOM", "MISCONF", "BUSY", "MASTERDOWN"})
+# The same for replies on a lane (`resp`), where nothing is mapped for us.
+_LANE_TRANSIENT_CODES: Final = _TRANSIENT_CODES | {"LOADING", "READONLY", "TRYAGAIN", "CLUSTERDOWN"}
 
 # The epoch: keep the stored one, or store the proposal if there is none; one script so
 # two hubs starting at once agree. GET first: Redis refuses any SET when it is out of
@@ -128,26 +133,28 @@ return 0
 # The fenced append: nothing is written unless the lease holds our token and the ID is
 # after the log's last one (XADD itself compares IDs exactly as 64-bit numbers; Lua
 # numbers are doubles, so the script never parses an ID). Repeating the last entry with
-# the same data succeeds without writing: coredis may resend a command whose reply was
-# lost with its connection. Trims to about ARGV[4] entries (MAXLEN ~: whole macro nodes).
+# the same data succeeds without writing: a lane resends a command whose reply was
+# lost with its connection. The last entry is read only when XADD refuses the ID (a
+# resend, or a second writer): the common append costs GET + XADD. Trims to about
+# ARGV[4] entries (MAXLEN ~: whole macro nodes).
 # KEYS: lease, log. ARGV: token, ID, data, max entries. Returns 1 (written) or 0 (repeat).
 APPEND_SCRIPT: Final = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED the lease is not held by this token')
 end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last > 0 and last[1][1] == ARGV[2] then
-  local fields = last[1][2]
-  if fields[1] == 'm' and fields[2] == ARGV[3] then
-    return 0
-  end
-end
 local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], ARGV[2], 'm', ARGV[3])
 if type(added) == 'table' and added.err then
-  if string.find(added.err, 'equal or smaller', 1, true) then
-    return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
+  if not string.find(added.err, 'equal or smaller', 1, true) then
+    return added
   end
-  return added
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+  if #last > 0 and last[1][1] == ARGV[2] then
+    local fields = last[1][2]
+    if fields[1] == 'm' and fields[2] == ARGV[3] then
+      return 0
+    end
+  end
+  return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
 end
 return 1
 """
@@ -226,8 +233,13 @@ async def open_cluster_log(
             (RedisConnectionError, TimeoutError), retries=RETRIES, delay=RETRY_DELAY_S
         ),
     )
+    target = _target(client)
     async with client:
-        yield ClusterLog(client, cluster, keys, command_timeout_s)
+        cluster_log = ClusterLog(client, cluster, keys, command_timeout_s, target)
+        try:
+            yield cluster_log
+        finally:
+            await cluster_log.close_lanes()
 
 
 class ClusterLog:
@@ -243,6 +255,7 @@ class ClusterLog:
         cluster: str,
         keys: ClusterKeys,
         command_timeout_s: float,
+        target: resp.RedisTarget,
     ) -> None:
         self.cluster = cluster
         self.keys = keys
@@ -255,8 +268,12 @@ class ClusterLog:
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
-        self._append = client.register_script(APPEND_SCRIPT)
         self._checkpoint = client.register_script(CHECKPOINT_SCRIPT)
+        # The hot path (every append, every blocking read) runs on lanes: one plain
+        # connection each, a fraction of coredis's cost per command (see `resp`). Two, so
+        # that a blocking read never delays an append of the same log.
+        self._append_lane = _Lane(target)
+        self._read_lane = _Lane(target)
 
     async def epoch(self, proposal: int) -> int:
         """The cluster's epoch: the stored one, or `proposal`, stored now if none is.
@@ -336,12 +353,10 @@ class ClusterLog:
             raise ValueError("max_entries must be >= 1")
         if position <= Position(0, 0):
             raise ValueError("a log position must be after 0-0")
-        await self._call(
-            self._append(
-                keys=[self.keys.lease, self.keys.log],
-                args=[token, str(position), data, max_entries],
-            )
-        )
+        keys_and_args: tuple[resp.Arg, ...] = (
+            2, self.keys.lease, self.keys.log, token, str(position), data, max_entries,
+        )  # fmt: skip
+        await self._call(self._append_lane.script(_APPEND, keys_and_args))
 
     async def last_position(self) -> Position | None:
         """The position of the log's last entry, or None if the log is empty."""
@@ -372,13 +387,19 @@ class ClusterLog:
         if block_ms is not None and block_ms < 1:
             raise ValueError("block_ms must be >= 1 (Redis reads BLOCK 0 as forever)")
         extra_s = 0.0 if block_ms is None else block_ms / 1000
-        reply = await self._call(
-            self._client.xread({self.keys.log: str(position)}, count=count, block=block_ms),
-            extra_s=extra_s,
-        )
-        if not reply:
+        command: list[resp.Arg] = [b"XREAD", b"COUNT", count]
+        if block_ms is not None:
+            command += [b"BLOCK", block_ms]
+        command += [b"STREAMS", self.keys.log, str(position)]
+        reply = await self._call(self._read_lane.call(*command), extra_s=extra_s)
+        if reply is None:
             return []
-        return _entries(next(iter(reply.values())))
+        # [[key, [[id, [field, value, ...]], ...]]]: one stream asked, one answered
+        try:
+            ((_key, entries),) = _as_list(reply)
+            return [_lane_entry(entry) for entry in _as_list(entries)]
+        except ValueError:
+            raise LogError(f"unexpected reply from Redis: {reply!r:.200}") from None
 
     async def read_range(self, after: Position, *, count: int) -> list[LogEntry]:
         """Up to `count` entries after `after` (exclusive), oldest first (XRANGE)."""
@@ -421,6 +442,11 @@ class ClusterLog:
         """Return once Redis answers; raise `LogUnavailable` if it does not."""
         await self._call(self._client.ping())
 
+    async def close_lanes(self) -> None:
+        """Close the lanes' connections (`open_cluster_log` does on exit)."""
+        await self._append_lane.close()
+        await self._read_lane.close()
+
     async def _call(self, command: Awaitable[T], *, extra_s: float = 0.0) -> T:
         """Run one command within the timeout, mapping Redis failures to our errors."""
         try:
@@ -429,6 +455,7 @@ class ClusterLog:
         except trio.TooSlowError as exc:
             # The connection may be dead without a reset (a paused or partitioned Redis):
             # drop it so the next command connects afresh instead of queueing behind it.
+            # (A lane drops its own connection when a call is cancelled.)
             self._client.connection_pool.disconnect()
             raise LogUnavailable(
                 f"Redis did not answer within {self._timeout_s + extra_s:g} s"
@@ -443,9 +470,140 @@ class ClusterLog:
             if code in _TRANSIENT_CODES:
                 raise LogUnavailable(f"Redis cannot serve the cluster log now: {exc}") from exc
             raise LogError(f"Redis refused a cluster log command: {exc}") from exc
-        except (RedisConnectionError, OSError) as exc:
+        except resp.RespError as exc:
+            if exc.code == "FENCED":
+                raise Fenced(str(exc).partition(" ")[2]) from exc
+            if exc.code in _LANE_TRANSIENT_CODES:
+                raise LogUnavailable(f"Redis cannot serve the cluster log now: {exc}") from exc
+            raise LogError(f"Redis refused a cluster log command: {exc}") from exc
+        except (
+            RedisConnectionError,
+            OSError,
+            resp.ConnectionLost,
+            trio.BrokenResourceError,
+        ) as exc:
             # BusyLoadingError (Redis is loading its data) is a ConnectionError too.
             raise LogUnavailable(f"Redis is unreachable: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """A Lua script run by EVALSHA (EVAL once Redis answers NOSCRIPT)."""
+
+    body: bytes
+    sha: bytes
+
+    @classmethod
+    def of(cls, body: str) -> _Script:
+        data = body.encode()
+        return cls(data, hashlib.sha1(data).hexdigest().encode())
+
+
+_APPEND: Final = _Script.of(APPEND_SCRIPT)
+
+
+class _Lane:
+    """One plain connection (`resp`), connected on first use and again after a failure;
+    commands wait their turn. A command that failed on a dropped connection is sent once
+    more on a fresh one (as coredis's retry policy does for the other commands): each
+    command sent here is idempotent, the append included."""
+
+    def __init__(self, target: resp.RedisTarget) -> None:
+        self._target = target
+        self._connection: resp.RespConnection | None = None
+        self._lock = trio.Lock()
+
+    async def call(self, *args: resp.Arg) -> resp.Reply:
+        """One command's reply (see `resp.RespConnection.call` for what it raises)."""
+        # Uncontended (the usual case: one task per lane), take the lock without the
+        # scheduler pass `acquire` makes; the send that follows is the checkpoint.
+        if self._lock.locked():
+            await self._lock.acquire()
+        else:
+            self._lock.acquire_nowait()
+        try:
+            for attempt in range(RETRIES + 1):
+                try:
+                    return await self._call_once(args)
+                except (OSError, resp.ConnectionLost, trio.BrokenResourceError):
+                    if attempt == RETRIES:
+                        raise
+                await trio.sleep(RETRY_DELAY_S)
+            raise AssertionError("unreachable")
+        finally:
+            self._lock.release()
+
+    async def script(self, script: _Script, keys_and_args: tuple[resp.Arg, ...]) -> resp.Reply:
+        """Run `script` (EVALSHA; on NOSCRIPT, after a Redis restart or SCRIPT FLUSH, EVAL
+        loads it again)."""
+        try:
+            return await self.call(b"EVALSHA", script.sha, *keys_and_args)
+        except resp.RespError as exc:
+            if exc.code != "NOSCRIPT":
+                raise
+        return await self.call(b"EVAL", script.body, *keys_and_args)
+
+    async def _call_once(self, args: tuple[resp.Arg, ...]) -> resp.Reply:
+        if self._connection is None:
+            self._connection = await resp.connect(self._target)
+        try:
+            return await self._connection.call(*args)
+        except resp.RespError:
+            raise  # an answer: the connection is in step
+        except BaseException:
+            # Failed or cancelled mid-command (a timeout): a late reply would be taken
+            # for the next command's, so this connection is done.
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Drop the connection; the next command connects afresh."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+
+
+def _target(client: coredis.Redis[bytes]) -> resp.RedisTarget:
+    """Where the lanes connect: coredis's own reading of the URL (one parser for both)."""
+    pool = client.connection_pool
+    location = pool.location
+    options = pool.connection_kwargs
+    ssl_context = options.get("ssl_context")  # for rediss://, made by coredis
+    db = options.get("db")
+    common: dict[str, Any] = {
+        "username": options.get("username"),
+        "password": options.get("password"),
+        "db": int(db) if db else 0,
+        "ssl_context": ssl_context,
+    }
+    if isinstance(location, UnixDomainSocketLocation):
+        return resp.RedisTarget(path=location.path, **common)
+    if isinstance(location, TCPLocation):
+        return resp.RedisTarget(host=location.host, port=location.port, **common)
+    raise ConfigError(f"cannot connect to Redis at {location!r}")
+
+
+def _as_list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError
+    return value
+
+
+def _lane_entry(entry: object) -> LogEntry:
+    """One stream entry of a lane's reply, `[id, [field, value, ...]]`, as a log entry."""
+    identifier, fields = _as_list(entry)
+    values = _as_list(fields)
+    data = dict(zip(values[::2], values[1::2], strict=True)).get(DATA_FIELD)
+    if not isinstance(identifier, bytes):
+        raise ValueError
+    if data is None:
+        raise LogError(f"log entry {identifier!r} has no {DATA_FIELD!r} field")
+    try:
+        position = Position.parse(identifier.decode())
+    except BadPosition as exc:
+        raise LogError(f"log entry ID {identifier!r} is not a position") from exc
+    return LogEntry(position, _as_bytes(data))
 
 
 def _entries(entries: Sequence[StreamEntry]) -> list[LogEntry]:

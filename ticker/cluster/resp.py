@@ -1,0 +1,242 @@
+"""A minimal Redis connection (RESP2) on trio: the cluster log's hot path, one socket each.
+
+Owns the encoding of commands, the parsing of replies and one connection's socket. The
+fenced append and the follower's blocking read go through it because coredis costs
+~0.3-0.5 ms of CPU per command here (a pool, a writer and a reader task per connection,
+anyio over trio), which was most of the Redis hop's latency. It must not retry, time out
+or interpret a reply: `ticker.cluster.redis_log` does all three.
+"""
+
+from __future__ import annotations
+
+import enum
+import ssl
+from dataclasses import dataclass
+from typing import Final, Union
+
+import trio
+
+__all__ = [
+    "INCOMPLETE",
+    "Arg",
+    "ConnectionLost",
+    "Pending",
+    "RedisTarget",
+    "Reply",
+    "ReplyParser",
+    "RespConnection",
+    "RespError",
+    "connect",
+    "encode_command",
+]
+
+Reply = Union[bytes, int, list["Reply"], "RespError", None]
+"""A parsed reply: bulk and simple strings are bytes, nil is None; an error nested in an
+array is a `RespError` value (a top-level error is raised)."""
+Arg = bytes | str | int
+
+MAX_REPLY_BYTES: Final = 256 * 1024 * 1024
+"""A reply larger than this ends the connection (a log read of 256 entries is far smaller)."""
+RECEIVE_BYTES: Final = 256 * 1024
+"""Bytes asked of the socket per receive."""
+
+
+class RespError(Exception):
+    """An error reply from Redis; `code` is its first word (e.g. `NOSCRIPT`, `FENCED`)."""
+
+    @property
+    def code(self) -> str:
+        return str(self).partition(" ")[0]
+
+
+class ConnectionLost(Exception):
+    """The connection ended or spoke something that is not RESP: it is closed, and
+    whether the last command ran is unknown."""
+
+
+class _Incomplete(Exception):
+    """More bytes are needed (internal to the parser)."""
+
+
+class Pending(enum.Enum):
+    """What `ReplyParser.next` returns until a whole reply has arrived."""
+
+    INCOMPLETE = "incomplete"
+
+
+INCOMPLETE: Final = Pending.INCOMPLETE
+
+
+def encode_command(args: tuple[Arg, ...]) -> bytes:
+    """One command as a RESP array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n" % len(data))
+        parts.append(data)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class ReplyParser:
+    """Turns received bytes into replies, in order. Pure: no socket, no clock.
+
+    Args:
+        max_bytes: the most bytes one unparsed reply may take (`ConnectionLost` past it).
+    """
+
+    def __init__(self, max_bytes: int = MAX_REPLY_BYTES) -> None:
+        self._buffer = bytearray()
+        self._start = 0
+        self._need = 0  # parse again only once the buffer holds this many bytes
+        self._max_bytes = max_bytes
+
+    def feed(self, data: bytes | bytearray) -> None:
+        """Add received bytes.
+
+        Raises:
+            ConnectionLost: the reply being received is larger than `max_bytes`.
+        """
+        if self._start:
+            del self._buffer[: self._start]
+            self._need -= self._start
+            self._start = 0
+        if len(self._buffer) + len(data) > self._max_bytes:
+            raise ConnectionLost(f"a reply from Redis is larger than {self._max_bytes} bytes")
+        self._buffer += data
+
+    def next(self) -> Reply | Pending:
+        """The next whole reply, or `INCOMPLETE`.
+
+        Raises:
+            ConnectionLost: the bytes are not RESP.
+        """
+        if len(self._buffer) < self._need or self._start >= len(self._buffer):
+            return INCOMPLETE
+        try:
+            reply, end = self._parse(self._start)
+        except _Incomplete:
+            return INCOMPLETE
+        except (ValueError, IndexError) as exc:
+            raise ConnectionLost(f"Redis sent something that is not RESP: {exc}") from None
+        self._start = end
+        self._need = 0
+        return reply
+
+    def _parse(self, at: int) -> tuple[Reply, int]:
+        buffer = self._buffer
+        eol = buffer.find(b"\r\n", at)
+        if eol < 0:
+            self._need = len(buffer) + 1
+            raise _Incomplete
+        kind = buffer[at]
+        line = bytes(buffer[at + 1 : eol])
+        at = eol + 2
+        if kind == 0x24:  # $ bulk string
+            size = int(line)
+            if size < 0:
+                return None, at
+            end = at + size
+            if len(buffer) < end + 2:
+                self._need = end + 2
+                raise _Incomplete
+            if buffer[end : end + 2] != b"\r\n":
+                raise ValueError("a bulk string does not end with CRLF")
+            return bytes(buffer[at:end]), end + 2
+        if kind == 0x2A:  # * array
+            count = int(line)
+            if count < 0:
+                return None, at
+            items: list[Reply] = []
+            for _ in range(count):
+                item, at = self._parse(at)
+                items.append(item)
+            return items, at
+        if kind == 0x3A:  # : integer
+            return int(line), at
+        if kind == 0x2B:  # + simple string
+            return line, at
+        if kind == 0x2D:  # - error
+            return RespError(line.decode("utf-8", "replace")), at
+        raise ValueError(f"unknown reply type {bytes([kind])!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where and how to connect: a TCP host and port or a Unix socket path, credentials,
+    the database, TLS. Built from coredis's reading of the same URL (`redis_log`)."""
+
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    ssl_context: ssl.SSLContext | None = None
+
+
+class RespConnection:
+    """One connection to Redis: a command, then its reply, one at a time.
+
+    Not safe for concurrent use: the caller serializes (`redis_log` holds a lock).
+    """
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self._parser = ReplyParser()
+
+    async def call(self, *args: Arg) -> Reply:
+        """Send one command and return its reply.
+
+        Raises:
+            RespError: Redis answered with an error.
+            ConnectionLost: the connection ended or sent something that is not RESP.
+            OSError, trio.BrokenResourceError: the socket failed.
+        """
+        await self.stream.send_all(encode_command(args))
+        while True:
+            reply = self._parser.next()
+            if not isinstance(reply, Pending):
+                break
+            data = await self.stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                raise ConnectionLost("Redis closed the connection")
+            self._parser.feed(data)
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    async def aclose(self) -> None:
+        """Close the socket at once (an unanswered command is abandoned)."""
+        await trio.aclose_forcefully(self.stream)
+
+
+async def connect(target: RedisTarget) -> RespConnection:
+    """A connection to `target`, authenticated and on its database.
+
+    Raises:
+        OSError: Redis cannot be reached.
+        RespError: Redis refused the credentials or the database.
+    """
+    stream: trio.abc.Stream
+    if target.path:
+        stream = await trio.open_unix_socket(target.path)
+    else:
+        stream = await trio.open_tcp_stream(target.host, target.port)  # sets TCP_NODELAY
+        if target.ssl_context is not None:
+            stream = trio.SSLStream(
+                stream, target.ssl_context, server_hostname=target.host, https_compatible=True
+            )
+    connection = RespConnection(stream)
+    try:
+        if target.password is not None:
+            if target.username:
+                await connection.call(b"AUTH", target.username, target.password)
+            else:
+                await connection.call(b"AUTH", target.password)
+        if target.db:
+            await connection.call(b"SELECT", target.db)
+    except BaseException:
+        await connection.aclose()
+        raise
+    return connection
