@@ -4,6 +4,7 @@ narrows it), a revocation ends it within a poll of the deny list or on SIGHUP.""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from dataclasses import replace
@@ -16,7 +17,7 @@ from ticker.core.messages import DataMessage, Error
 from ticker.errors import CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED
 from ticker.server.process import ServerHandle
 
-from .keyring import claims, hs_token
+from .keyring import KeyPair, claims, ec_pair, hs_token, rsa_pair, signed, write_jwks
 from .servers import (
     AUTH_CONFIG,
     SseStream,
@@ -210,3 +211,35 @@ async def test_a_broken_deny_list_keeps_the_previous_one(
     await until(lambda: "deny list not reloaded" in caplog.text)
     assert gate_of(server).deny.subjects == {"mallory"}
     assert "this is not an entry" not in caplog.text
+
+
+async def test_a_new_key_in_the_jwks_file_is_taken_without_a_restart(
+    nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rotation: a token of a key added to the file is accepted within a poll; a file
+    that does not load keeps the keys in force."""
+    caplog.set_level(logging.INFO, "ticker.server")
+    old, new = rsa_pair("2026-11"), ec_pair("2026-12")
+    jwks = tmp_path / "keys.jwks"
+    config = replace(
+        AUTH_CONFIG, auth_secret="", auth_jwks_file=write_jwks(jwks, old), auth_deny_poll_s=0.05
+    )
+    server = await start_auth_server(nursery, config)
+    await publish(server, quote(1))
+
+    async def status(pair: KeyPair) -> int:
+        token = signed(pair, claims(exp=gate_of(server).clock() + 3600))
+        response, stream = await request(
+            server.port, "/v1/snapshot?topics=quote.*", bearer(token), read_body=True
+        )
+        await stream.aclose()
+        return response.status
+
+    assert await status(old) == 200
+    assert await status(new) == 401
+    write_jwks(jwks, old, new)
+    await until(lambda: "verification keys reloaded" in caplog.text)
+    assert await status(new) == 200
+    jwks.write_text("{not json")
+    await until(lambda: "verification keys not reloaded" in caplog.text)
+    assert await status(new) == 200 and await status(old) == 200

@@ -1,8 +1,11 @@
-"""Files the server reads again while it runs: the deny list and the publish tokens.
+"""Files the server reads again while it runs: the deny list, the publish tokens and the
+verification keys (a public key PEM or JWKS file).
 
 Each is checked every `auth_deny_poll_s` (modification time, size, inode) and on SIGHUP;
-a new deny list ends the live streams it revokes. A file that fails to load keeps the
-previous one in force, logged once per change with no entry or digest in the line.
+a new deny list ends the live streams it revokes; new keys verify every token presented
+from then on (a stream keeps the token it was admitted with until it expires or is
+refreshed). A file that fails to load keeps the previous one in force, logged once per
+change with no entry or digest in the line.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from collections.abc import Callable
 import trio
 
 from ticker.auth.denylist import MAX_DENY_FILE_BYTES, DenyList, parse_deny_list
+from ticker.auth.keys import load_keys
 from ticker.auth.publishers import load_publishers
+from ticker.auth.verify import Verifier
 from ticker.errors import ConfigError
 from ticker.server.context import ServerContext
 from ticker.server.stats import EndReason
@@ -68,6 +73,17 @@ def _reload_deny_list(context: ServerContext, path: str) -> None:
     log.info("deny list reloaded: %d entries; %d stream(s) ended", len(gate.deny), ended)
 
 
+def _reload_keys(context: ServerContext, path: str) -> None:
+    gate = context.auth
+    assert gate is not None
+    config = context.config
+    files = (config.auth_public_key_file, config.auth_jwks_file)
+    keys = load_keys("", *files, config.auth_algorithms)
+    gate.verifier = Verifier(keys, gate.verifier.rules)
+    kids = ", ".join(sorted({key.kid or "-" for key in keys}))
+    log.info("verification keys reloaded: %d key(s), kid %s", len(keys), kids)
+
+
 def _reload_publishers(context: ServerContext, path: str) -> None:
     config = context.config
     context.publishers = load_publishers(config.publish_token, path)
@@ -76,7 +92,7 @@ def _reload_publishers(context: ServerContext, path: str) -> None:
 
 
 async def run_reloads(context: ServerContext) -> None:
-    """Reload the deny list and the publish tokens file when they change (checked every
+    """Reload the deny list, the publish tokens and the key file when they change (checked every
     `auth_deny_poll_s`) or on SIGHUP. A new deny list ends the live streams it revokes;
     a publisher removed from the file can publish no more batch. A file that fails to
     load keeps the previous one in force (logged once per change)."""
@@ -84,6 +100,9 @@ async def run_reloads(context: ServerContext) -> None:
     watched: list[tuple[str, str, Callable[[ServerContext, str], None]]] = []
     if context.auth is not None and config.auth_deny_file:
         watched.append(("deny list", config.auth_deny_file, _reload_deny_list))
+    key_file = config.auth_public_key_file or config.auth_jwks_file
+    if context.auth is not None and key_file:
+        watched.append(("verification keys", key_file, _reload_keys))
     if config.publish_tokens_file:
         watched.append(("publish tokens", config.publish_tokens_file, _reload_publishers))
     if not watched:
