@@ -23,7 +23,7 @@ from playwright.sync_api import Page, ViewportSize
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.live_server import EPOCH, LiveServer
 from tests.browser.test_dashboard import CONFIG, dashboard, open_live, wait_until
-from ticker.model.events import Quote, TakerSide, Trade
+from ticker.model.events import BookUpdate, Quote, TakerSide, Trade
 from ticker.model.fixed import parse_nanos
 from ticker.server.stats import EndReason
 
@@ -123,6 +123,10 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
         assert server.counters()["sse_open"] == 2  # the view's book stream
         wait_until(page, "(d.trades[arg] || []).length >= 3", SYMBOL)
         position = server.stop_publishing()
+        # The random market only moves bids: some asks, so both sides of the ladder show.
+        best_bid = parse_nanos(server.topic_state(f"book.{SYMBOL}")["bids"][0][0])
+        levels = tuple((best_bid + k * TICK, 10**5 * k) for k in range(1, 6))
+        position = server.publish(BookUpdate("cbx", SYMBOL, TS_NS, (), levels, False))
         wait_until(page, "d.position === arg", position)
         book = server.topic_state(f"book.{SYMBOL}")
         wait_until(
@@ -140,6 +144,7 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
         asks = {Decimal(p): truncated(s) for p, s in book["asks"][:10]}
         prices = [shown_decimal(row[1]) for row in rows]
         assert prices == sorted(bids.keys() | asks.keys(), reverse=True)
+        assert len(asks) == 5
         for bid_size, price, ask_size in rows:
             at = shown_decimal(price)
             assert (shown_decimal(bid_size) if bid_size else None) == bids.get(at), price

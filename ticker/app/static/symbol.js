@@ -8,6 +8,7 @@
 import { decimalsOf, grouped, price, touchState } from "./board.js";
 
 const LADDER_LEVELS = 10; // per side
+const SIZE_DECIMALS = 4; // sizes are shown to at most this many decimals (cut, not rounded)
 
 /**
  * @param {object} state the dashboard's state
@@ -92,12 +93,18 @@ export function createSymbolView(state, root) {
     const bestAsk = asks.length ? Number(asks[0][0]) : null;
     const overlap = bestBid !== null && bestAsk !== null && bestBid >= bestAsk;
     let largest = 0;
-    for (const row of rows) largest = Math.max(largest, Number(row.bid || 0), Number(row.ask || 0));
+    let sizeDecimals = 0;
+    for (const row of rows) {
+      largest = Math.max(largest, Number(row.bid || 0), Number(row.ask || 0));
+      sizeDecimals = Math.max(sizeDecimals, decimalsOf(row.bid), decimalsOf(row.ask));
+    }
+    sizeDecimals = Math.min(sizeDecimals, SIZE_DECIMALS);
     const trs = rows.map((row) => {
       const tr = document.createElement("tr");
       const p = Number(row.price);
       if (overlap && p >= bestAsk && p <= bestBid) tr.className = "overlap";
-      tr.append(sizeCell(row.bid, largest, "bid"), priceCell(row, decimals), sizeCell(row.ask, largest, "ask"));
+      tr.append(sizeCell(row.bid, largest, "bid", sizeDecimals), priceCell(row, decimals),
+        sizeCell(row.ask, largest, "ask", sizeDecimals));
       return tr;
     });
     parts.ladder.replaceChildren(...trs);
@@ -118,11 +125,11 @@ export function createSymbolView(state, root) {
     return td;
   }
 
-  function sizeCell(size, largest, side) {
+  function sizeCell(size, largest, side, decimals) {
     const td = document.createElement("td");
     td.className = "size " + side;
     if (size === null) return td;
-    td.textContent = grouped(size, 4);
+    td.textContent = sizeAligned(size, decimals);
     // The bar's length is the level's share of the largest shown (CSSOM: allowed by the
     // page's policy, unlike an inline style attribute).
     td.style.setProperty("--bar", ((Number(size) / (largest || 1)) * 100).toFixed(1) + "%");
@@ -166,6 +173,12 @@ function bpsText(bps) {
   // Basis points of the mid: two decimals while small, so a tiny cross is not "-0.0".
   const size = Math.abs(bps);
   return (size >= 10 ? bps.toFixed(1) : size >= 1 || size === 0 ? bps.toFixed(2) : bps.toPrecision(2)) + " bps";
+}
+
+/** A size cut to `decimals` and padded to them, so a column aligns on the point. */
+function sizeAligned(size, decimals) {
+  const [whole, fraction = ""] = grouped(size, decimals).split(".");
+  return decimals > 0 ? whole + "." + fraction.padEnd(decimals, "0") : whole;
 }
 
 function sizeText(size) {
