@@ -22,6 +22,7 @@ CONTENT_TYPES = {
     "index.html": "text/html",
     "dashboard.js": "text/javascript",
     "board.js": "text/javascript",
+    "symbol.js": "text/javascript",
     "dashboard.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from tests.browser.lossy_proxy import DropPlan, serve_lossy_proxy
 from ticker.app import create_app
 from ticker.config import Config
 from ticker.core.codec import render_json
+from ticker.model.events import NormalizedEvent
 from ticker.server.framing import SseFraming
 from ticker.server.process import ServerHandle, serve
 from ticker.server.stats import EndReason
@@ -43,8 +45,18 @@ PAGE_CHANNELS = ("quote", "ticker", "trade")
 class LiveServer:
     """Start with `with LiveServer(config) as server:`; every method is for the test thread."""
 
-    def __init__(self, config: Config, *, seed: int = 1, drop: DropPlan | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        seed: int = 1,
+        drop: DropPlan | None = None,
+        epoch: int = EPOCH,
+    ) -> None:
         self.config = config
+        self.epoch = epoch
+        self.clock_offset_s = 0.0
+        """Added to the wall clock the server checks tokens' `exp` with."""
         self.market = RandomMarket(random.Random(seed))
         self.drop = drop
         self.stream_port = 0
@@ -96,9 +108,11 @@ class LiveServer:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 handle: ServerHandle = await nursery.start(
-                    partial(serve, self.config, run_venues=False, epoch=EPOCH)
+                    partial(serve, self.config, run_venues=False, epoch=self.epoch)
                 )
                 self._handle = handle
+                if handle.context.auth is not None:
+                    handle.context.auth.clock = lambda: time.time() + self.clock_offset_s
                 self.stream_port = handle.port
                 hypercorn = HypercornConfig()
                 hypercorn.bind = ["127.0.0.1:0"]
@@ -134,22 +148,26 @@ class LiveServer:
         port = stream_port or self.stream_port
         return f"http://127.0.0.1:{self.app_port}/?stream=http://127.0.0.1:{port}"
 
-    def start_publishing(self, interval_s: float = 0.02) -> None:
-        """Publish two events every `interval_s` until `stop_publishing`."""
-        self._await(self._start_publisher, interval_s)
+    def start_publishing(self, interval_s: float = 0.02, *, books: bool = False) -> None:
+        """Publish two events every `interval_s` until `stop_publishing` (book level
+        changes among them when `books`)."""
+        self._await(self._start_publisher, interval_s, books)
 
-    async def _start_publisher(self, interval_s: float) -> None:
+    async def _start_publisher(self, interval_s: float, books: bool) -> None:
         assert self._nursery is not None
-        await self._nursery.start(self._publish_forever, interval_s)
+        await self._nursery.start(self._publish_forever, interval_s, books)
 
     async def _publish_forever(
-        self, interval_s: float, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        interval_s: float,
+        books: bool,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         with trio.CancelScope() as scope:
             self._publisher = scope
             task_status.started()
             while True:
-                events = self.market.events(2, books=False)
+                events = self.market.events(2, books=books)
                 await self.handle.publish(*events)
                 self.sent += len(events)
                 await trio.sleep(interval_s)
@@ -180,6 +198,20 @@ class LiveServer:
         self.sent += len(events)
         await self._settle()
         return self.handle.hub.position
+
+    def publish(self, *events: NormalizedEvent) -> str:
+        """Publish these events; returns the hub's position once it took them."""
+        return str(self._await(self._publish_events, events))
+
+    async def _publish_events(self, events: tuple[NormalizedEvent, ...]) -> object:
+        await self.handle.publish(*events)
+        self.sent += len(events)
+        await self._settle()
+        return self.handle.hub.position
+
+    def topic_state(self, topic: str) -> dict[str, Any]:
+        """One topic's snapshot data in the SSE JSON form."""
+        return self._call(lambda: json.loads(render_json(self.handle.hub.snapshot(topic)))["data"])
 
     def drop_sse_clients(self, reason: EndReason) -> int:
         """End every SSE connection for `reason`, in the server's loop; how many ended."""

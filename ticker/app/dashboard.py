@@ -21,6 +21,7 @@ STATIC_FILES: Final = (
     "index.html",
     "dashboard.js",
     "board.js",
+    "symbol.js",
     "dashboard.css",
     "favicon.svg",
 )
