@@ -114,8 +114,11 @@ def _server_from_array(obj: list[Any]) -> ServerMessage:
     if kind in (SNAPSHOT, DELTA):
         _require(len(obj) >= 6, "data")
         _, topic, seq, offset, ts_us, data = obj[:6]
+        # `_is_int` inlined (every message a client reads passes here); bool is an int.
         ok = isinstance(topic, str) and isinstance(data, dict)
-        _require(ok and _is_int(seq) and _is_int(offset) and _is_int(ts_us), "data")
+        ok = ok and isinstance(seq, int) and isinstance(offset, int) and isinstance(ts_us, int)
+        ok = ok and not (seq is True or seq is False or offset is True or offset is False)
+        _require(ok and not (ts_us is True or ts_us is False), "data")
         return DataMessage(kind == SNAPSHOT, topic, seq, offset, ts_us, data)
     if kind == HELLO:
         _require(len(obj) >= 6 and all(_is_int(v) for v in obj[1:4]), "hello")
