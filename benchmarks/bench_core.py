@@ -28,6 +28,9 @@ from ticker.core.hub import Hub, Published
 from ticker.venues import make_adapter
 
 VENUES = ("itx", "cbx", "fxa")
+AIM_EVENTS_PER_S = {"itx": 150_000, "cbx": 100_000, "fxa": 100_000}
+"""Issue #14: full pipeline events/s on one core, binary venue and text venues."""
+AIM_JSON_US = 2.0
 
 
 def frames_of(venue: str, count: int) -> list[bytes]:
@@ -119,6 +122,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|")
     all_messages: list[bytes] = []
+    measured: dict[str, tuple[float, float]] = {}
     for venue in VENUES:
         frames = frames_of(venue, args.frames)
         adapter_rates, full_rates, message_rates, json_costs = [], [], [], []
@@ -133,11 +137,21 @@ def main() -> None:
             seconds, count = timed(lambda: sum(len(p.json) > 0 for p in published))  # noqa: B023
             json_costs.append(seconds / count * 1e6)
         all_messages += [p.payload for p in published[:5000]]
+        measured[venue] = (statistics.median(full_rates), statistics.median(json_costs))
         print(
             f"| {venue} | {statistics.median(adapter_rates):,.0f} "
             f"| {statistics.median(full_rates):,.0f} | {statistics.median(message_rates):,.0f} "
             f"| {statistics.median(json_costs):.2f} |"
         )
+    print("\n| aim (issue #14) | aim | measured (median) | met |")
+    print("|---|---|---|---|")
+    for venue, (rate, _) in measured.items():
+        aim = AIM_EVENTS_PER_S[venue]
+        met = "yes" if rate >= aim else "no"
+        print(f"| {venue} full pipeline events/s | >= {aim:,} | {rate:,.0f} | {met} |")
+    for venue, (_, json_us) in measured.items():
+        met = "yes" if json_us <= AIM_JSON_US else "no"
+        print(f"| {venue} JSON render us/msg | <= {AIM_JSON_US} | {json_us:.2f} | {met} |")
     print("\n| venue | channel | bytes published | bytes as full snapshots | ratio |")
     print("|---|---|---|---|---|")
     for venue in VENUES:
