@@ -73,6 +73,22 @@ def full_pipeline(venue: str, frames: list[bytes], out: list[Published] | None =
     return events
 
 
+def hub_alone(venue: str, frames: list[bytes]) -> Callable[[], int]:
+    """The hub's share: events parsed beforehand (not timed), then only `Hub.publish`."""
+    adapter = make_adapter(venue)
+    events = [
+        event for i, data in enumerate(frames) for event in adapter.on_message(data, i).events
+    ]
+
+    def work() -> int:
+        publish = Hub(Config(), epoch=1).publish
+        for i, event in enumerate(events):
+            publish(event, 1_800_000_000_000_000_000 + i)
+        return len(events)
+
+    return work
+
+
 def delta_bytes(venue: str, frames: list[bytes]) -> dict[str, tuple[int, int]]:
     """Per channel: (bytes of what was published, bytes had each been a full snapshot)."""
     adapter = make_adapter(venue)
@@ -118,15 +134,20 @@ def main() -> None:
         f"--runs {args.runs} --cpu {args.cpu}"
     )
     print(
-        "\n| venue | adapter events/s | full pipeline events/s | messages/s | JSON render us/msg |"
+        "\n| venue | adapter events/s | full pipeline events/s | messages/s "
+        "| hub alone us/event | JSON render us/msg |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     all_messages: list[bytes] = []
     measured: dict[str, tuple[float, float]] = {}
     for venue in VENUES:
         frames = frames_of(venue, args.frames)
         adapter_rates, full_rates, message_rates, json_costs = [], [], [], []
+        hub_costs = []
+        hub_work = hub_alone(venue, frames)
         for _ in range(args.runs):
+            seconds, events = timed(hub_work)
+            hub_costs.append(seconds / events * 1e6)
             seconds, events = timed(lambda: adapter_only(venue, frames))  # noqa: B023
             adapter_rates.append(events / seconds)
             seconds, events = timed(lambda: full_pipeline(venue, frames))  # noqa: B023
@@ -141,7 +162,7 @@ def main() -> None:
         print(
             f"| {venue} | {statistics.median(adapter_rates):,.0f} "
             f"| {statistics.median(full_rates):,.0f} | {statistics.median(message_rates):,.0f} "
-            f"| {statistics.median(json_costs):.2f} |"
+            f"| {statistics.median(hub_costs):.2f} | {statistics.median(json_costs):.2f} |"
         )
     print("\n| aim (issue #14) | aim | measured (median) | met |")
     print("|---|---|---|---|")
