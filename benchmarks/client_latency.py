@@ -13,6 +13,7 @@ wsproto, msgpack decode, nothing else). Latency = receive time - ts; p50/p99 ove
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import statistics
@@ -32,6 +33,10 @@ def _server(port_out: multiprocessing.Queue[int], rate: int) -> None:
     os.sched_setaffinity(0, {0})
 
     async def handle(stream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await serve_one(stream)  # until the reader is done
+
+    async def serve_one(stream: trio.SocketStream) -> None:
         ws = WSConnection(ConnectionType.SERVER)
         while True:
             ws.receive_data(bytes(await stream.receive_some(65536)))
