@@ -29,7 +29,9 @@ pytest: $(BIN)/.installed
 test: lint typecheck pytest
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_core.py --frames 30000 --runs 3 --cpu 1
+	$(BIN)/python benchmarks/bench_client.py --frames 20000 --runs 5 --cpu 1
+	$(BIN)/python benchmarks/client_latency.py --rate 4500 --seconds 5
 	$(BIN)/python benchmarks/bench_fanout.py --quick
 
 clean:

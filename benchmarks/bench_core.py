@@ -2,9 +2,11 @@
 
 For each venue it pre-generates frames from the simulator (not timed), then times:
 the adapter alone (parse + normalize), the adapter plus the hub (consolidate, sequence,
-msgpack encode, replay buffer), and the JSON rendering SSE needs. It also reports bytes
-of deltas against the full snapshots they replace, and zstd ratio and cost per message
-with and without the shipped dictionary. Medians of --runs runs, pinned to one CPU.
+msgpack encode, replay buffer), the hub alone (events parsed beforehand), and the JSON
+rendering SSE needs, then prints issue #14's aims against the medians. It also reports
+bytes of deltas against the full snapshots they replace, and zstd ratio and cost per
+message with and without the shipped dictionary. Medians of --runs runs, pinned to one
+CPU. `make bench` runs it with --frames 30000 --runs 3 --cpu 1 (about 3 minutes).
 
     .venv/bin/python benchmarks/bench_core.py [--frames 60000] [--runs 3] [--cpu 0]
 """
@@ -28,6 +30,9 @@ from ticker.core.hub import Hub, Published
 from ticker.venues import make_adapter
 
 VENUES = ("itx", "cbx", "fxa")
+AIM_EVENTS_PER_S = {"itx": 150_000, "cbx": 100_000, "fxa": 100_000}
+"""Issue #14: full pipeline events/s on one core, binary venue and text venues."""
+AIM_JSON_US = 2.0
 
 
 def frames_of(venue: str, count: int) -> list[bytes]:
@@ -68,6 +73,22 @@ def full_pipeline(venue: str, frames: list[bytes], out: list[Published] | None =
             if out is not None:
                 out.extend(published)
     return events
+
+
+def hub_alone(venue: str, frames: list[bytes]) -> Callable[[], int]:
+    """The hub's share: events parsed beforehand (not timed), then only `Hub.publish`."""
+    adapter = make_adapter(venue)
+    events = [
+        event for i, data in enumerate(frames) for event in adapter.on_message(data, i).events
+    ]
+
+    def work() -> int:
+        publish = Hub(Config(), epoch=1).publish
+        for i, event in enumerate(events):
+            publish(event, 1_800_000_000_000_000_000 + i)
+        return len(events)
+
+    return work
 
 
 def delta_bytes(venue: str, frames: list[bytes]) -> dict[str, tuple[int, int]]:
@@ -115,14 +136,20 @@ def main() -> None:
         f"--runs {args.runs} --cpu {args.cpu}"
     )
     print(
-        "\n| venue | adapter events/s | full pipeline events/s | messages/s | JSON render us/msg |"
+        "\n| venue | adapter events/s | full pipeline events/s | messages/s "
+        "| hub alone us/event | JSON render us/msg |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     all_messages: list[bytes] = []
+    measured: dict[str, tuple[float, float]] = {}
     for venue in VENUES:
         frames = frames_of(venue, args.frames)
         adapter_rates, full_rates, message_rates, json_costs = [], [], [], []
+        hub_costs = []
+        hub_work = hub_alone(venue, frames)
         for _ in range(args.runs):
+            seconds, events = timed(hub_work)
+            hub_costs.append(seconds / events * 1e6)
             seconds, events = timed(lambda: adapter_only(venue, frames))  # noqa: B023
             adapter_rates.append(events / seconds)
             seconds, events = timed(lambda: full_pipeline(venue, frames))  # noqa: B023
@@ -133,11 +160,21 @@ def main() -> None:
             seconds, count = timed(lambda: sum(len(p.json) > 0 for p in published))  # noqa: B023
             json_costs.append(seconds / count * 1e6)
         all_messages += [p.payload for p in published[:5000]]
+        measured[venue] = (statistics.median(full_rates), statistics.median(json_costs))
         print(
             f"| {venue} | {statistics.median(adapter_rates):,.0f} "
             f"| {statistics.median(full_rates):,.0f} | {statistics.median(message_rates):,.0f} "
-            f"| {statistics.median(json_costs):.2f} |"
+            f"| {statistics.median(hub_costs):.2f} | {statistics.median(json_costs):.2f} |"
         )
+    print("\n| aim (issue #14) | aim | measured (median) | met |")
+    print("|---|---|---|---|")
+    for venue, (rate, _) in measured.items():
+        aim = AIM_EVENTS_PER_S[venue]
+        met = "yes" if rate >= aim else "no"
+        print(f"| {venue} full pipeline events/s | >= {aim:,} | {rate:,.0f} | {met} |")
+    for venue, (_, json_us) in measured.items():
+        met = "yes" if json_us <= AIM_JSON_US else "no"
+        print(f"| {venue} JSON render us/msg | <= {AIM_JSON_US} | {json_us:.2f} | {met} |")
     print("\n| venue | channel | bytes published | bytes as full snapshots | ratio |")
     print("|---|---|---|---|---|")
     for venue in VENUES:

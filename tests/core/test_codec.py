@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -7,6 +10,8 @@ from hypothesis import strategies as st
 
 from tests.strategies import data_messages, server_messages
 from ticker.core.codec import (
+    NANOS_FIELDS,
+    _render_json_general,
     decode_client,
     decode_frame,
     decode_server,
@@ -142,3 +147,73 @@ def test_elements_a_reader_does_not_know_are_ignored(array: list[object], messag
     # Fields are only ever added at the end of a message's array: a reader keeps
     # understanding a newer server.
     assert decode_frame(msgpack.packb(array)) == [message]
+
+
+# -- the fast JSON renderer writes exactly what the json module writes ----------------
+
+MAX = 2**63 - 1
+EXTREMES = [0, 1, -1, 10**9, -(10**9), 10**9 + 1, 123_456_789, -123_456_789, MAX, -MAX, 2**64]
+
+
+def _reference(message: DataMessage) -> str:
+    """The JSON form built independently: json.dumps over Decimal-formatted nanos."""
+
+    def dec(nanos: int) -> str:
+        text = format(Decimal(nanos).scaleb(-9), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+    data: dict[str, object] = {}
+    for name, value in message.data.items():
+        if name in ("bids", "asks"):
+            data[name] = [[dec(p), dec(s)] for p, s in value]
+        elif name in NANOS_FIELDS and value is not None:
+            data[name] = dec(value)
+        else:
+            data[name] = value
+    obj = {"topic": message.topic, "seq": message.seq, "offset": message.offset}
+    obj |= {"ts": message.ts_us, "data": data}
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@given(data_messages())
+def test_json_equals_an_independent_rendering(message: DataMessage) -> None:
+    assert render_json(message) == _reference(message) == _render_json_general(message)
+
+
+@pytest.mark.parametrize("value", EXTREMES)
+def test_json_renders_extreme_nanos_exactly(value: int) -> None:
+    data = {"bid": value, "bid_size": None, "last": value, "bids": [[value, value]]}
+    message = DataMessage(False, "quote.X-Y", MAX, 0, -5, data)
+    assert render_json(message) == _reference(message)
+    for _ in range(2):  # the second time from the renderer's cache
+        assert render_json(message) == _reference(message)
+    assert parse_json(render_json(message), snapshot=False) == message
+
+
+def test_json_fractions_keep_their_zeros_and_drop_trailing_ones() -> None:
+    data = {"price": 1, "size": -1_000_000_010, "change": -500_000_000, "volume": 0}
+    message = DataMessage(True, "trade.X-Y", 1, 2, 3, data | {"id": 'a"\\é\n', "venue_ts": 7})
+    assert render_json(message) == (
+        '{"topic":"trade.X-Y","seq":1,"offset":2,"ts":3,"data":{"price":"0.000000001",'
+        '"size":"-1.00000001","change":"-0.5","volume":"0","id":"a\\"\\\\é\\n","venue_ts":7}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"bid": 2.5},  # a float where nanos belong: the json module decides (here: fails)
+        {"other": 1.5, "flag": True, "none": None, "nested": {"a": [1, "b"]}},
+        {1: "int key"},
+        {"bid": True},
+    ],
+)
+def test_unusual_values_render_as_the_json_module_would(data: dict[str, object]) -> None:
+    message = DataMessage(False, "quote.X-Y", 1, 2, 3, data)
+    try:
+        expected = _render_json_general(message)
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            render_json(message)
+    else:
+        assert render_json(message) == expected

@@ -48,6 +48,9 @@ NANOS_FIELDS: Final = frozenset(
 BOOK_SIDES: Final = ("bids", "asks")
 
 _packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+pack_array: Final = _packb
+"""msgpack bytes of one array, by the one Packer shared by every encoding here (a Packer
+per message would cost more than the packing); for the hub's inlined `encode_data`."""
 
 
 def encode_data(message: DataMessage) -> bytes:
@@ -115,8 +118,11 @@ def _server_from_array(obj: list[Any]) -> ServerMessage:
     if kind in (SNAPSHOT, DELTA):
         _require(len(obj) >= 6, "data")
         _, topic, seq, offset, ts_us, data = obj[:6]
+        # `_is_int` inlined (every message a client reads passes here); bool is an int.
         ok = isinstance(topic, str) and isinstance(data, dict)
-        _require(ok and _is_int(seq) and _is_int(offset) and _is_int(ts_us), "data")
+        ok = ok and isinstance(seq, int) and isinstance(offset, int) and isinstance(ts_us, int)
+        ok = ok and not (seq is True or seq is False or offset is True or offset is False)
+        _require(ok and not (ts_us is True or ts_us is False), "data")
         return DataMessage(kind == SNAPSHOT, topic, seq, offset, ts_us, data)
     if kind == HELLO:
         _require(len(obj) >= 6 and all(_is_int(v) for v in obj[1:4]), "hello")
@@ -202,6 +208,8 @@ def decode_client(data: bytes) -> ClientCommand:
 # -- JSON (SSE) ---------------------------------------------------------------------
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+"""The C string encoder `_dumps` itself uses for `ensure_ascii=False`: same bytes."""
 
 
 def _json_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -216,8 +224,8 @@ def _json_data(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_json(message: DataMessage) -> str:
-    """The JSON text of a data message as SSE carries it (prices as decimal strings)."""
+def _render_json_general(message: DataMessage) -> str:
+    """`render_json` through the json module: any value it can encode (the reference)."""
     return _dumps(
         {
             "topic": message.topic,
@@ -227,6 +235,119 @@ def render_json(message: DataMessage) -> str:
             "data": _json_data(message.data),
         }
     )
+
+
+_DECIMALS_MAX: Final = 16_384
+_decimals: dict[int, str] = {}
+"""Recently rendered nanos -> '"decimal"' (prices and sizes repeat from message to
+message). Bounded: emptied whenever it reaches `_DECIMALS_MAX` entries."""
+_SCALE: Final = 10**9
+_NANOS, _SIDE, _PLAIN = 0, 1, 2
+_KEYS: Final = {
+    **{name: (f"{_quote(name)}:", _NANOS) for name in NANOS_FIELDS},
+    **{name: (f"{_quote(name)}:", _SIDE) for name in BOOK_SIDES},
+    **{name: (f"{_quote(name)}:", _PLAIN) for name in ("side", "id", "venue", "venue_ts")},
+}
+"""Each data field's JSON key and how its value renders (other names: `_PLAIN`)."""
+_HEADS_MAX: Final = 4096
+_heads: dict[str, str] = {}
+"""topic -> the JSON text up to its seq; bounded like `_decimals`."""
+
+
+class _Unusual(Exception):
+    """A value the fast renderer does not handle: render through the json module."""
+
+
+def _decimal(value: int) -> str:
+    """`format_nanos(value)` as a JSON string, for an exact `int`."""
+    if type(value) is not int:  # before the lookup: 2.0 would find 2's entry
+        raise _Unusual
+    text = _decimals.get(value)
+    if text is None:
+        # Slicing the integer's digits costs half of divmod and a formatted f-string.
+        digits = str(value) if value >= 0 else str(-value)
+        if len(digits) > 9:
+            whole, frac = digits[:-9], digits[-9:].rstrip("0")
+        else:
+            whole, frac = "0", digits.rjust(9, "0").rstrip("0")
+        sign = "" if value >= 0 else "-"
+        text = f'"{sign}{whole}.{frac}"' if frac else f'"{sign}{whole}"'
+        if len(_decimals) >= _DECIMALS_MAX:
+            _decimals.clear()
+        _decimals[value] = text
+    return text
+
+
+def _scalar(value: object) -> str:
+    """JSON of a plain value as `_dumps` writes it (str, int, None, bool)."""
+    if type(value) is str:
+        return _quote(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "true" if value else "false"
+    raise _Unusual
+
+
+def render_json(message: DataMessage) -> str:
+    """The JSON text of a data message as SSE carries it (prices as decimal strings).
+
+    Built as text: the same characters as `json` writes for these values (pinned by
+    tests against `_render_json_general`), at a fraction of the cost. A value of any
+    other type goes through the json module.
+    """
+    _, topic, seq, offset, ts_us, data = message
+    if not (type(topic) is str and type(seq) is int and type(offset) is int):
+        return _render_json_general(message)
+    if type(ts_us) is not int:
+        return _render_json_general(message)
+    head = _heads.get(topic)
+    if head is None:
+        if len(_heads) >= _HEADS_MAX:
+            _heads.clear()
+        head = _heads[topic] = f'{{"topic":{_quote(topic)},"seq":'
+    try:
+        parts: list[str] = []
+        append = parts.append
+        keys = _KEYS
+        cached = _decimals.get  # hits inline, misses through `_decimal`: most values repeat
+        decimal = _decimal
+        for name, value in data.items():
+            key, kind = keys.get(name) or ("", _PLAIN)
+            if kind == _NANOS:
+                if value is None:
+                    append(f"{key}null")
+                else:
+                    append(
+                        key + ((cached(value) if type(value) is int else None) or decimal(value))
+                    )
+            elif kind == _SIDE:
+                if type(value) is list and not value:  # a book delta's untouched side
+                    append(f"{key}[]")
+                    continue
+                levels = []
+                for price, size in value:
+                    p = (cached(price) if type(price) is int else None) or decimal(price)
+                    s = (cached(size) if type(size) is int else None) or decimal(size)
+                    levels.append(f"[{p},{s}]")
+                append(f"{key}[{','.join(levels)}]")
+            else:
+                if not key:
+                    if type(name) is not str:
+                        raise _Unusual
+                    key = _quote(name) + ":"
+                plain = type(value)
+                if plain is str:
+                    append(key + _quote(value))
+                elif plain is int:
+                    append(f"{key}{value}")
+                else:
+                    append(key + _scalar(value))
+        return f'{head}{seq},"offset":{offset},"ts":{ts_us},"data":{{{",".join(parts)}}}}}'
+    except _Unusual:
+        return _render_json_general(message)
 
 
 def _data_from_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ticker.core.delta import Levels
 from ticker.core.messages import DataMessage
 from ticker.core.sequencer import Sequencer
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
-from ticker.model.fixed import saturate
+from ticker.model.fixed import MAX_NANOS, saturate
 
 NS_PER_DAY = 86_400 * 10**9
 
@@ -154,6 +154,11 @@ class Consolidator:
             inherited = self._inherited_stats.pop(s, None)
             if inherited:
                 symbol.stats.inherit(inherited, now_us * 1000)
+        kind = type(event)  # exact types first: one comparison each on the hot path
+        if kind is BookUpdate:
+            return self._on_book(symbol, event, now_us)  # type: ignore[arg-type]
+        if kind is Quote:
+            return self._on_quote(symbol, event, now_us)  # type: ignore[arg-type]
         if isinstance(event, BookUpdate):
             return self._on_book(symbol, event, now_us)
         if isinstance(event, Quote):
@@ -232,11 +237,16 @@ class Consolidator:
                     ask, ask_size = quote.ask_price, quote.ask_size
                 elif quote.ask_price == ask:
                     ask_size += quote.ask_size
+        # `saturate`, inlined: once per quote.
         fields = {
             "bid": bid,
-            "bid_size": saturate(bid_size) if bid is not None else None,
+            "bid_size": (bid_size if bid_size < MAX_NANOS else MAX_NANOS)
+            if bid is not None
+            else None,
             "ask": ask,
-            "ask_size": saturate(ask_size) if ask is not None else None,
+            "ask_size": (ask_size if ask_size < MAX_NANOS else MAX_NANOS)
+            if ask is not None
+            else None,
         }
         message = self.sequencer.set_fields(symbol.quote_topic, fields, now_us)
         return [message] if message is not None else []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ticker.model.fixed import MAX_NANOS, saturate
+from ticker.model.fixed import MAX_NANOS
 
 Fields = dict[str, Any]
 Levels = dict[int, int]
@@ -70,7 +70,9 @@ def book_data(bids: Levels, asks: Levels) -> Fields:
 
     Sizes saturate at MAX_NANOS (see `add_to_levels`).
     """
+    # Saturation inlined: a client builds this for every book update it applies.
+    m = MAX_NANOS
     return {
-        "bids": [[price, saturate(bids[price])] for price in sorted(bids, reverse=True)],
-        "asks": [[price, saturate(asks[price])] for price in sorted(asks)],
+        "bids": [[p, s if (s := bids[p]) < m else m] for p in sorted(bids, reverse=True)],
+        "asks": [[p, s if (s := asks[p]) < m else m] for p in sorted(asks)],
     }

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from ticker.config import Config
-from ticker.core.codec import encode_data, render_json
+from ticker.core.codec import DELTA, SNAPSHOT, pack_array, render_json
 from ticker.core.compression import FrameCompressor
 from ticker.core.consolidate import Consolidator
 from ticker.core.messages import DataMessage
@@ -85,14 +85,19 @@ class Published:
     )
 
     def __init__(self, message: DataMessage, epoch: int, payload: bytes | None = None) -> None:
+        # One of these is built per published message: fields are read by index and the
+        # msgpack array is built here (the layout of `encode_data`), not via more calls.
         self.message = message
         self.epoch = epoch
-        self.topic = message.topic
-        self.offset = message.offset
-        # A follower gets the writer's bytes with the message: encoded once, cluster-wide.
-        self.payload = encode_data(message) if payload is None else payload
-        self.size = len(self.payload)
-        self.conflatable = CONFLATABLE[message.topic.partition(".")[0]]
+        topic = self.topic = message[1]
+        self.offset = message[3]
+        if payload is None:  # a follower gets the writer's bytes: encoded once, cluster-wide
+            fields = list(message)
+            fields[0] = SNAPSHOT if fields[0] else DELTA
+            payload = pack_array(fields)
+        self.payload = payload
+        self.size = len(payload)
+        self.conflatable = CONFLATABLE[topic.partition(".")[0]]
         self._json: str | None = None
         self._sse: bytes | None = None
         self._ws: bytes | None = None
@@ -179,13 +184,21 @@ class Hub:
         now_us = now_ns // 1000
         self.sequencer.begin()
         try:
+            messages = self.consolidator.on_event(event, now_us)
+            if not messages:
+                return []
             epoch = self.epoch
-            published = [Published(m, epoch) for m in self.consolidator.on_event(event, now_us)]
+            published = [Published(m, epoch) for m in messages]
         except Exception as exc:
             repaired = self._repair(event, now_us)
             self._buffer(repaired)
             raise EventRejected(f"{type(exc).__name__}: {exc}", repaired) from exc
-        self._buffer(published)
+        # `_buffer`, inlined: this runs once per event.
+        replay = self.replay
+        append = replay.append
+        for item in published:
+            item._held = replay
+            append(item.offset, item, HELD_BASE_BYTES + HELD_BYTES_PER_PAYLOAD_BYTE * item.size)
         return published
 
     def keyframe(self, topic: str, now_ns: int) -> Published:
