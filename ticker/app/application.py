@@ -30,10 +30,12 @@ from ticker.app.snapshot import parse_topics_query, render_snapshot
 from ticker.core.compression import DICTIONARY_ID, dictionary_bytes
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
+from ticker.server.limits import cors_headers, shares_with
 
 JSON = "application/json"
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 """No route takes a body; anything larger is refused before it is read."""
+DICTIONARY_PATH = "/v1/zstd-dictionary/"
 IMMUTABLE = "public, max-age=31536000, immutable"
 """A dictionary id names its bytes for good: a new dictionary gets a new id."""
 
@@ -78,7 +80,6 @@ def create_app(context: ServerContext) -> QuartTrio:
         body = render_snapshot(context.hub, patterns)
         response = Response(body, 200, content_type=JSON)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     dictionary = dictionary_bytes()
@@ -102,7 +103,6 @@ def create_app(context: ServerContext) -> QuartTrio:
             response = Response(dictionary, 200, content_type="application/octet-stream")
         response.headers["ETag"] = dictionary_etag
         response.headers["Cache-Control"] = IMMUTABLE
-        response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     @app.get("/healthz")
@@ -145,6 +145,14 @@ def create_app(context: ServerContext) -> QuartTrio:
     async def common_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path == "/v1/snapshot" or request.path.startswith(DICTIONARY_PATH):
+            # Pages of `cors_origins` may read these (a preflight included), as the stream.
+            origin = request.headers.get("Origin", "")
+            allowed = context.config.cors_origins
+            if origin and not shares_with(origin, allowed):
+                context.stats.limited["cors_origin"] += 1
+            for name, value in cors_headers(origin, allowed, preflight=request.method == "OPTIONS"):
+                response.headers[name] = value
         return response
 
     return app

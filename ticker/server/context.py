@@ -21,6 +21,7 @@ from ticker.model.events import NormalizedEvent
 from ticker.server.deep_replay import DeepSource
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
+from ticker.server.limits import FrontDoor, Network
 from ticker.server.stats import ServerStats
 
 
@@ -55,6 +56,10 @@ class ServerContext:
     follower while it runs)."""
     resume_limit: KeyedRateLimit | None = None
     """Resumes per client address (None: not limited)."""
+    front_door: FrontDoor | None = None
+    """Connections and streams per client address (None: not limited; set by `serve`)."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Peers whose X-Forwarded-For names the client (`Config.trusted_proxies`)."""
 
     @property
     def ready(self) -> bool:

@@ -21,6 +21,7 @@ from ticker.core.messages import PROTOCOL_VERSION, Hello
 from ticker.core.position import Position
 from ticker.errors import ProtocolError, echo
 from ticker.server.context import ServerContext
+from ticker.server.guard import capped_max_rate, note_connection_limit, stream_cors
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -109,13 +110,20 @@ def accept_sse(
         OSError: the connection broke.
     """
     config = context.config
-    query = parse_sse_query(
-        head,
-        known_symbols=context.known_symbols,
-        max_subscriptions=config.max_subscriptions,
-        max_rate_per_s=config.sse_max_rate_per_s,
-    )
-    topics, position, max_rate = query.topics, query.position, query.max_rate
+    try:
+        query = parse_sse_query(
+            head,
+            known_symbols=context.known_symbols,
+            max_subscriptions=config.max_subscriptions,
+            max_rate_per_s=config.sse_max_rate_per_s,
+        )
+    except BadRequest as exc:
+        if exc.http_status == 429:  # too many topic patterns
+            note_connection_limit(context, set(), "subscriptions", peer, str(exc))
+        raise
+    topics, position = query.topics, query.position
+    # Every stream is anonymous until authentication (ticker/auth) names a subject.
+    max_rate = capped_max_rate(query.max_rate, peer, context, anonymous=True)
     if len(context.fanout) >= config.max_connections:
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:
@@ -143,7 +151,7 @@ def accept_sse(
     )
     subscriber.control.append(encode_retry(config.sse_retry_ms).encode())
     subscriber.control.append(framing.control(hello))
-    send_small(sock, response_head(head.http_version))
+    send_small(sock, response_head(head.http_version, stream_cors(head, context)))
 
     async def read_loop() -> EndReason:
         # Inside the session: the connection is in the fanout and its nursery exists.
