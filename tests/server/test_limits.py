@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -336,7 +337,7 @@ def test_the_anonymous_sse_rate(
 def test_config_checks_every_limit_setting() -> None:
     base = Config()
     assert base.cors_origins == ("*",) and base.stream_origins == ()
-    for changes, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"max_connections_per_ip": -1}, "max_connections_per_ip"),
         ({"connect_rate_per_ip_per_s": -0.5}, "connect_rate_per_ip_per_s"),
         ({"connect_burst_per_ip": 0}, "connect_burst_per_ip"),
@@ -350,6 +351,7 @@ def test_config_checks_every_limit_setting() -> None:
         ({"limit_exempt_networks": ("localhost",)}, "limit_exempt_networks"),
         ({"stream_origins": ("evil.example",)}, "stream_origins"),
         ({"cors_origins": ("https://a.example/path",)}, "cors_origins"),
-    ]:
+    ]
+    for changes, message in cases:
         with pytest.raises(ConfigError, match=message):
             replace(base, **changes)
