@@ -21,7 +21,7 @@ from ticker.core.messages import PROTOCOL_VERSION, Hello
 from ticker.core.position import Position
 from ticker.errors import ProtocolError, echo
 from ticker.server.context import ServerContext
-from ticker.server.guard import capped_max_rate, note_connection_limit, stream_cors
+from ticker.server.guard import capped_max_rate, stream_cors
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -118,12 +118,10 @@ def accept_sse(
             max_rate_per_s=config.sse_max_rate_per_s,
         )
     except BadRequest as exc:
-        if exc.http_status == 429:  # too many topic patterns
-            note_connection_limit(context, set(), "subscriptions", peer, str(exc))
+        if exc.http_status == 429:  # too many topic patterns (the listener logs it)
+            context.stats.limited["subscriptions"] += 1
         raise
     topics, position = query.topics, query.position
-    # Every stream is anonymous until authentication (ticker/auth) names a subject.
-    max_rate = capped_max_rate(query.max_rate, peer, context, anonymous=True)
     if len(context.fanout) >= config.max_connections:
         raise BadRequest("connection limit reached", 503)
     if context.shutting_down:
@@ -133,6 +131,8 @@ def accept_sse(
             admit_resume(peer, context.resume_limit, context.stats, trio.current_time())
         except ProtocolError as exc:
             raise BadRequest(str(exc), exc.http_status) from None
+    # Every stream is anonymous until authentication (ticker/auth) names a subject.
+    max_rate = capped_max_rate(query.max_rate, peer, context, anonymous=True)
     http10 = head.http_version == "1.0"
     framing = context.sse_framing_http10 if http10 else context.sse_framing
     subscriber = Subscriber(
