@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ticker.errors import ConfigError, ProtocolError
+from ticker.server.limits import check_origins, parse_networks
 
 VENUES = ("cbx", "fxa", "itx")
 ROLES = ("all", "hub", "edge")
@@ -176,6 +177,42 @@ class Config:
     auth_deny_poll_s: float = 0.5
     """How often the deny list's and `publish_tokens_file`'s modification times are
     checked (at most 1 s)."""
+    # Abuse limits (ticker/server/limits.py; docs/SECURITY.md, docs/OPERATIONS.md).
+    max_connections_per_ip: int = 256
+    """Streams (WebSocket and SSE) one client address may hold open; more get HTTP 429
+    before the upgrade. 0: no limit."""
+    connect_rate_per_ip_per_s: float = 20.0
+    """New connections (any path) one client address may open per second after its
+    burst; more get HTTP 429 with Retry-After. 0: no limit."""
+    connect_burst_per_ip: int = 200
+    """New connections one address may open at once (a page load opens ~8)."""
+    connect_rate_max_ips: int = 10_000
+    """Addresses whose connect rate and refusal episodes are tracked at once; past it the
+    least recently seen is forgotten."""
+    limit_exempt_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Client addresses (CIDRs) the per-address connection limits leave alone: by default
+    this host (benchmarks, a local proxy without trusted_proxies). Empty: none."""
+    command_rate_per_s: float = 50.0
+    """Commands (`sub`, `unsub`) one WebSocket connection may send per second after its
+    burst; more get `error` 4429. 0: no limit."""
+    command_burst: int = 200
+    """Commands one connection may send at once."""
+    max_refused_commands: int = 100
+    """Refused commands a connection may have outstanding (one is forgiven per second);
+    more close it with 4429."""
+    sse_anonymous_max_rate_per_s: float = 0.0
+    """`max_rate` every anonymous SSE stream gets at most (none asked, or more: this).
+    0: anonymous streams get what they ask for, as others do."""
+    stream_origins: tuple[str, ...] = ()
+    """Browser origins (`https://host[:port]`, `null`, or `*`: any) allowed to open
+    /v1/ws and /v1/sse, besides requests with no Origin and pages on the same host as
+    the request's Host header; any other gets 403 before the upgrade."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may read /v1/sse, /v1/snapshot and the zstd dictionary
+    (`*`: every page, answered `Access-Control-Allow-Origin: *`)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Proxies (CIDRs) whose X-Forwarded-For names the client: the rightmost address in
+    it that is not a trusted proxy. Empty: the TCP peer is the client."""
 
     # Publishing (feed replayers push normalized events into a running server).
     publish_token: str = field(default="", repr=False)
@@ -200,6 +237,10 @@ class Config:
             "max_connections",
             "max_http_connections",
             "max_subscriptions",
+            "connect_burst_per_ip",
+            "connect_rate_max_ips",
+            "command_burst",
+            "max_refused_commands",
             "resume_burst_per_ip",
             "resume_rate_max_ips",
             "max_frame_bytes",
@@ -232,6 +273,21 @@ class Config:
             raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
         if self.resume_rate_per_ip_per_s < 0:
             raise ConfigError("resume_rate_per_ip_per_s must be >= 0 (0: no limit)")
+        nonnegative = (
+            "max_connections_per_ip",
+            "connect_rate_per_ip_per_s",
+            "command_rate_per_s",
+            "sse_anonymous_max_rate_per_s",
+        )
+        for name in nonnegative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0: no limit), got {getattr(self, name)}")
+        if self.sse_anonymous_max_rate_per_s > self.sse_max_rate_per_s:
+            raise ConfigError("sse_anonymous_max_rate_per_s must be <= sse_max_rate_per_s")
+        parse_networks(self.limit_exempt_networks, "limit_exempt_networks")
+        parse_networks(self.trusted_proxies, "trusted_proxies")
+        check_origins(self.stream_origins, "stream_origins")
+        check_origins(self.cors_origins, "cors_origins")
         if self.send_buffer_bytes < 0:
             raise ConfigError("send_buffer_bytes must be >= 0")
         if self.sse_retry_ms < 0:

@@ -66,6 +66,7 @@ async def test_every_counter_is_exposed_with_its_value(
     stats.coalesced_writes, stats.conflations = 150, 7
     stats.resumes, stats.resets, stats.bad_requests = 6, 2, 8
     stats.resumes_limited = 3
+    stats.limited.update({"origin": 4, "command_rate": 9})
     stats.hub_rejected_events = 5
     context.ingest["cbx"] = IngestCounters(messages=50, events=70, gaps=3, resyncs=2)
     context.ingest["itx"] = IngestCounters(messages=40, duplicates=1, malformed=4, disconnects=1)
@@ -91,6 +92,9 @@ async def test_every_counter_is_exposed_with_its_value(
     assert got("ticker_conflations_total") == 7
     assert got("ticker_resumes_total") == 6
     assert got("ticker_resumes_limited_total") == 3
+    assert got("ticker_limited_total", limit="origin") == 4
+    assert got("ticker_limited_total", limit="command_rate") == 9
+    assert got("ticker_limited_total", limit="connections_per_ip") == 0  # there before any
     assert got("ticker_resets_total") == 2
     assert got("ticker_bad_requests_total") == 8
     assert got("ticker_hub_events_total") == 200

@@ -31,11 +31,13 @@ from ticker.auth.sources import QUERY_PARAMETER
 from ticker.core.compression import DICTIONARY_ID, dictionary_bytes
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
+from ticker.server.limits import cors_headers, shares_with
 from ticker.server.stream_auth import OPEN, narrow_or_refuse
 
 JSON = "application/json"
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 """No route takes a body; anything larger is refused before it is read."""
+DICTIONARY_PATH = "/v1/zstd-dictionary/"
 IMMUTABLE = "public, max-age=31536000, immutable"
 """A dictionary id names its bytes for good: a new dictionary gets a new id."""
 
@@ -87,7 +89,6 @@ def create_app(context: ServerContext) -> QuartTrio:
         body = render_snapshot(context.hub, narrowed.allowed, narrowed.forbidden)
         response = Response(body, 200, content_type=JSON)
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     dictionary = dictionary_bytes()
@@ -111,7 +112,6 @@ def create_app(context: ServerContext) -> QuartTrio:
             response = Response(dictionary, 200, content_type="application/octet-stream")
         response.headers["ETag"] = dictionary_etag
         response.headers["Cache-Control"] = IMMUTABLE
-        response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     @app.get("/healthz")
@@ -159,6 +159,14 @@ def create_app(context: ServerContext) -> QuartTrio:
     async def common_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path == "/v1/snapshot" or request.path.startswith(DICTIONARY_PATH):
+            # Pages of `cors_origins` may read these (a preflight included), as the stream.
+            origin = request.headers.get("Origin", "")
+            allowed = context.config.cors_origins
+            if origin and not shares_with(origin, allowed):
+                context.stats.limited["cors_origin"] += 1
+            for name, value in cors_headers(origin, allowed, preflight=request.method == "OPTIONS"):
+                response.headers[name] = value
         return response
 
     return app

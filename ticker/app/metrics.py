@@ -22,6 +22,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import CollectorRegistry
 
 from ticker.server.context import ServerContext
+from ticker.server.limits import LIMIT_NAMES
 from ticker.server.stats import STREAM_TRANSPORTS, EndReason
 
 EVICTIONS = (
@@ -151,6 +152,14 @@ class ServerCollector:
             "Resumes refused by the per-address rate limit (error 4429 / HTTP 429).",
             stats.resumes_limited,
         )
+        limited = CounterMetricFamily(
+            "ticker_limited",
+            "Requests, commands and streams refused or capped by an abuse limit, by limit.",
+            labels=["limit"],
+        )
+        for name in sorted({*LIMIT_NAMES, *stats.limited}):
+            limited.add_metric([name], stats.limited[name])
+        yield limited
         yield CounterMetricFamily(
             "ticker_resets",
             "Resume positions that could not be served: reset plus fresh snapshots.",

@@ -23,6 +23,7 @@ from ticker.model.events import NormalizedEvent
 from ticker.server.deep_replay import DeepSource
 from ticker.server.fanout import Fanout
 from ticker.server.framing import SseFraming, WebSocketFraming
+from ticker.server.limits import FrontDoor, Network
 from ticker.server.stats import ServerStats
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ class ServerContext:
     """Tokens, entitlements and live principals (None: `auth` is off, all is open)."""
     publishers: tuple[Publisher, ...] = ()
     """Who may publish on /v1/publish (none: publishing is disabled)."""
+    front_door: FrontDoor | None = None
+    """Connections and streams per client address (None: not limited; set by `serve`)."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Peers whose X-Forwarded-For names the client (`Config.trusted_proxies`)."""
 
     @property
     def ready(self) -> bool:

@@ -22,12 +22,20 @@ import trio
 from ticker.errors import ProtocolError
 from ticker.server.context import ServerContext
 from ticker.server.gateway import Gateway
+from ticker.server.guard import (
+    GUARDED_STREAMS,
+    check_request,
+    client_peer,
+    close_stream,
+    open_stream,
+    preflight,
+)
 from ticker.server.publish_session import accept_publish
 from ticker.server.sse_session import accept_sse
 from ticker.server.websocket_session import accept_websocket
 from ticker.wire.http import BadRequest, head_end, parse_head, render_error, render_json_error
 from ticker.wire.tls import TlsSocket
-from ticker.wire.transport import Transport
+from ticker.wire.transport import Transport, send_small
 
 log = logging.getLogger("ticker.server")
 
@@ -167,6 +175,7 @@ async def handle_connection(
     """
     transport: Transport = sock
     path: str | None = None
+    counted_stream = False
     try:
         try:
             timeout_s = context.config.handshake_timeout_s
@@ -188,6 +197,18 @@ async def handle_connection(
                 path = exc.path
                 raise
             path = head.path
+            peer = client_peer(peer, head, context)
+            refusal = check_request(head, peer, context)
+            if refusal is None and head.method == "OPTIONS" and head.path == "/v1/sse":
+                send_small(transport, preflight(head, context))
+                return
+            if refusal is None and head.path in GUARDED_STREAMS:
+                refusal = open_stream(peer, context)
+                counted_stream = refusal is None
+            if refusal is not None:
+                with contextlib.suppress(OSError):
+                    transport.send(refusal.response(as_json=head.path not in STREAMS))
+                return
             session: Callable[[], Awaitable[None]] | None
             if head.path in STREAMS:
                 refused = _not_on_this_role(head.path, config_role=context.config.role,
@@ -238,6 +259,8 @@ async def handle_connection(
             context.stats.internal_errors += 1
             log.exception("internal error serving %s; connection closed", peer)
     finally:
+        if counted_stream:
+            close_stream(peer, context)
         transport.close()
 
 

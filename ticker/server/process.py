@@ -37,6 +37,7 @@ from ticker.server.drain import DrainResult, drain
 from ticker.server.fanout import Fanout
 from ticker.server.gateway import Gateway
 from ticker.server.hub_batch import HubRejections, publish_batch
+from ticker.server.limits import FrontDoor, parse_networks
 from ticker.server.listener import serve_listener
 from ticker.server.reloads import run_reloads
 from ticker.server.stats import ServerStats
@@ -139,6 +140,14 @@ async def serve(
         )
     context.auth = build_gate(config)  # keys and deny list: a ConfigError at start-up
     context.publishers = load_publishers(config.publish_token, config.publish_tokens_file)
+    context.front_door = FrontDoor(
+        max_connections_per_ip=config.max_connections_per_ip,
+        connect_rate_per_ip_per_s=config.connect_rate_per_ip_per_s,
+        connect_burst_per_ip=config.connect_burst_per_ip,
+        max_ips=config.connect_rate_max_ips,
+        exempt=parse_networks(config.limit_exempt_networks, "limit_exempt_networks"),
+    )
+    context.trusted_proxies = parse_networks(config.trusted_proxies, "trusted_proxies")
     if config.certfile:
         try:
             context.tls = server_context(config.certfile, config.keyfile or None)

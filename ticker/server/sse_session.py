@@ -22,6 +22,7 @@ from ticker.core.position import Position
 from ticker.errors import CLOSE_FORBIDDEN, ProtocolError, echo
 from ticker.server import stream_auth
 from ticker.server.context import ServerContext
+from ticker.server.guard import capped_max_rate, stream_cors
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
@@ -113,13 +114,18 @@ def accept_sse(
     """
     config = context.config
     principal = stream_auth.authenticate_head(context, head)
-    query = parse_sse_query(
-        head,
-        known_symbols=context.known_symbols,
-        max_subscriptions=config.max_subscriptions,
-        max_rate_per_s=config.sse_max_rate_per_s,
-    )
-    topics, position, max_rate = query.topics, query.position, query.max_rate
+    try:
+        query = parse_sse_query(
+            head,
+            known_symbols=context.known_symbols,
+            max_subscriptions=config.max_subscriptions,
+            max_rate_per_s=config.sse_max_rate_per_s,
+        )
+    except BadRequest as exc:
+        if exc.http_status == 429:  # too many topic patterns (the listener logs it)
+            context.stats.limited["subscriptions"] += 1
+        raise
+    topics, position = query.topics, query.position
     patterns = parse_patterns(topics, context.known_symbols)
     forbidden = stream_auth.narrow_or_refuse(context, principal, patterns).forbidden
     if len(context.fanout) >= config.max_connections:
@@ -131,6 +137,8 @@ def accept_sse(
             admit_resume(peer, context.resume_limit, context.stats, trio.current_time())
         except ProtocolError as exc:
             raise BadRequest(str(exc), exc.http_status) from None
+    # A stream without a verified token (every stream when `auth` is off) is anonymous.
+    max_rate = capped_max_rate(query.max_rate, peer, context, anonymous=principal.anonymous)
     http10 = head.http_version == "1.0"
     framing = context.sse_framing_http10 if http10 else context.sse_framing
     subscriber = Subscriber(
@@ -153,7 +161,7 @@ def accept_sse(
         # The allowed topics stream; the client is told which were refused.
         error = Error(CLOSE_FORBIDDEN, stream_auth.not_entitled(forbidden))
         subscriber.control.append(framing.control(error))
-    send_small(sock, response_head(head.http_version))
+    send_small(sock, response_head(head.http_version, stream_cors(head, context)))
 
     async def read_loop() -> EndReason:
         # Inside the session: the connection is in the fanout and its nursery exists.

@@ -80,6 +80,9 @@ class ServerStats:
     resumes: int = 0
     resumes_limited: int = 0
     """Resumes refused by the per-address rate limit (error 4429 / HTTP 429)."""
+    limited: Counter[str] = field(default_factory=Counter)
+    """Refusals and caps by the abuse limits, by limit (`LIMIT_NAMES`,
+    `ticker/server/limits.py`)."""
     resets: int = 0
     deep_resumes: int = 0
     """Resumes older than the replay buffer served from the cluster log."""

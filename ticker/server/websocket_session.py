@@ -26,11 +26,19 @@ from ticker.errors import (
 )
 from ticker.server import stream_auth
 from ticker.server.context import ServerContext
+from ticker.server.guard import note_connection_limit
 from ticker.server.keepalive import KeepaliveReader
+from ticker.server.limits import CommandBudget, Verdict
 from ticker.server.session import run_session
 from ticker.server.stats import EndReason
 from ticker.server.subscriber import Subscriber
-from ticker.server.subscriptions import admit_resume, subscribe, takes_position, unsubscribe
+from ticker.server.subscriptions import (
+    LimitReached,
+    admit_resume,
+    subscribe,
+    takes_position,
+    unsubscribe,
+)
 from ticker.wire.http import RequestHead
 from ticker.wire.transport import Transport, send_small
 from ticker.wire.websocket import (
@@ -117,6 +125,13 @@ async def _read_commands(
     reader = FrameReader(config.max_frame_bytes, config.max_message_fragments)
     keepalive = KeepaliveReader(sock, config.ping_interval_s, config.ping_timeout_s)
     errors = 0
+    budget = CommandBudget(
+        config.command_rate_per_s,
+        config.command_burst,
+        config.max_refused_commands,
+        trio.current_time(),
+    )
+    noted: set[str] = set()  # the limits logged for this connection already
     # Data messages written by the time of the client's last input: a client that was
     # sent data since and answers no ping has stopped reading (a slow consumer), which
     # the write path only sees once the kernel buffers on both ends are full.
@@ -150,7 +165,12 @@ async def _read_commands(
             if subscriber.ended is not None:  # a reply's write failed: stop here
                 return subscriber.ended
             if isinstance(event, Message):
-                if not _handle_command(event, subscriber, context):
+                verdict = budget.take(trio.current_time())
+                if verdict is not Verdict.APPLY:
+                    if _over_command_rate(verdict, budget, subscriber, context, noted):
+                        return EndReason.LIMIT
+                    continue
+                if not _handle_command(event, subscriber, context, noted):
                     errors += 1
                     if errors >= MAX_ERRORS_PER_CONNECTION:
                         subscriber.control.append(
@@ -167,7 +187,32 @@ async def _read_commands(
                 return EndReason.CLIENT_CLOSED
 
 
-def _handle_command(message: Message, subscriber: Subscriber, context: ServerContext) -> bool:
+def _over_command_rate(
+    verdict: Verdict,
+    budget: CommandBudget,
+    subscriber: Subscriber,
+    context: ServerContext,
+    noted: set[str],
+) -> bool:
+    """A command over the connection's rate: `error` 4429 (not applied), or close 4429
+    when persistently over. Returns True if the connection is to end."""
+    rate = f"at most {budget.rate_per_s:g} commands/s after a burst of {budget.burst}"
+    if verdict is Verdict.CLOSE:
+        reason = f"too many commands ({rate})"
+        note_connection_limit(context, noted, "command_rate_close", subscriber.peer, reason)
+        subscriber.control.append(encode_close(CLOSE_LIMIT_REACHED, reason))
+        subscriber.flush_nowait()
+        return True
+    message = f"too many commands ({rate}); this one was not applied"
+    note_connection_limit(context, noted, "command_rate", subscriber.peer, message)
+    subscriber.control.append(subscriber.framing.control(Error(CLOSE_LIMIT_REACHED, message)))
+    subscriber.flush_nowait()
+    return False
+
+
+def _handle_command(
+    message: Message, subscriber: Subscriber, context: ServerContext, noted: set[str]
+) -> bool:
     """Apply one client command; on a bad one, tell the client. Returns False if bad."""
     try:
         if not message.binary:
@@ -200,6 +245,8 @@ def _handle_command(message: Message, subscriber: Subscriber, context: ServerCon
             unsubscribe(subscriber, command.topics, context.fanout, grants, context.known_symbols)
     except ProtocolError as exc:
         context.stats.bad_requests += 1
+        if isinstance(exc, LimitReached):
+            note_connection_limit(context, noted, "subscriptions", subscriber.peer, str(exc))
         subscriber.control.append(subscriber.framing.control(Error(exc.close_code, str(exc))))
         subscriber.flush_nowait()
         return False

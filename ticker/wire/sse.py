@@ -20,23 +20,24 @@ SSE_HEADERS: Final = [
     ("X-Accel-Buffering", "no"),
     ("Transfer-Encoding", "chunked"),
     ("Connection", "keep-alive"),
-    ("Access-Control-Allow-Origin", "*"),
 ]
 
 
 SSE_HEADERS_HTTP10: Final = [
     *SSE_HEADERS[:3],
     ("Connection", "close"),
-    SSE_HEADERS[-1],
 ]
 """For an HTTP/1.0 request: no chunks (RFC 9112 7.1: never to a 1.0 client); the body
 ends when the connection closes."""
 
 
-def response_head(http_version: str = "1.1") -> bytes:
-    """The 200 response head that opens an event stream for a request of `http_version`."""
+def response_head(http_version: str = "1.1", cors: list[tuple[str, str]] | None = None) -> bytes:
+    """The 200 response head that opens an event stream for a request of `http_version`,
+    with the CORS headers `cors` (default: `Access-Control-Allow-Origin: *`)."""
     headers = SSE_HEADERS_HTTP10 if http_version == "1.0" else SSE_HEADERS
-    return render_response(200, headers, content_length=False)
+    if cors is None:
+        cors = [("Access-Control-Allow-Origin", "*")]
+    return render_response(200, [*headers, *cors], content_length=False)
 
 
 def encode_event(event: str, data: str, event_id: str | None = None) -> str:
