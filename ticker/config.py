@@ -181,6 +181,10 @@ class Config:
     max_connections_per_ip: int = 256
     """Streams (WebSocket and SSE) one client address may hold open; more get HTTP 429
     before the upgrade. 0: no limit."""
+    max_connections_per_subject: int = 1024
+    """Streams one authenticated subject (a token's `sub`) may hold open, from any
+    address; more get HTTP 429 before the upgrade. Anonymous streams are counted per
+    address only. 0: no limit."""
     connect_rate_per_ip_per_s: float = 20.0
     """New connections (any path) one client address may open per second after its
     burst; more get HTTP 429 with Retry-After. 0: no limit."""
@@ -275,6 +279,7 @@ class Config:
             raise ConfigError("resume_rate_per_ip_per_s must be >= 0 (0: no limit)")
         nonnegative = (
             "max_connections_per_ip",
+            "max_connections_per_subject",
             "connect_rate_per_ip_per_s",
             "command_rate_per_s",
             "sse_anonymous_max_rate_per_s",

@@ -66,8 +66,7 @@ def check_request(head: RequestHead, peer: str, context: ServerContext) -> Refus
 
 
 def open_stream(peer: str, context: ServerContext) -> Refusal | None:
-    """Count a stream for `peer`'s address (per subject too, once there are subjects:
-    the same call on `FrontDoor.open_stream` with its own counts and the subject)."""
+    """Count a stream for `peer`'s address (its subject: `open_subject_stream`)."""
     front = context.front_door
     if front is None:
         return None
@@ -79,6 +78,21 @@ def close_stream(peer: str, context: ServerContext) -> None:
     """The stream counted by a successful `open_stream` ended."""
     if context.front_door is not None:
         context.front_door.close_stream(peer_ip(peer))
+
+
+def open_subject_stream(subject: str, peer: str, context: ServerContext) -> Refusal | None:
+    """Count a stream for an authenticated `subject` (from any address)."""
+    front = context.front_door
+    if front is None:
+        return None
+    refusal = front.open_stream(subject, front.subjects)
+    return None if refusal is None else counted(refusal, peer, context, f"(subject {subject})")
+
+
+def close_subject_stream(subject: str, context: ServerContext) -> None:
+    """The stream counted by a successful `open_subject_stream` ended."""
+    if context.front_door is not None:
+        context.front_door.close_stream(subject, context.front_door.subjects)
 
 
 def counted(refusal: Refusal, peer: str, context: ServerContext, detail: str = "") -> Refusal:

@@ -216,6 +216,8 @@ class FrontDoor:
 
     Args:
         max_connections_per_ip: open streams per address; 0: unlimited.
+        max_connections_per_subject: open streams per authenticated subject, from any
+            address (`subjects`, never exempt); 0: unlimited.
         connect_rate_per_ip_per_s: new connections per address per second after the
             burst; 0: unlimited.
         connect_burst_per_ip: new connections an address may open at once.
@@ -231,8 +233,10 @@ class FrontDoor:
         connect_burst_per_ip: int,
         max_ips: int,
         exempt: tuple[Network, ...] = (),
+        max_connections_per_subject: int = 0,
     ) -> None:
         self.streams = ConnectionCounts(max_connections_per_ip)
+        self.subjects = ConnectionCounts(max_connections_per_subject)
         self.connect_rate = (
             KeyedRateLimit(connect_rate_per_ip_per_s, connect_burst_per_ip, max_ips)
             if connect_rate_per_ip_per_s > 0

@@ -27,13 +27,23 @@ from ticker.server.guard import (
     check_request,
     client_peer,
     close_stream,
+    close_subject_stream,
     open_stream,
+    open_subject_stream,
     preflight,
 )
 from ticker.server.publish_session import accept_publish
 from ticker.server.sse_session import accept_sse
+from ticker.server.stream_auth import authenticate_head
 from ticker.server.websocket_session import accept_websocket
-from ticker.wire.http import BadRequest, head_end, parse_head, render_error, render_json_error
+from ticker.wire.http import (
+    BadRequest,
+    RequestHead,
+    head_end,
+    parse_head,
+    render_error,
+    render_json_error,
+)
 from ticker.wire.tls import TlsSocket
 from ticker.wire.transport import Transport, send_small
 
@@ -176,6 +186,7 @@ async def handle_connection(
     transport: Transport = sock
     path: str | None = None
     counted_stream = False
+    counted_subject = ""
     try:
         try:
             timeout_s = context.config.handshake_timeout_s
@@ -205,6 +216,10 @@ async def handle_connection(
             if refusal is None and head.path in GUARDED_STREAMS:
                 refusal = open_stream(peer, context)
                 counted_stream = refusal is None
+                subject = _subject_of(head, context)
+                if refusal is None and subject:
+                    refusal = open_subject_stream(subject, peer, context)
+                    counted_subject = subject if refusal is None else ""
             if refusal is not None:
                 with contextlib.suppress(OSError):
                     transport.send(refusal.response(as_json=head.path not in STREAMS))
@@ -261,7 +276,22 @@ async def handle_connection(
     finally:
         if counted_stream:
             close_stream(peer, context)
+        if counted_subject:
+            close_subject_stream(counted_subject, context)
         transport.close()
+
+
+def _subject_of(head: RequestHead, context: ServerContext) -> str:
+    """The subject of a stream request's token, for the per-subject limit ("" when auth
+    is off, anonymous, or the token is bad: the stream's own door then refuses it with
+    the reason)."""
+    if context.auth is None:
+        return ""
+    try:
+        principal = authenticate_head(context, head, cookie=head.path != "/v1/ws")
+    except ProtocolError:
+        return ""
+    return principal.subject
 
 
 def _not_on_this_role(path: str, *, config_role: str, clustered: bool) -> str | None:

@@ -142,6 +142,7 @@ async def serve(
     context.publishers = load_publishers(config.publish_token, config.publish_tokens_file)
     context.front_door = FrontDoor(
         max_connections_per_ip=config.max_connections_per_ip,
+        max_connections_per_subject=config.max_connections_per_subject,
         connect_rate_per_ip_per_s=config.connect_rate_per_ip_per_s,
         connect_burst_per_ip=config.connect_burst_per_ip,
         max_ips=config.connect_rate_max_ips,
