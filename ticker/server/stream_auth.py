@@ -97,6 +97,25 @@ class Gate:
             return self.anonymous
         return self.check(presented.token)
 
+    def subject_of(self, authorization: str, query_token: str | None, cookie_header: str) -> str:
+        """The subject a request's token names, for the per-subject stream limit: ""
+        when there is none or it does not verify (the stream's door then refuses it,
+        and counts that once). Verifies without counting anything."""
+        presented = presented_token(
+            authorization,
+            query_token,
+            cookie_header,
+            allow_query=self.allow_query,
+            cookie_name=self.cookie_name,
+        )
+        if presented is None:
+            return ""
+        try:
+            principal = self.verifier.verify(presented.token, self.clock())
+        except Unauthorized:
+            return ""
+        return principal.subject
+
     def check(self, token: str) -> Principal:
         """Verify one token and check it against the deny list.
 
