@@ -17,8 +17,8 @@ from .servers import (
     quote,
     request,
     start_auth_server,
-    upgrade_headers,
     until,
+    upgrade_headers,
 )
 
 
