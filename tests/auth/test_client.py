@@ -132,3 +132,33 @@ async def test_tail_reads_its_token_file_again_to_refresh(tmp_path: Path) -> Non
     path.write_text("")
     with pytest.raises(FeedConfigError, match="empty"):
         tail_credentials(str(path), {})
+
+
+@pytest.mark.parametrize("scheme", ["ws", "http"])
+async def test_a_pattern_outside_the_entitlements_is_reported_and_the_rest_stream(
+    nursery: trio.Nursery, scheme: str
+) -> None:
+    """`error` 4403 naming `trade.*` does not end the feed: the quotes come, in the same
+    unit as the refusal or after it, and the feed says which patterns were refused."""
+    server = await real_clock_server(nursery)
+    url = f"{scheme}://127.0.0.1:{server.port}"
+    with trio.fail_after(30):
+        async with open_feed(url, ["quote.*", "trade.*"], token=real_time_token(3600)) as feed:
+            update = await feed.__anext__()
+            assert update.topic == "quote.BTC-USD"
+            await publish(server, quote(2))
+            assert (await feed.__anext__()).seq == update.seq + 1
+            assert feed.forbidden == {"trade.*"}
+            assert feed.stats.forbidden == 1
+            assert feed.error is None
+
+
+async def test_a_feed_with_every_pattern_refused_stops_rejected(nursery: trio.Nursery) -> None:
+    # (SSE answers such a request with HTTP 403: FeedRejected as for any refusal.)
+    server = await real_clock_server(nursery)
+    url = f"ws://127.0.0.1:{server.port}"
+    with trio.fail_after(30):
+        async with open_feed(url, ["trade.*"], token=real_time_token(3600)) as feed:
+            with pytest.raises(FeedRejected, match=r"not entitled to: trade\.\*"):
+                await feed.__anext__()
+    assert feed.forbidden == {"trade.*"}

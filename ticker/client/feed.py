@@ -44,7 +44,7 @@ from ticker.client.websocket import connect_websocket
 from ticker.core.messages import ServerMessage
 from ticker.core.position import Position
 from ticker.core.topics import TopicPattern
-from ticker.errors import CLOSE_LIMIT_REACHED, CLOSE_UNAUTHORIZED, BadTopic
+from ticker.errors import CLOSE_FORBIDDEN, CLOSE_LIMIT_REACHED, CLOSE_UNAUTHORIZED, BadTopic
 
 log = logging.getLogger("ticker.client")
 
@@ -124,6 +124,19 @@ def parse_topics(topics: Iterable[str]) -> tuple[str, ...]:
     return tuple(parsed)
 
 
+def entitlement_refusal(code: int, message: str) -> tuple[str, ...] | None:
+    """The patterns an `error` refuses as outside the token's entitlements (`not entitled
+    to: a, b` or, after a narrower refresh, `no longer entitled to: a`); None for any
+    other error."""
+    if code != CLOSE_FORBIDDEN:
+        return None
+    for prefix in ("not entitled to:", "no longer entitled to:"):
+        if message.startswith(prefix):
+            named = message.removeprefix(prefix).split(",")
+            return tuple(p.strip() for p in named if p.strip())
+    return None
+
+
 class Feed:
     """The live state of some topics and the stream of their updates.
 
@@ -159,6 +172,10 @@ class Feed:
         """How the last connection ended (None before the first ended)."""
         self.error: FeedError | None = None
         """Why the feed stopped, once it has."""
+        self.forbidden: set[str] = set()
+        """Patterns the server refused as outside the token's entitlements (an `error`
+        4403 naming them): the others stream on. Only when every pattern is refused does
+        the feed stop (FeedRejected)."""
         self._tracker = Tracker(self.stats)
         self._resuming = False  # the current connection's subscribe carries a position
         self._ssl_context = ssl_context
@@ -395,6 +412,13 @@ class Feed:
             stats.updates += 1
         if step.refusal is not None:
             refusal = step.refusal
+            named = entitlement_refusal(refusal.code, refusal.message)
+            if named is not None:
+                stats.forbidden += 1
+                self.forbidden.update(named)
+                log.warning("%s: %s", self.endpoint, refusal.message)
+                if not set(self.topics) <= self.forbidden:
+                    return None  # the allowed patterns stream on
             if refusal.code == CLOSE_LIMIT_REACHED and self._resuming:
                 # Resumes are rate-limited per address (a reconnect storm): back off and
                 # resume again, as after an HTTP 429.

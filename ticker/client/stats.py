@@ -85,5 +85,8 @@ class FeedStats:
     """Messages already applied (replayed after a gap resync), skipped."""
     conflated: int = 0
     """Snapshots that stood for updates the server coalesced (slow consumer)."""
+    forbidden: int = 0
+    """`error` 4403 refusals of patterns outside the token's entitlements (see
+    `Feed.forbidden`)."""
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     """Receive time minus publish time of every data message."""

@@ -54,7 +54,8 @@ class Step:
         resync: a sequence gap was found: end this connection and reconnect at once
             from `Tracker.resume_position()` (replay from before the gap, or fresh
             snapshots). Messages after the gap in this unit were not applied.
-        refusal: the server refused the subscription (an `error` message).
+        refusal: the server refused the subscription, or some of its patterns (an
+            `error` message; the rest of its unit was applied).
     """
 
     updates: list[Update]
@@ -143,6 +144,7 @@ class Tracker:
         reached: Position | None = None
         burst = _burst_position(unit)
         reset_seen = False
+        refusal: Error | None = None
         for message in unit:
             if isinstance(message, DataMessage):
                 epoch = self._require_epoch()
@@ -156,7 +158,7 @@ class Tracker:
                 outcome = self._apply(message, epoch, now_ns, burst)
                 if outcome is _Outcome.RESYNC:
                     # Nothing after a gap is applied: the resync brings it back in order.
-                    return Step(updates, resync=True)
+                    return Step(updates, resync=True, refusal=refusal)
                 if outcome is not _Outcome.DUPLICATE:
                     updates.append(outcome)
                 reached = Position(epoch, message.offset)
@@ -185,7 +187,9 @@ class Tracker:
                 if self.position is None and self._first_hello is None:
                     self._first_hello = Position(message.epoch, message.offset)
             else:
-                return Step(updates, refusal=message)
+                # The rest of the unit still counts: a refusal of some patterns (4403)
+                # comes with the burst of the others.
+                refusal = message
         pending = self._pending
         if pending is not None and pending.rebuilt:
             # A burst of snapshots travels as one unit: every topic it rebuilds is in it.
@@ -194,7 +198,7 @@ class Tracker:
             self.position = reached
         if self.position is not None:
             self._first_hello = self._resubscribed_after = None
-        return Step(updates)
+        return Step(updates, refusal=refusal)
 
     # -- internals ----------------------------------------------------------------------
 

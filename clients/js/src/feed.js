@@ -69,7 +69,8 @@ const TOPIC = /^(quote|ticker|book|trade)\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
  * @typedef {{type: "hello", url: string, epoch: number, offset: number, heartbeatS: number | null, compression: string | null}
  *   | {type: "ended", url: string, kind: string, detail: string, delayMs: number}
  *   | {type: "connecting", url: string, position: string | null}
- *   | {type: "position", url: string, position: string | null}} FeedEvent
+ *   | {type: "position", url: string, position: string | null}
+ *   | {type: "forbidden", url: string, patterns: string[], message: string}} FeedEvent
  * "position": the resume position moved (after a unit; heartbeats move it too, with no
  * update), emitted before the unit's updates are read from the queue.
  */
@@ -151,8 +152,12 @@ export class Feed {
     }
     /** The tracker: topic state, position, counters (`feed.tracker.stats`). */
     this.tracker = new Tracker();
-    this.stats = { connections: 0, attempts: 0, updates: 0, resetMessages: 0,
+    this.stats = { connections: 0, attempts: 0, updates: 0, resetMessages: 0, forbidden: 0,
       /** @type {Record<string, number>} */ endings: {} };
+    /** @type {Set<string>} patterns refused as outside the token's entitlements (an
+     * `error` 4403 naming them): the others stream on; only when every pattern is
+     * refused does the feed stop ("rejected"). */
+    this.forbidden = new Set();
     /** @type {FeedError | null} why the feed stopped, once it has. */
     this.error = null;
     this.closed = false;
@@ -372,8 +377,19 @@ export class Feed {
       this.stats.updates += step.updates.length;
       this.wake();
     }
-    if (step.refusal !== null) {
-      const { code, message } = step.refusal;
+    let refusal = step.refusal;
+    if (refusal !== null) {
+      const named = entitlementRefusal(refusal.code, refusal.message);
+      if (named !== null) {
+        this.stats.forbidden += 1;
+        for (const pattern of named) this.forbidden.add(pattern);
+        this.emit({ type: "forbidden", url, patterns: named, message: refusal.message });
+        // The allowed patterns stream on; only a feed with nothing allowed stops.
+        if (!this.topics.every((t) => this.forbidden.has(t))) refusal = null;
+      }
+    }
+    if (refusal !== null) {
+      const { code, message } = refusal;
       // Resumes are rate-limited per address: back off and resume again.
       if (code === 4429 && connection.position !== null) return { kind: "limit", detail: message };
       return { kind: "rejected", detail: message, error: new FeedError("rejected", message, code) };
@@ -478,6 +494,23 @@ class Inbox {
 }
 
 /** @param {number} code @param {string} reason @returns {Ending} */
+/**
+ * The patterns an `error` refuses as outside the token's entitlements (`not entitled
+ * to: a, b`, or after a narrower refresh `no longer entitled to: a`); null for any other.
+ * @param {number} code
+ * @param {string} message
+ * @returns {string[] | null}
+ */
+export function entitlementRefusal(code, message) {
+  if (code !== 4403) return null;
+  for (const prefix of ["not entitled to:", "no longer entitled to:"]) {
+    if (message.startsWith(prefix)) {
+      return message.slice(prefix.length).split(",").map((p) => p.trim()).filter((p) => p);
+    }
+  }
+  return null;
+}
+
 export function endingFromClose(code, reason) {
   if (code === 4008) return { kind: "slow_consumer", detail: reason };
   if (code === 4001) return { kind: "shutdown", detail: reason };

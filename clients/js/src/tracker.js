@@ -272,6 +272,8 @@ export class Tracker {
     let reached = null;
     const burst = burstPosition(unit);
     let resetSeen = false;
+    /** @type {{code: number, message: string} | null} */
+    let refusal = null;
     for (const message of unit) {
       if (message.type === "data") {
         const epoch = this.requireEpoch();
@@ -286,7 +288,7 @@ export class Tracker {
         }
         const outcome = this.apply(message, epoch, burst);
         // Nothing after a gap is applied: the resync brings it back in order.
-        if (outcome === RESYNC) return { updates, resync: true, refusal: null };
+        if (outcome === RESYNC) return { updates, resync: true, refusal };
         if (outcome !== DUPLICATE) updates.push(outcome);
         reached = { epoch, offset: message.offset };
       } else if (message.type === "heartbeat") {
@@ -310,7 +312,9 @@ export class Tracker {
           this.firstHello = { epoch: message.epoch, offset: message.offset };
         }
       } else {
-        return { updates, resync: false, refusal: { code: message.code, message: message.message } };
+        // The rest of the unit still counts: a refusal of some patterns (4403) comes
+        // with the burst of the others.
+        refusal = { code: message.code, message: message.message };
       }
     }
     const pending = this.pending;
@@ -318,7 +322,7 @@ export class Tracker {
     if (pending !== null && pending.rebuilt) updates.push(...this.finishReset(nowUs));
     if (reached !== null && this.pending === null) this.positionHeld = reached;
     if (this.positionHeld !== null) this.firstHello = this.resubscribedAfter = null;
-    return { updates, resync: false, refusal: null };
+    return { updates, resync: false, refusal };
   }
 
   requireEpoch() {

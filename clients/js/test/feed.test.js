@@ -343,3 +343,11 @@ test("bad URLs, topics and options are refused at once", () => {
     assert.throws(() => openFeed(urls, topics, options), pattern, JSON.stringify(urls));
   }
 });
+
+test("entitlementRefusal names the refused patterns of a 4403, and nothing else", async () => {
+  const { entitlementRefusal } = await import("../src/feed.js");
+  assert.deepEqual(entitlementRefusal(4403, "not entitled to: trade.*, book.ETH-USD"), ["trade.*", "book.ETH-USD"]);
+  assert.deepEqual(entitlementRefusal(4403, "no longer entitled to: quote.*"), ["quote.*"]);
+  assert.equal(entitlementRefusal(4403, "token revoked; last=7-3"), null);
+  assert.equal(entitlementRefusal(4400, "not entitled to: trade.*"), null);
+});

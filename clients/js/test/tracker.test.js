@@ -298,3 +298,16 @@ test("the mirror: latest-value MERGE keeps null, books in both forms, trades who
   assert.deepEqual(mirror.data("trade.X-USD"), { price: 2n });
   assert.throws(() => mirror.data("trade.NONE-USD"), /not held/);
 });
+
+test("an error in a unit is reported and the rest of the unit is still applied", () => {
+  // A `sub` with one pattern outside the token's entitlements: error 4403, then the
+  // burst of the allowed ones, in one frame.
+  const tracker = new Tracker();
+  tracker.connected();
+  tracker.receive([hello(7, 10)], 5);
+  const refused = { type: "error", code: 4403, message: "not entitled to: trade.*" };
+  const step = tracker.receive([refused, snap("quote.BTC-USD", 3, 9, { bid: 100n }), hb(7, 10)], 5);
+  assert.deepEqual(step.refusal, { code: 4403, message: "not entitled to: trade.*" });
+  assert.deepEqual(step.updates.map((u) => [u.kind, u.topic]), [["snapshot", "quote.BTC-USD"]]);
+  assert.equal(tracker.position, "7-10");
+});
