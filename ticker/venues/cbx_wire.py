@@ -9,7 +9,7 @@ keep sequence state, books or normalized events.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -27,7 +27,8 @@ _NANOS: Final = _DECIMALS.memo
 _SIDE_NAMES: Final[dict[bool, CbxSide]] = {True: "buy", False: "sell"}
 _UNKNOWN: Final = object()
 _JSON: Final = json.JSONDecoder()
-_SCAN: Final = _JSON.scan_once
+# Set by JSONDecoder.__init__ (the C scanner), though typeshed does not declare it.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
