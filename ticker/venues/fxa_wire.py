@@ -239,9 +239,11 @@ def scan_header(parts: list[str]) -> HeaderTuple:
             sending = parse_fix_ms(parts[9])
         except ValueError as exc:
             raise DecodeError(f"fxa: bad header field: {exc}") from None
-        sender, target = parts[3], parts[5]
+        sender, target, seq_text = parts[3], parts[5], parts[7]
         if sender and target:
-            return parts[1], _digits(parts[7]), sender, target, sending, False, None, 10
+            if not seq_text.isdigit():  # `_digits`, inline on the hot path
+                raise DecodeError(f"fxa: expected digits, got {seq_text!r}")
+            return parts[1], int(seq_text), sender, target, sending, False, None, 10
     seq = sending = -1
     sender = target = ""
     poss_dup = False
@@ -281,7 +283,10 @@ def scan_incremental(parts: list[str], i: int) -> list[EntryTuple]:
     n = len(parts)
     if i >= n or parts[i] != "268":
         raise DecodeError("fxa: X without 268 NoMDEntries")
-    count = _digits(parts[i + 1])
+    count_text = parts[i + 1]
+    if not count_text.isdigit():  # `_digits`, inline on the hot path
+        raise DecodeError(f"fxa: expected digits, got {count_text!r}")
+    count = int(count_text)
     i += 2
     nanos = _NANOS  # indexed: a hit is one C dict lookup, no Python call
     entries: list[EntryTuple] = []
@@ -304,12 +309,15 @@ def scan_incremental(parts: list[str], i: int) -> list[EntryTuple]:
                 symbol = parts[i + 5]
                 if entry_type not in ENTRY_TYPES or not symbol:
                     raise DecodeError("fxa: X group lacks a valid 269 or 55")
+                rpt_text = parts[i + 7]
+                if not rpt_text.isdigit():  # `_digits`, inline on the hot path
+                    raise DecodeError(f"fxa: expected digits, got {rpt_text!r}")
                 entries.append(
                     (
                         action,
                         entry_type,
                         symbol,
-                        _digits(parts[i + 7]),
+                        int(rpt_text),
                         nanos[parts[i + 9]],
                         nanos[parts[i + 11]],
                         None,
