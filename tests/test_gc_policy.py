@@ -6,7 +6,8 @@ import gc
 
 import pytest
 
-from ticker.config import Config, ConfigError
+from ticker.config import Config
+from ticker.errors import ConfigError
 from ticker.server.gc_policy import apply_gc_policy
 
 
