@@ -166,8 +166,8 @@ def main() -> None:
             adapter_rates.append(events / seconds)
             seconds, events = timed(lambda: full_pipeline(venue, frames))  # noqa: B023
             full_rates.append(events / seconds)
-            seconds, events = timed(lambda: full_pipeline(venue, frames), serve_gc)  # noqa: B023
-            serve_gc_rates.append(events / seconds)
+            gc_seconds, events = timed(lambda: full_pipeline(venue, frames), serve_gc)  # noqa: B023
+            serve_gc_rates.append(events / gc_seconds)
             published: list[Published] = []
             full_pipeline(venue, frames, published)
             message_rates.append(len(published) / seconds)
