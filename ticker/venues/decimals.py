@@ -71,7 +71,7 @@ class NanosMemo(dict[str, int]):
     def __missing__(self, text: str) -> int:
         # Most misses are unsigned (a size seldom repeats): converted here, in this one
         # frame; every other shape, and every rejection, goes through `exact_nanos`.
-        if type(text) is not str:
+        if not isinstance(text, str):
             raise TypeError(f"expected a decimal string, got {type(text).__name__}")
         whole, dot, frac = text.partition(".")
         if whole.isdigit() and text.isascii() and len(frac) <= NANOS_DIGITS:
