@@ -184,6 +184,7 @@ async def run_feeds(
 async def run_serve(config: Config, faults: FaultPlan, argv: Sequence[str]) -> None:
     """Run the server until interrupted (with `workers` > 1: that many edge processes
     sharing the port, each this command with `--workers 1 --reuse-port`)."""
+    from ticker.server.gc_policy import apply_gc_policy
     from ticker.server.process import serve
 
     if config.workers > 1:
@@ -204,6 +205,9 @@ async def run_serve(config: Config, faults: FaultPlan, argv: Sequence[str]) -> N
             "ticker serving http%s://%s:%d/ (ws%s://.../v1/ws, .../v1/sse) %s",
             scheme, config.host, handle.port, scheme, stream,
         )  # fmt: skip
+        # After start-up, so what it built is frozen; process-wide, so here and not in
+        # `serve` (which tests and embedders run inside their own processes).
+        apply_gc_policy(config.gc_gen0_threshold)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 log.info(

@@ -83,6 +83,14 @@ class Config:
     """...and at most this many bytes of memory: each message's value and bytes (an
     estimate, ~700 bytes for a typical 66-byte message) plus every form of it built for a
     client (WebSocket frame, zstd frame, JSON and SSE event: up to ~550 bytes more)."""
+    gc_gen0_threshold: int = 50_000
+    """`ticker serve` only (not a server embedded in another program): Python's youngest
+    GC generation is collected after this many new container objects (Python's default:
+    700), and what start-up built is frozen out of the collector (`gc.freeze`). The
+    replay buffer keeps up to 100,000 messages of tracked objects alive, which the default
+    made the collector walk again and again (benchmarks/RESULTS.md, Core 2026-12-03 GC);
+    refcounting still frees all non-cyclic garbage at once, so only garbage cycles wait
+    longer. 0 leaves Python's GC settings as they are."""
     publish_batch_events: int = 64
     """The hub takes at most this many waiting events before fanning out once (more
     coalesces better; fewer keeps the loop responsive while a batch fans out)."""
@@ -295,6 +303,8 @@ class Config:
         check_origins(self.cors_origins, "cors_origins")
         if self.send_buffer_bytes < 0:
             raise ConfigError("send_buffer_bytes must be >= 0")
+        if self.gc_gen0_threshold < 0:
+            raise ConfigError("gc_gen0_threshold must be >= 0 (0: Python's GC settings)")
         if self.sse_retry_ms < 0:
             raise ConfigError("sse_retry_ms must be >= 0")
         if self.keyfile and not self.certfile:

@@ -9,7 +9,7 @@ keep sequence state, books or normalized events.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -23,9 +23,12 @@ CbxChange = tuple[CbxSide, int, int]
 """One l2update change: (side, price nanos, absolute size nanos); size 0 removes."""
 
 _DECIMALS: Final = DecimalCache()
+_NANOS: Final = _DECIMALS.memo
 _SIDE_NAMES: Final[dict[bool, CbxSide]] = {True: "buy", False: "sell"}
 _UNKNOWN: Final = object()
 _JSON: Final = json.JSONDecoder()
+# Set by JSONDecoder.__init__ (the C scanner), though typeshed does not declare it.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _JSON.scan_once  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,10 @@ def parse_object(data: bytes) -> dict[str, Any]:
     """
     try:
         text = data.decode("utf-8")
-        obj, end = _JSON.raw_decode(text)
+        # The scanner `raw_decode` calls, without its Python frame: the same grammar.
+        obj, end = _SCAN(text, 0)
+    except StopIteration as stop:  # what raw_decode turns into "Expecting value"
+        raise DecodeError(f"cbx: invalid JSON: Expecting value at char {stop.value}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"cbx: invalid JSON: {exc}") from None
     if end != len(text) or type(obj) is not dict:
@@ -250,34 +256,34 @@ def decode_fields(obj: dict[str, Any]) -> Fields:
         if type(product) is not str or type(seq) is not int or type(stamp) is not str:
             raise ValueError("product_id, sequence or time has the wrong type")
         time_ns = parse_iso_us(stamp)
-        nanos = _DECIMALS.nanos
+        nanos = _NANOS  # indexed: a hit is one C dict lookup, no Python call
         payload: Any
         if kind == "l2update":
             payload = []
             for side, p, s in obj["changes"]:
                 if side == "buy":
-                    payload.append((True, nanos(p), nanos(s)))
+                    payload.append((True, nanos[p], nanos[s]))
                 elif side == "sell":
-                    payload.append((False, nanos(p), nanos(s)))
+                    payload.append((False, nanos[p], nanos[s]))
                 else:
                     raise ValueError(f"side must be buy or sell: {side!r}")
         elif kind == "match":
             trade_id = obj["trade_id"]
             if type(trade_id) is not int:
                 raise ValueError("trade_id must be an integer")
-            payload = (trade_id, _side(obj["side"]), nanos(obj["price"]), nanos(obj["size"]))
+            payload = (trade_id, _side(obj["side"]), nanos[obj["price"]], nanos[obj["size"]])
         elif kind == "snapshot":
             payload = (
-                [(nanos(p), nanos(s)) for p, s in obj["bids"]],
-                [(nanos(p), nanos(s)) for p, s in obj["asks"]],
+                [(nanos[p], nanos[s]) for p, s in obj["bids"]],
+                [(nanos[p], nanos[s]) for p, s in obj["asks"]],
             )
         elif kind == "ticker":
             payload = (
-                nanos(obj["price"]),
-                nanos(obj["open_24h"]),
-                nanos(obj["high_24h"]),
-                nanos(obj["low_24h"]),
-                nanos(obj["volume_24h"]),
+                nanos[obj["price"]],
+                nanos[obj["open_24h"]],
+                nanos[obj["high_24h"]],
+                nanos[obj["low_24h"]],
+                nanos[obj["volume_24h"]],
             )
         elif kind == "heartbeat":
             payload = obj["last_trade_id"]

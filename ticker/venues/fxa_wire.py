@@ -39,6 +39,7 @@ from ticker.venues.timestamps import format_fix_ms, parse_fix_ms
 
 _PREFIX: Final = b"8=FIX.4.4\x019="
 _DECIMALS: Final = DecimalCache()
+_NANOS: Final = _DECIMALS.memo
 
 
 def checksum(data: bytes) -> int:
@@ -238,9 +239,11 @@ def scan_header(parts: list[str]) -> HeaderTuple:
             sending = parse_fix_ms(parts[9])
         except ValueError as exc:
             raise DecodeError(f"fxa: bad header field: {exc}") from None
-        sender, target = parts[3], parts[5]
+        sender, target, seq_text = parts[3], parts[5], parts[7]
         if sender and target:
-            return parts[1], _digits(parts[7]), sender, target, sending, False, None, 10
+            if not seq_text.isdigit():  # `_digits`, inline on the hot path
+                raise DecodeError(f"fxa: expected digits, got {seq_text!r}")
+            return parts[1], int(seq_text), sender, target, sending, False, None, 10
     seq = sending = -1
     sender = target = ""
     poss_dup = False
@@ -280,9 +283,12 @@ def scan_incremental(parts: list[str], i: int) -> list[EntryTuple]:
     n = len(parts)
     if i >= n or parts[i] != "268":
         raise DecodeError("fxa: X without 268 NoMDEntries")
-    count = _digits(parts[i + 1])
+    count_text = parts[i + 1]
+    if not count_text.isdigit():  # `_digits`, inline on the hot path
+        raise DecodeError(f"fxa: expected digits, got {count_text!r}")
+    count = int(count_text)
     i += 2
-    nanos = _DECIMALS.nanos
+    nanos = _NANOS  # indexed: a hit is one C dict lookup, no Python call
     entries: list[EntryTuple] = []
     try:
         while i < n:
@@ -303,14 +309,17 @@ def scan_incremental(parts: list[str], i: int) -> list[EntryTuple]:
                 symbol = parts[i + 5]
                 if entry_type not in ENTRY_TYPES or not symbol:
                     raise DecodeError("fxa: X group lacks a valid 269 or 55")
+                rpt_text = parts[i + 7]
+                if not rpt_text.isdigit():  # `_digits`, inline on the hot path
+                    raise DecodeError(f"fxa: expected digits, got {rpt_text!r}")
                 entries.append(
                     (
                         action,
                         entry_type,
                         symbol,
-                        _digits(parts[i + 7]),
-                        nanos(parts[i + 9]),
-                        nanos(parts[i + 11]),
+                        int(rpt_text),
+                        nanos[parts[i + 9]],
+                        nanos[parts[i + 11]],
                         None,
                         None,
                     )
@@ -331,9 +340,9 @@ def scan_incremental(parts: list[str], i: int) -> list[EntryTuple]:
                 elif tag == "83":
                     rpt_seq = _digits(parts[i + 1])
                 elif tag == "270":
-                    price = nanos(parts[i + 1])
+                    price = nanos[parts[i + 1]]
                 elif tag == "271":
-                    size = nanos(parts[i + 1])
+                    size = nanos[parts[i + 1]]
                 elif tag == "1003":
                     trade_id = parts[i + 1]
                 elif tag == "5797":
@@ -378,14 +387,14 @@ def scan_snapshot(parts: list[str], i: int) -> SnapshotTuple:
     i += 6
     if n - i != 6 * count:
         raise DecodeError(f"fxa: 268={count} but {(n - i) / 6:g} groups")
-    nanos = _DECIMALS.nanos
+    nanos = _NANOS  # indexed: a hit is one C dict lookup, no Python call
     entries: list[FxaLevel] = []
     try:
         for j in range(i, n, 6):
             t1, kind, t2, price, t3, size = parts[j : j + 6]
             if t1 != "269" or t2 != "270" or t3 != "271" or kind not in (BID, OFFER):
                 raise DecodeError("fxa: W group must be 269 (0|1), 270, 271")
-            entries.append((kind, nanos(price), nanos(size)))
+            entries.append((kind, nanos[price], nanos[size]))
     except ValueError as exc:
         if isinstance(exc, DecodeError):
             raise

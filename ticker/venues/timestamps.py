@@ -92,7 +92,10 @@ def parse_iso_us(text: str) -> int:
             raise ValueError(f"not an ISO-8601 us timestamp: {text!r}")
         fields = (text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
         seconds = _cached_seconds(_iso_seconds, head, tuple(_digits(f) for f in fields))
-    return seconds * _NS_PER_S + _digits(text[20:26]) * _NS_PER_US
+    micros = text[20:26]
+    if not micros.isdigit():  # ASCII already checked, so only 0-9 pass
+        raise ValueError(f"not digits: {micros!r}")
+    return seconds * _NS_PER_S + int(micros) * _NS_PER_US
 
 
 def format_fix_ms(ts_ns: int) -> str:
