@@ -76,6 +76,10 @@ class Config:
     # Hub.
     keyframe_interval: int = 100
     """A topic publishes a whole-state keyframe after this many deltas."""
+    max_venues: int = 16
+    """Venues that get topics of their own (`quote@<venue>.*`, `book@<venue>.*`), the
+    first seen; later ones (a publisher may name any venue) are consolidated without
+    them. Bounds the topics: 2 x symbols x max_venues. 0: no venue topics."""
     replay_max_messages: int = 100_000
     """The replay buffer keeps at most this many messages..."""
     replay_max_bytes: int = 128 * 1024 * 1024
@@ -232,6 +236,8 @@ class Config:
             raise ConfigError("reconnect_max_s must be >= reconnect_min_s")
         if self.resume_rate_per_ip_per_s < 0:
             raise ConfigError("resume_rate_per_ip_per_s must be >= 0 (0: no limit)")
+        if not 0 <= self.max_venues <= 1024:
+            raise ConfigError(f"max_venues must be in 0..1024, got {self.max_venues}")
         if self.send_buffer_bytes < 0:
             raise ConfigError("send_buffer_bytes must be >= 0")
         if self.sse_retry_ms < 0:

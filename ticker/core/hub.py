@@ -22,13 +22,11 @@ from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.replay import Replay, ReplayBuffer, Reset
 from ticker.core.sequencer import Sequencer, StreamBroken
-from ticker.core.topics import CHANNELS, ChannelKind
+from ticker.core.topics import ChannelKind, channel_kind
 from ticker.errors import TickerError
 from ticker.model.events import NormalizedEvent
 from ticker.wire.sse import encode_event
 from ticker.wire.websocket import Opcode, encode_frame
-
-CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
 
 HELD_BASE_BYTES: Final = 240
 HELD_BYTES_PER_PAYLOAD_BYTE: Final = 7
@@ -92,7 +90,7 @@ class Published:
         # A follower gets the writer's bytes with the message: encoded once, cluster-wide.
         self.payload = encode_data(message) if payload is None else payload
         self.size = len(self.payload)
-        self.conflatable = CONFLATABLE[message.topic.partition(".")[0]]
+        self.conflatable = channel_kind(message.topic) is not ChannelKind.EVENT
         self._json: str | None = None
         self._sse: bytes | None = None
         self._ws: bytes | None = None
@@ -154,7 +152,7 @@ class Hub:
         config = self._config
         self.epoch = epoch
         self.sequencer = Sequencer(epoch, config.keyframe_interval)
-        self.consolidator = Consolidator(self.sequencer)
+        self.consolidator = Consolidator(self.sequencer, config.max_venues)
         self.replay: ReplayBuffer[Published] = ReplayBuffer(
             epoch, config.replay_max_messages, config.replay_max_bytes, after=offset
         )

@@ -3,7 +3,9 @@
 It assigns every published message its position (epoch, offset) and its per-topic
 sequence, keeps the current state of every topic, turns new values into deltas against
 the last published state, and publishes keyframes (whole-state snapshots) as a topic's
-first message (seq 1), on demand, and every `keyframe_interval` updates of a topic. It
+first message (seq 1), on demand, and every `keyframe_interval` updates of a topic.
+Book snapshots, and book deltas at every `CHECKSUM_EVERY`th seq, carry the book's
+checksum (`ticker.core.checksum`). It
 can hand out a snapshot of any topic consistent with the current position, follows
 another sequencer's stream (`apply`, `restore`), and keeps a journal of what it
 published since `begin` so its user can repair a failure midway. Book state holds exact
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ticker.core.checksum import CHECKSUM_EVERY, CHECKSUM_KEY, book_checksum
 from ticker.core.delta import (
     Fields,
     Levels,
@@ -50,7 +53,10 @@ class _TopicState:
 
     def data(self) -> Fields:
         if self.kind is ChannelKind.BOOK:
-            return book_data(self.bids, self.asks)
+            # Every book snapshot carries the checksum of the book it holds.
+            data = book_data(self.bids, self.asks)
+            data[CHECKSUM_KEY] = book_checksum(self.bids, self.asks)
+            return data
         return dict(self.fields)
 
 
@@ -328,6 +334,9 @@ class Sequencer:
             state.since_keyframe = 0
             message = DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
         else:
+            if state.kind is ChannelKind.BOOK and state.seq % CHECKSUM_EVERY == 0:
+                # A checksum costs ~10x the encoding of a small delta: every tenth only.
+                delta[CHECKSUM_KEY] = book_checksum(state.bids, state.asks)
             message = DataMessage(False, topic, state.seq, self._offset, now_us, delta)
         return self._journaled(message)
 

@@ -378,7 +378,10 @@ export class Feed {
       if (code === 4429 && connection.position !== null) return { kind: "limit", detail: message };
       return { kind: "rejected", detail: message, error: new FeedError("rejected", message, code) };
     }
-    if (step.resync) return { kind: "gap", detail: `sequence gap; resuming from ${this.tracker.position}` };
+    if (step.resync) {
+      if (this.tracker.resnapshotting() === "checksum") return { kind: "gap", detail: "book checksum mismatch; subscribing afresh" };
+      return { kind: "gap", detail: `sequence gap; resuming from ${this.tracker.position}` };
+    }
     while (this.queue.length >= this.queueSize && !this.closed) {
       // The caller is behind: stop reading (SSE: TCP backpressure; WebSocket: frames
       // wait in a bounded buffer).
