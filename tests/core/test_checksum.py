@@ -7,12 +7,15 @@ import re
 import zlib
 from pathlib import Path
 
+from ticker.config import Config
 from ticker.core.checksum import CHECKSUM_DEPTH, CHECKSUM_EVERY, book_checksum, checksum_text
 from ticker.core.codec import encode_data
 from ticker.core.delta import book_data
+from ticker.core.hub import Hub
 from ticker.core.messages import DataMessage
 from ticker.core.mirror import Applied, Mirror, RefusalReason, Refused
 from ticker.core.sequencer import Sequencer
+from ticker.model.events import BookUpdate
 from ticker.model.fixed import MAX_NANOS
 
 PROTOCOL = Path(__file__).parents[2] / "docs" / "PROTOCOL.md"
@@ -66,17 +69,23 @@ def test_sizes_are_the_published_saturated_ones() -> None:
 def test_book_snapshots_and_every_tenth_delta_carry_the_checksum() -> None:
     seq = Sequencer(epoch=1, keyframe_interval=1000)
     messages = [seq.add_to_levels("book.X-Y", [(100 + i % 7, 1)], [(200, 1)], i) for i in range(25)]
-    for message in messages:
-        assert message is not None
-        state = seq  # the checksum is of the book after the message
-        if message.snapshot or message.seq % CHECKSUM_EVERY == 0:
-            assert "checksum" in message.data
-        else:
-            assert "checksum" not in message.data
-    snapshot = state.snapshot("book.X-Y")
-    bids = {p: s for p, s in snapshot.data["bids"]}
-    asks = {p: s for p, s in snapshot.data["asks"]}
-    assert snapshot.data["checksum"] == book_checksum(bids, asks)
+    carrying = [m.seq for m in messages if m is not None and "checksum" in m.data]
+    assert carrying == [1, 10, 20]  # seq 1 is the topic's first snapshot
+    last = messages[-1]
+    assert last is not None and last.seq == 25
+    # The checksum is of the book after the message; the state itself has none.
+    state = seq.snapshot("book.X-Y").data
+    assert "checksum" not in state
+    bids = {p: s for p, s in state["bids"]}
+    asks = {p: s for p, s in state["asks"]}
+    assert seq.snapshot_message("book.X-Y").data["checksum"] == book_checksum(bids, asks)
+    assert seq.keyframe("book.X-Y", 0).data["checksum"] == book_checksum(bids, asks)
+    # What a subscriber's burst carries (the hub's shared snapshot) has it too.
+    hub = Hub(Config(), epoch=1)
+    hub.publish(BookUpdate("a", "X-Y", 0, ((100, 1),), ((101, 2),), True), 0)
+    for topic in ("book.X-Y", "book@a.X-Y"):
+        data = hub.current_snapshot(topic).message.data
+        assert data["checksum"] == book_checksum({100: 1}, {101: 2})
     # Latest-value topics carry none.
     quote = seq.set_fields("quote.X-Y", {"bid": 1}, 0)
     assert quote is not None and "checksum" not in quote.data
@@ -94,7 +103,7 @@ def test_the_mirror_refuses_a_book_that_fails_the_checksum_and_drops_it() -> Non
     assert mirror.apply(checked) == Refused(RefusalReason.CHECKSUM, 0)
     assert "book.X-Y" not in mirror
     # Re-snapshotted, it follows again.
-    assert isinstance(mirror.apply(seq.snapshot("book.X-Y")), Applied)
+    assert isinstance(mirror.apply(seq.snapshot_message("book.X-Y")), Applied)
     assert mirror.data("book.X-Y") == book_data(
         seq._topics["book.X-Y"].bids, seq._topics["book.X-Y"].asks
     )

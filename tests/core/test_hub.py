@@ -97,7 +97,7 @@ def test_a_value_beyond_the_wire_empties_only_its_topic() -> None:
     assert isinstance(error.__cause__, OverflowError)
     (keyframe,) = error.published
     assert keyframe.offset == 3 and keyframe.message.snapshot
-    assert keyframe.message.data == {"bids": [], "asks": []}
+    assert keyframe.message.data == {"bids": [], "asks": [], "checksum": 0}
     assert_consistent(hub, mirror)
     # The book starts again from what subscribers hold (nothing), per venue level.
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((99, 2),), (), False))
@@ -122,7 +122,7 @@ def test_a_failure_before_the_sequencer_empties_the_topic_the_event_touched(
         error = rejected(hub, mirror, BookUpdate("b", "X-Y", 0, ((100, 7),), (), True))
     assert isinstance(error.__cause__, RuntimeError)
     assert [(p.topic, p.offset, p.message.data) for p in error.published] == [
-        ("book.X-Y", 2, {"bids": [], "asks": []})
+        ("book.X-Y", 2, {"bids": [], "asks": [], "checksum": 0})  # CRC32 of no levels
     ]
     publish(hub, mirror, BookUpdate("b", "X-Y", 0, ((100, 0),), (), False))
     # Without the consolidator forgetting b's level, this would be a size of -7.

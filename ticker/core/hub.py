@@ -198,7 +198,8 @@ class Hub:
         return self.sequencer.snapshot(topic)
 
     def current_snapshot(self, topic: str) -> Published:
-        """`snapshot` encoded, shared by every caller until the position moves on.
+        """`snapshot` encoded, shared by every caller until the position moves on (a
+        book's with its checksum, as every book snapshot a client gets).
 
         Many subscribers ask for the same snapshot at once (a burst of subscribes, or
         slow consumers conflating in the same round); they share one encoding.
@@ -209,7 +210,7 @@ class Hub:
             self._snapshots_offset = offset
         published = self._snapshots.get(topic)
         if published is None:
-            published = Published(self.snapshot(topic), self.epoch)
+            published = Published(self.sequencer.snapshot_message(topic), self.epoch)
             self._snapshots[topic] = published
         return published
 

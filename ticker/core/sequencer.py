@@ -53,11 +53,15 @@ class _TopicState:
 
     def data(self) -> Fields:
         if self.kind is ChannelKind.BOOK:
-            # Every book snapshot carries the checksum of the book it holds.
-            data = book_data(self.bids, self.asks)
-            data[CHECKSUM_KEY] = book_checksum(self.bids, self.asks)
-            return data
+            return book_data(self.bids, self.asks)
         return dict(self.fields)
+
+    def message_data(self) -> Fields:
+        """`data()` as a snapshot message carries it: a book's with its checksum."""
+        data = self.data()
+        if self.kind is ChannelKind.BOOK:
+            data[CHECKSUM_KEY] = book_checksum(self.bids, self.asks)
+        return data
 
 
 class StreamBroken(Exception):
@@ -187,7 +191,7 @@ class Sequencer:
         self._advance(state, now_us)
         state.since_keyframe = 0
         return self._journaled(
-            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.message_data())
         )
 
     def empty_topic(self, topic: str, now_us: int, spent: DataMessage | None = None) -> DataMessage:
@@ -210,10 +214,10 @@ class Sequencer:
         state.since_keyframe = 0
         if spent is not None:
             state.offset, state.ts_us = spent.offset, now_us
-            return DataMessage(True, topic, spent.seq, spent.offset, now_us, state.data())
+            return DataMessage(True, topic, spent.seq, spent.offset, now_us, state.message_data())
         self._advance(state, now_us)
         return self._journaled(
-            DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+            DataMessage(True, topic, state.seq, self._offset, now_us, state.message_data())
         )
 
     def snapshot(self, topic: str) -> DataMessage:
@@ -223,7 +227,8 @@ class Sequencer:
         is exactly what that message left, and it still holds at the current position
         (no later message of the topic exists). Apply every later message of the topic
         (seq > snapshot.seq) to it to follow the stream. A topic with no state yet has
-        seq 0, offset 0, ts 0 and empty data.
+        seq 0, offset 0, ts 0 and empty data. A book's data here is its state, without
+        the checksum a snapshot message carries (`snapshot_message`).
 
         Raises:
             BadTopic: the topic's channel is unknown.
@@ -234,6 +239,17 @@ class Sequencer:
             empty: dict[str, Any] = book_data({}, {}) if kind is ChannelKind.BOOK else {}
             return DataMessage(True, topic, 0, 0, 0, empty)
         return DataMessage(True, topic, state.seq, state.offset, state.ts_us, state.data())
+
+    def snapshot_message(self, topic: str) -> DataMessage:
+        """`snapshot` as it goes to a client: a book's data with its checksum.
+
+        Raises:
+            BadTopic: the topic's channel is unknown.
+        """
+        state = self._topics.get(topic)
+        if state is None:
+            return self.snapshot(topic)
+        return DataMessage(True, topic, state.seq, state.offset, state.ts_us, state.message_data())
 
     def replace_levels(
         self, topic: str, bids: Levels, asks: Levels, now_us: int
@@ -332,7 +348,8 @@ class Sequencer:
         # nothing for it, and a snapshot is the only message it may start from.
         if state.seq == 1 or state.since_keyframe >= self.keyframe_interval:
             state.since_keyframe = 0
-            message = DataMessage(True, topic, state.seq, self._offset, now_us, state.data())
+            data = state.message_data()
+            message = DataMessage(True, topic, state.seq, self._offset, now_us, data)
         else:
             if state.kind is ChannelKind.BOOK and state.seq % CHECKSUM_EVERY == 0:
                 # A checksum costs ~10x the encoding of a small delta: every tenth only.
