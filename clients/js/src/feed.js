@@ -36,7 +36,8 @@ export const MIN_STALL_MS = 5000;
 
 const WS_PATH = "/v1/ws";
 const SSE_PATH = "/v1/sse";
-const TOPIC = /^(quote|ticker|book|trade)\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
+// A channel, or a venue's own (`book@cbx`, `quote@*` for every venue): docs/PROTOCOL.md, "Topics".
+const TOPIC = /^(quote|ticker|book|trade|(?:quote|book)@(?:\*|[a-z0-9_-]{1,16}))\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
 
 /**
  * @typedef {import("./tracker.js").Update} Update

@@ -57,6 +57,7 @@ export const SKIPPED_REASON = "skipped";
 export const RESUBSCRIBED_REASON = "resubscribed";
 
 const CHANNELS = /** @type {const} */ ({ quote: "latest", ticker: "latest", book: "book", trade: "event" });
+const VENUE_CHANNEL = /^(quote|book)@[a-z0-9_-]{1,16}$/;
 
 /**
  * The kind of a topic's channel.
@@ -65,7 +66,10 @@ const CHANNELS = /** @type {const} */ ({ quote: "latest", ticker: "latest", book
  * @throws {ProtocolError} an unknown channel.
  */
 export function channelKind(topic) {
-  const channel = topic.split(".", 1)[0];
+  let channel = topic.split(".", 1)[0];
+  // A venue's own topics (`book@cbx.BTC-USD`) are of their kind's channel.
+  const venue = VENUE_CHANNEL.exec(channel);
+  if (venue !== null) channel = venue[1];
   const kind = Object.hasOwn(CHANNELS, channel) ? CHANNELS[/** @type {keyof CHANNELS} */ (channel)] : undefined;
   if (kind === undefined) throw new ProtocolError(`unknown channel ${JSON.stringify(channel)} in topic ${JSON.stringify(topic.slice(0, 64))}`);
   return kind;

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { bookChecksum, checksumText, crc32 } from "../src/checksum.js";
-import { Mirror, Tracker } from "../src/tracker.js";
+import { Mirror, Tracker, channelKind } from "../src/tracker.js";
 
 const TS = 1_763_761_999_997_500;
 const EXAMPLE = "43250500000000:1250000000:43251000000000:300000000:43250000000000:2000000000";
@@ -65,4 +65,11 @@ test("a tracker whose book diverged re-snapshots and reports a reset with reason
   assert.deepEqual(updates.map((u) => [u.kind, u.loss]), [["reset", { after: "7-10", until: "7-12", reason: "checksum" }]]);
   assert.deepEqual(tracker.state("book.BTC-USD"), { bids: [[99n, 2n], [98n, 1n]], asks: [] });
   assert.equal(tracker.resnapshotting(), null);
+});
+
+test("venue topics are of their kind's channel; other venue channels are unknown", () => {
+  assert.equal(channelKind("book@cbx.BTC-USD"), "book");
+  assert.equal(channelKind("quote@itx.ETH-USD"), "latest");
+  assert.throws(() => channelKind("trade@cbx.BTC-USD"), /unknown channel/);
+  assert.throws(() => channelKind("book@CBX.BTC-USD"), /unknown channel/);
 });
