@@ -21,7 +21,9 @@ from ticker.server.process import ServerHandle, serve
 
 __all__ = ["TEST_CONFIG", "until"]
 
-ALL_TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*")
+ALL_TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
+"""Every topic: the consolidated ones and the venues' own (which `quote.*` and `book.*`
+never match)."""
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 TEST_DEADLINE_S = 60
 

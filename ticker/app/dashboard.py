@@ -32,6 +32,7 @@ CLIENT_FILES: Final = (
     "client/wire.js",
     "client/msgpack.js",
     "client/nanos.js",
+    "client/checksum.js",
     "client/backoff.js",
     "client/zstd.js",
 )
