@@ -121,7 +121,14 @@ def _composite(sides: Iterable[Levels]) -> Levels:
 
 
 class Consolidator:
-    """Turns normalized venue events into sequenced messages of venue-neutral topics."""
+    """Turns normalized venue events into sequenced messages: the venue-neutral topics
+    and, for the first `max_venues` venues seen, each venue's own book and quote.
+
+    Args:
+        sequencer: the stream's single writer.
+        max_venues: venues that get topics of their own (0, the default: none; the hub
+            passes `Config.max_venues`).
+    """
 
     def __init__(self, sequencer: Sequencer, max_venues: int = DEFAULT_MAX_VENUES) -> None:
         self.sequencer = sequencer
