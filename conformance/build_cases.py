@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,20 @@ TRADE_BTC = {
 
 def st(seq: int, data: Json) -> Json:
     return {"seq": seq, "data": data}
+
+
+def crc(text: str) -> int:
+    """A book checksum from its text written out by hand (PROTOCOL.md, "Book checksum":
+    the top levels interleaved best first, nanos in base 10): zlib's CRC32, not ticker's
+    code, so the cases check the definition, not the implementation."""
+    return zlib.crc32(text.encode("ascii"))
+
+
+# BOOK_BTC's checksum text: bid 1, ask 1, bid 2, ask 2.
+BOOK_BTC_SUM = crc(
+    "43250500000000:1000000000:43251000000000:300000000:43250000000000:2500000000:"
+    "43252000000000:1500000000"
+)
 
 
 # -- the cases ----------------------------------------------------------------------------
@@ -1273,6 +1288,134 @@ def sse_conflation_keyframe_null() -> Case:
     return c
 
 
+def checksum_mismatch() -> Case:
+    c = Case(
+        "ws-book-checksum-mismatch-resnapshots",
+        "A book message's `checksum` is the CRC32 of the book after it (top 10 levels a "
+        "side, interleaved best first, nanos in base 10). A snapshot's and a delta's that "
+        "hold apply as usual (the checksum is not part of the state). A delta after which "
+        "the client's book fails it (here the server's book has a bid 43249.5 the client "
+        "never got: the client's book diverged) is not applied: the client subscribes "
+        "afresh (resume null), forgetting every topic, and the burst rebuilds them as "
+        "resets with reason `checksum`, `after` the position held before. PROTOCOL.md: "
+        "'Book checksum'.",
+    )
+    c.connect(None)
+    c.ws([hello(300)], expect([], None, {}))
+    book10 = {**BOOK_BTC, "checksum": BOOK_BTC_SUM}
+    state = {"quote.BTC-USD": st(41, QUOTE_BTC), "book.BTC-USD": st(10, BOOK_BTC)}
+    c.ws(
+        [
+            snap("quote.BTC-USD", 41, 280, TS - 200, QUOTE_BTC),
+            snap("book.BTC-USD", 10, 290, TS - 100, book10),
+            hb(300, TS),
+        ],
+        expect(
+            [
+                up("snapshot", "quote.BTC-USD", 41, P(280)),
+                up("snapshot", "book.BTC-USD", 10, P(290)),
+            ],
+            P(300),
+            state,
+        ),
+    )
+    b11 = {
+        "bids": [["43250.5", "1"], ["43250", "2.5"]],
+        "asks": [["43251", "0.4"], ["43252", "1.5"]],
+    }
+    sum11 = crc(
+        "43250500000000:1000000000:43251000000000:400000000:43250000000000:2500000000:"
+        "43252000000000:1500000000"
+    )
+    s1 = {**state, "book.BTC-USD": st(11, b11)}
+    c.ws(
+        [delta("book.BTC-USD", 11, 301, TS + 10, {"asks": [["43251", "0.4"]], "checksum": sum11})],
+        expect([up("delta", "book.BTC-USD", 11, P(301))], P(301), s1),
+    )
+    # The server's book: bids 43250.5 x 1, 43250 x 3, 43249.5 x 2; the client's lacks
+    # 43249.5.
+    sum12 = crc(
+        "43250500000000:1000000000:43251000000000:400000000:43250000000000:3000000000:"
+        "43252000000000:1500000000:43249500000000:2000000000"
+    )
+    c.ws(
+        [delta("book.BTC-USD", 12, 302, TS + 20, {"bids": [["43250", "3"]], "checksum": sum12})],
+        expect([], None, {}, resync=True),
+    )
+    c.connect(None)
+    c.ws([hello(305)], expect([], None, {}))
+    b12 = {
+        "bids": [["43250.5", "1"], ["43250", "3"], ["43249.5", "2"]],
+        "asks": [["43251", "0.4"], ["43252", "1.5"]],
+    }
+    lost = loss(P(301), P(305), "checksum")
+    c.ws(
+        [
+            snap("quote.BTC-USD", 41, 280, TS - 200, QUOTE_BTC),
+            snap("book.BTC-USD", 12, 302, TS + 20, {**b12, "checksum": sum12}),
+            hb(305, TS + 50),
+        ],
+        expect(
+            [
+                up("reset", "quote.BTC-USD", 41, P(280), loss=lost),
+                up("reset", "book.BTC-USD", 12, P(302), loss=lost),
+            ],
+            P(305),
+            {"quote.BTC-USD": st(41, QUOTE_BTC), "book.BTC-USD": st(12, b12)},
+        ),
+    )
+    return c
+
+
+def sse_checksum_mismatch() -> Case:
+    c = Case(
+        "sse-book-checksum-mismatch-resnapshots",
+        "SSE: the `checksum` key of a book's data is a JSON integer and the sides are "
+        "decimal strings; the text is built from the nanos all the same. A delta after "
+        "which the book fails it: the client reconnects with no Last-Event-ID (a fresh "
+        "subscription), and the burst rebuilds the book as a reset with reason "
+        "`checksum`. PROTOCOL.md: 'Book checksum', 'SSE'.",
+        "sse",
+    )
+    c.connect(None)
+    c.sse(sse_events(hello(300)), expect([], None, {}))
+    c.sse(
+        sse_events(
+            snap("book.BTC-USD", 10, 290, TS - 100, {**BOOK_BTC, "checksum": BOOK_BTC_SUM}),
+            hb(300, TS),
+            ids=False,
+        ),
+        expect(
+            [up("snapshot", "book.BTC-USD", 10, P(290))], P(300), {"book.BTC-USD": st(10, BOOK_BTC)}
+        ),
+    )
+    # The server's book after removing ask 43251 (the client's still has a bid 43250.5
+    # the server's does not: it removed it in a message the client applied wrongly).
+    sum11 = crc("43250000000000:2500000000:43252000000000:1500000000")
+    c.sse(
+        sse_events(
+            delta("book.BTC-USD", 11, 301, TS + 10, {"asks": [["43251", "0"]], "checksum": sum11})
+        ),
+        expect([], None, {}, resync=True),
+    )
+    c.connect(None)
+    c.sse(sse_events(hello(302)), expect([], None, {}))
+    b11 = {"bids": [["43250", "2.5"]], "asks": [["43252", "1.5"]]}
+    c.sse(
+        sse_events(
+            snap("book.BTC-USD", 11, 301, TS + 10, {**b11, "checksum": sum11}),
+            hb(302, TS + 20),
+            ids=False,
+        ),
+        expect(
+            [up("reset", "book.BTC-USD", 11, P(301), loss=loss(P(300), P(302), "checksum"))],
+            P(302),
+            {"book.BTC-USD": st(11, b11)},
+        ),
+    )
+    return c
+
+
 BUILDERS = [
     first_message_is_snapshot,
     subscribe_burst,
@@ -1294,6 +1437,8 @@ BUILDERS = [
     sse_reset_cut,
     sse_gap,
     sse_conflation_keyframe_null,
+    checksum_mismatch,
+    sse_checksum_mismatch,
 ]
 
 

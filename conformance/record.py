@@ -207,7 +207,7 @@ def _case(
                 "resync": False,
                 "refusal": None,
                 "resume": f"{epoch}-{closing.offset}",
-                "state": {m.topic: {"seq": m.seq, "data": _json_data(m.data)} for m in snaps},
+                "state": {m.topic: {"seq": m.seq, "data": _state(m.data)} for m in snaps},
             },
         },
     ]
@@ -248,10 +248,20 @@ def _case(
     }
 
 
+def _state(data: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's data as a client holds it: JSON form, without a book's checksum
+    (carried by the message, not part of the state)."""
+    return {k: v for k, v in _json_data(data).items() if k != "checksum"}
+
+
 def _document_state(document: Any) -> dict[str, Any]:
-    """The expected state: /v1/snapshot's own snapshots (null fields: gone)."""
+    """The expected state: /v1/snapshot's own snapshots (null fields: gone; a book's
+    checksum is not part of the state)."""
     return {
-        s["topic"]: {"seq": s["seq"], "data": {k: v for k, v in s["data"].items() if v is not None}}
+        s["topic"]: {
+            "seq": s["seq"],
+            "data": {k: v for k, v in s["data"].items() if v is not None and k != "checksum"},
+        }
         for s in document["snapshots"]
     }
 

@@ -77,6 +77,10 @@ class Config:
     # Hub.
     keyframe_interval: int = 100
     """A topic publishes a whole-state keyframe after this many deltas."""
+    max_venues: int = 16
+    """Venues that get topics of their own (`quote@<venue>.*`, `book@<venue>.*`), the
+    first seen; later ones (a publisher may name any venue) are consolidated without
+    them. Bounds the topics: 2 x symbols x max_venues. 0: no venue topics."""
     replay_max_messages: int = 100_000
     """The replay buffer keeps at most this many messages..."""
     replay_max_bytes: int = 128 * 1024 * 1024
@@ -301,6 +305,8 @@ class Config:
         parse_networks(self.trusted_proxies, "trusted_proxies")
         check_origins(self.stream_origins, "stream_origins")
         check_origins(self.cors_origins, "cors_origins")
+        if not 0 <= self.max_venues <= 1024:
+            raise ConfigError(f"max_venues must be in 0..1024, got {self.max_venues}")
         if self.send_buffer_bytes < 0:
             raise ConfigError("send_buffer_bytes must be >= 0")
         if self.gc_gen0_threshold < 0:

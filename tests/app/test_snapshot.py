@@ -96,10 +96,12 @@ async def test_snapshot_plus_replay_from_its_position_equals_the_hub_state(
 ) -> None:
     market = RandomMarket(random.Random(3))
     hub = live_hub.context.hub
-    patterns = [TopicPattern.parse(p) for p in ("quote.*", "book.*", "trade.*", "ticker.*")]
+    # Every topic, venues' included (their books' checksums checked by the mirror).
+    texts = ("quote.*", "book.*", "trade.*", "ticker.*", "quote@*.*", "book@*.*")
+    patterns = [TopicPattern.parse(p) for p in texts]
     for _ in range(5):
         await live_hub.publish(*market.events(60))
-        _, document = await get_json(client, "/v1/snapshot?topics=quote.*,book.*,trade.*,ticker.*")
+        _, document = await get_json(client, f"/v1/snapshot?topics={','.join(texts)}")
         mirror = mirror_of(document)
         await live_hub.publish(*market.events(80))
         replay = hub.since(Position.parse(document["position"]))

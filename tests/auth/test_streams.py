@@ -12,6 +12,7 @@ import trio
 
 from ticker.core.messages import DataMessage, Error, Hello
 from ticker.errors import CLOSE_FORBIDDEN
+from ticker.model.events import BookUpdate
 
 from .keyring import NOW, claims, hs_token
 from .servers import (
@@ -215,7 +216,7 @@ async def test_resume_replay_and_reset_obey_the_entitlements(nursery: trio.Nurse
     await ws.messages()
     await ws.subscribe("quote.*", "book.*", position=start)
     await publish(server, quote(40), book(41))
-    end = server.hub.position.offset - 1  # the quote's
+    end = server.hub.snapshot("quote.BTC-USD").offset  # the quote's (venue topics follow it)
     got, other = await collect_until(ws, end)
     assert {m.topic for m in got} == {"quote.BTC-USD"}
     assert other[0] == Error(CLOSE_FORBIDDEN, "not entitled to: book.*")
@@ -234,7 +235,7 @@ async def test_resume_replay_and_reset_obey_the_entitlements(nursery: trio.Nurse
         server.port, "topics=quote.*,book.*", bearer(token) | {"Last-Event-ID": start}
     )
     await publish(server, quote(50), book(51))
-    end = server.hub.position.offset - 1
+    end = server.hub.snapshot("quote.BTC-USD").offset
     topics: set[str] = set()
     while True:
         event = await sse.event()
@@ -260,4 +261,30 @@ async def test_metrics_count_refusals_without_naming_anyone(nursery: trio.Nurser
     assert "ticker_auth_refused_total 1.0" in text
     assert "ticker_auth_streams 1.0" in text
     assert "alice" not in text and "t-1" not in text and GOOD not in text
+    await ws.close()
+
+
+async def test_entitlements_name_venue_topics_on_a_live_stream(nursery: trio.Nursery) -> None:
+    """A token allowed one venue's books and every venue's BTC-USD quotes: `book@*.*`
+    is narrowed to that venue, consolidated patterns are forbidden, and live messages of
+    other venues never arrive."""
+    server = await start_auth_server(nursery)
+    cbx_book = BookUpdate("cbx", "BTC-USD", 1, ((99, 1),), (), True)
+    await publish(server, cbx_book, book(2), quote(3), quote(4, "ETH-USD"))
+    token = hs_token(claims(topics=["book@cbx.*", "quote@*.BTC-USD"]))
+    ws = await WsClient.connect(server.port, bearer(token))
+    await ws.messages()  # hello
+    await ws.subscribe("book@*.*", "quote@*.*", "book.*")
+    replies = await ws.messages() + await ws.messages()
+    errors = [m for m in replies if isinstance(m, Error)]
+    assert errors == [Error(CLOSE_FORBIDDEN, "not entitled to: book.*")]
+    assert {m.topic for m in data(replies)} == {"book@cbx.BTC-USD", "quote@cbx.BTC-USD"}
+    # Live: itx's book and ETH-USD's quotes are outside the grants.
+    await publish(
+        server, book(5), quote(6, "ETH-USD"), BookUpdate("cbx", "BTC-USD", 7, ((98, 2),), (), False)
+    )
+    seen: set[str] = set()
+    while "book@cbx.BTC-USD" not in seen:
+        seen |= {m.topic for m in data(await ws.messages())}
+    assert seen == {"book@cbx.BTC-USD"}
     await ws.close()

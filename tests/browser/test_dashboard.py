@@ -21,7 +21,9 @@ from tests.browser.lossy_proxy import DropPlan
 from ticker.config import Config
 from ticker.server.stats import EndReason
 
-CONFIG = Config(port=0, heartbeat_s=2.0)
+# No venue topics: the page follows quote/ticker/trade and is checked to reach the
+# hub's last position, which a venue topic's message (not followed) could hold.
+CONFIG = Config(port=0, heartbeat_s=2.0, max_venues=0)
 PRICE_CELLS = "#rows td[data-field=bid], #rows td[data-field=ask], #rows td[data-field=last]"
 SYMBOL_COUNT = 4  # tests.app.market.SYMBOLS
 

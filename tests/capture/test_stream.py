@@ -11,6 +11,7 @@ from ticker.capture.format import CaptureReader, CaptureWriter, RecordKind
 from ticker.capture.player import EmbeddedTarget, play
 from ticker.capture.replay import ReplayOptions
 from ticker.capture.stream_source import (
+    STREAM_CHANNELS,
     STREAM_VENUE,
     StreamNormalizer,
     record_stream,
@@ -40,6 +41,14 @@ def topic_states(hub: Hub, channel: str) -> dict[str, object]:
     return {t: hub.snapshot(t).data for t in hub.topics() if t.startswith(channel + ".")}
 
 
+def recorded_offset(hub: Hub) -> int:
+    """The offset of the last message of a channel the stream recorder follows."""
+    return max(
+        (hub.snapshot(t).offset for t in hub.topics() if t.partition(".")[0] in STREAM_CHANNELS),
+        default=0,
+    )
+
+
 def trades(hub: Hub) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for offset in range(1, hub.position.offset + 1):
@@ -66,7 +75,9 @@ async def test_a_recorded_stream_replays_into_the_same_books_quotes_and_trades(
                 if record_events:
                     await source.publish(*record_events)
             await until(lambda: source.context.stats.ingest_events == len(capture.live))
-            await until(lambda: normalizer.last_offset == source.hub.position.offset)
+            # The recorder follows the consolidated channels: venue topics' messages
+            # (`book@cbx.*`) may come last in the stream and never reach it.
+            await until(lambda: normalizer.last_offset == recorded_offset(source.hub))
             writer.close()
             nursery.cancel_scope.cancel()
     reader = CaptureReader(io.BytesIO(file.getvalue()))

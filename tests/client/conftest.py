@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import trio
 
-from tests.server.conftest import TEST_CONFIG, until
+from tests.server.conftest import TEST_CONFIG as SERVER_TEST_CONFIG
+from tests.server.conftest import until
 from ticker.client import Feed, Update, UpdateKind, open_feed
 from ticker.config import Config
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
@@ -21,7 +22,12 @@ from ticker.server.process import ServerHandle, serve
 
 __all__ = ["TEST_CONFIG", "until"]
 
-ALL_TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*")
+TEST_CONFIG = replace(SERVER_TEST_CONFIG, max_venues=16)
+"""The server tests' settings with venue topics on: the feed follows them too."""
+
+ALL_TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
+"""Every topic: the consolidated ones and the venues' own (which `quote.*` and `book.*`
+never match)."""
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 TEST_DEADLINE_S = 60
 

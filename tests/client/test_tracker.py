@@ -400,3 +400,39 @@ def test_a_resnapshot_after_a_gap_is_consistent_with_the_bursts_position() -> No
     losses = {u.loss for u in updates}
     assert losses == {Loss(Position(7, 10), Position(7, 30), "gap")}
     assert tracker.position == Position(7, 30)
+
+
+def checked_book(seq: int, offset: int, bids: list[list[int]], checksum: int) -> DataMessage:
+    data = {"bids": bids, "asks": [], "checksum": checksum}
+    return DataMessage(False, "book.BTC-USD", seq, offset, TS_US, data)
+
+
+def test_a_book_that_fails_its_checksum_is_re_snapshotted_and_reported_as_a_reset() -> None:
+    from ticker.core.checksum import book_checksum
+
+    tracker = following()  # book.BTC-USD at seq 5: bids {99: 2}
+    # A checksum that holds passes.
+    run(tracker, [checked_book(6, 11, [[98, 1]], book_checksum({99: 2, 98: 1}, {}))])
+    assert tracker.stats.checksum_mismatches == 0
+    # The held book diverges (on purpose here): the next checksum fails.
+    tracker.mirror._held["book.BTC-USD"].bids[97] = 5
+    good = book_checksum({99: 2, 98: 1, 96: 1}, {})
+    step = tracker.receive([checked_book(7, 12, [[96, 1]], good)], NOW_NS)
+    assert step.resync and step.updates == []
+    assert tracker.stats.checksum_mismatches == 1 and tracker.stats.gaps == 0
+    assert tracker.resnapshotting() == "checksum"
+    assert tracker.resume_position() is None  # a replay would build on the wrong book
+    assert tracker.topics() == []
+    tracker.connected()
+    snapshot = DataMessage(
+        True, "book.BTC-USD", 7, 12, TS_US, {"bids": [[99, 2], [98, 1], [96, 1]], "asks": []}
+    )
+    updates = run(
+        tracker,
+        [hello(7, 13)],
+        [snapshot, snap("quote.BTC-USD", 3, 10, bid=100, ask=101), Heartbeat(7, 13, TS_US)],
+    )
+    assert [u.kind for u in updates] == [UpdateKind.RESET, UpdateKind.RESET]
+    assert updates[0].loss == Loss(Position(7, 11), Position(7, 13), "checksum")
+    assert tracker.state("book.BTC-USD") == {"bids": [[99, 2], [98, 1], [96, 1]], "asks": []}
+    assert tracker.resnapshotting() is None and tracker.position == Position(7, 13)

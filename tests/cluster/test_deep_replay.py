@@ -24,7 +24,7 @@ from ticker.core.messages import DataMessage, Reset
 from ticker.core.position import Position
 from ticker.model.events import TakerSide, Trade
 
-TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*")
+TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
 DEADLINE_S = 60
 
 

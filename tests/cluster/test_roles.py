@@ -31,6 +31,9 @@ from ticker.server.process import ServerHandle, serve
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 VENUES = ("cbx", "fxa", "itx")
 TEST_DEADLINE_S = 60
+ALL_TOPICS = ("quote.*", "book.*", "trade.*", "ticker.*", "quote@*.*", "book@*.*")
+"""Every topic, venues' own included: an edge serves them (and their books' checksums,
+from the state it follows) like the rest."""
 
 
 def cluster_config(redis: RedisServer, name: str) -> Config:
@@ -120,7 +123,7 @@ async def test_an_edge_serves_the_hubs_stream(redis_server: RedisServer) -> None
             await publish(hub, market(rng, 100))
             await until(lambda: edge.hub.position == hub.hub.position)
             client = Follower(await RawWebSocket.connect(edge.port))
-            await client.ws.subscribe("quote.*", "book.*", "trade.*", "ticker.*")
+            await client.ws.subscribe(*ALL_TOPICS)
             await client.read_until(hub.hub.position.offset)
             await publish(hub, market(rng, 200, 100))
             await until(lambda: edge.hub.position == hub.hub.position)
@@ -145,16 +148,14 @@ async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisSe
             await publish(hub, market(rng, 150))
             await until(lambda: edge_a.hub.position == hub.hub.position)
             client = Follower(await RawWebSocket.connect(edge_a.port))
-            await client.ws.subscribe("quote.*", "trade.*", "book.*", "ticker.*")
+            await client.ws.subscribe(*ALL_TOPICS)
             await client.read_until(hub.hub.position.offset)
             await client.ws.close()
             assert client.position is not None
             await publish(hub, market(rng, 150, 150))
             await until(lambda: edge_b.hub.position == hub.hub.position)
             client.ws = await RawWebSocket.connect(edge_b.port)
-            await client.ws.subscribe(
-                "quote.*", "trade.*", "book.*", "ticker.*", position=str(client.position)
-            )
+            await client.ws.subscribe(*ALL_TOPICS, position=str(client.position))
             await client.read_until(hub.hub.position.offset)
             assert client.resets == []
             for topic in client.mirror.topics():
@@ -175,7 +176,7 @@ async def test_a_standby_takes_over_and_clients_see_no_reset(redis_server: Redis
             await publish(first, market(rng, 200))
             await until(lambda: edge.hub.position == first.hub.position)
             client = Follower(await RawWebSocket.connect(edge.port))
-            await client.ws.subscribe("quote.*", "trade.*", "book.*", "ticker.*")
+            await client.ws.subscribe(*ALL_TOPICS)
             await client.read_until(first.hub.position.offset)
             assert not leading(second)()
             first.stop()
@@ -235,7 +236,7 @@ async def test_all_with_redis_serves_its_clients_from_the_log(redis_server: Redi
             await until(lambda: both.hub.position == edge.hub.position)
             assert both.hub.position.offset > 0
             client = Follower(await RawWebSocket.connect(both.port))
-            await client.ws.subscribe("quote.*", "book.*", "trade.*", "ticker.*")
+            await client.ws.subscribe(*ALL_TOPICS)
             await publish(both, market(rng, 150, 50))
             status = both.context.cluster
             assert status is not None

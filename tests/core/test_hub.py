@@ -11,9 +11,12 @@ from ticker.core.position import Position
 from ticker.core.replay import Replay, Reset, ResetReason
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TakerSide, Trade
 
+CONSOLIDATED_ONLY = Config(max_venues=0)
+"""These tests follow the consolidated topics; venue topics are tested on their own."""
+
 
 def test_publish_encodes_once_and_buffers_for_resume() -> None:
-    hub = Hub(Config(replay_max_messages=3), epoch=9)
+    hub = Hub(Config(replay_max_messages=3, max_venues=0), epoch=9)
     out = []
     for i in range(5):
         out += hub.publish(Quote("a", "X-Y", 0, 100 + i, 1, 200, 1), now_ns=1_000_000 * i)
@@ -27,7 +30,7 @@ def test_publish_encodes_once_and_buffers_for_resume() -> None:
 
 
 def test_keyframe_goes_into_the_stream() -> None:
-    hub = Hub(Config(), epoch=1)
+    hub = Hub(CONSOLIDATED_ONLY, epoch=1)
     hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
     frame = hub.keyframe("quote.X-Y", 0)
     assert frame.message.snapshot and frame.message.offset == 2
@@ -68,7 +71,7 @@ def assert_consistent(hub: Hub, mirror: Mirror) -> None:
 
 
 def test_a_message_that_cannot_be_encoded_is_replaced_without_a_hole() -> None:
-    hub, mirror = Hub(Config(), epoch=3), Mirror()
+    hub, mirror = Hub(CONSOLIDATED_ONLY, epoch=3), Mirror()
     publish(hub, mirror, Trade("a", "X-Y", 0, 100, 2, TakerSide.BUY, "t1"))
     # A lone surrogate is a str but not UTF-8: the trade's encoding fails after the
     # sequencer gave it offset 3.
@@ -86,7 +89,7 @@ def test_a_message_that_cannot_be_encoded_is_replaced_without_a_hole() -> None:
 
 
 def test_a_value_beyond_the_wire_empties_only_its_topic() -> None:
-    hub, mirror = Hub(Config(), epoch=3), Mirror()
+    hub, mirror = Hub(CONSOLIDATED_ONLY, epoch=3), Mirror()
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((100, 5),), ((101, 1),), True))
     publish(hub, mirror, Quote("a", "X-Y", 0, 100, 5, 101, 1))
     # Past the door's checks (say a future adapter's bug): a price msgpack cannot carry.
@@ -94,7 +97,7 @@ def test_a_value_beyond_the_wire_empties_only_its_topic() -> None:
     assert isinstance(error.__cause__, OverflowError)
     (keyframe,) = error.published
     assert keyframe.offset == 3 and keyframe.message.snapshot
-    assert keyframe.message.data == {"bids": [], "asks": []}
+    assert keyframe.message.data == {"bids": [], "asks": [], "checksum": 0}
     assert_consistent(hub, mirror)
     # The book starts again from what subscribers hold (nothing), per venue level.
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((99, 2),), (), False))
@@ -107,7 +110,7 @@ def test_a_value_beyond_the_wire_empties_only_its_topic() -> None:
 def test_a_failure_before_the_sequencer_empties_the_topic_the_event_touched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hub, mirror = Hub(Config(), epoch=3), Mirror()
+    hub, mirror = Hub(CONSOLIDATED_ONLY, epoch=3), Mirror()
     publish(hub, mirror, BookUpdate("a", "X-Y", 0, ((100, 5),), (), True))
 
     def broken(*args: object) -> None:
@@ -119,7 +122,7 @@ def test_a_failure_before_the_sequencer_empties_the_topic_the_event_touched(
         error = rejected(hub, mirror, BookUpdate("b", "X-Y", 0, ((100, 7),), (), True))
     assert isinstance(error.__cause__, RuntimeError)
     assert [(p.topic, p.offset, p.message.data) for p in error.published] == [
-        ("book.X-Y", 2, {"bids": [], "asks": []})
+        ("book.X-Y", 2, {"bids": [], "asks": [], "checksum": 0})  # CRC32 of no levels
     ]
     publish(hub, mirror, BookUpdate("b", "X-Y", 0, ((100, 0),), (), False))
     # Without the consolidator forgetting b's level, this would be a size of -7.
@@ -132,7 +135,7 @@ def test_a_failure_before_the_sequencer_empties_the_topic_the_event_touched(
 def test_a_failure_after_the_sequencer_keeps_what_it_published(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    hub, mirror = Hub(Config(), epoch=3), Mirror()
+    hub, mirror = Hub(CONSOLIDATED_ONLY, epoch=3), Mirror()
     real = hub.sequencer.set_fields
 
     def raises_after(topic: str, fields: dict[str, object], now_us: int) -> object:

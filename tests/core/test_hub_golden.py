@@ -4,6 +4,9 @@ The hot path (consolidate, sequence, encode, render JSON) is tuned for speed; th
 digests were taken from the code before that tuning, so any change to a published byte
 (msgpack payload, JSON text, SSE event, WebSocket frame) fails here. The frames are
 recorded (tests/core/record_hub_session.py), so a simulator change does not move them.
+They were taken again once, on purpose, when the protocol grew per-venue topics and book
+checksums (each venue's quote and book are published too, and books carry `checksum`):
+a change of the published bytes is a protocol change and must be one, deliberately.
 """
 
 from __future__ import annotations
@@ -25,22 +28,22 @@ SESSION = Path(__file__).parent / "data" / "hub_session.bin.gz"
 # venue: (messages published, sha256 of payloads, sha256 of JSON texts, sha256 of SSE events)
 GOLDEN: dict[str, tuple[int, str, str, str]] = {
     "itx": (
-        3436,
-        "da2846f5eadcd098d304485d78704775a73c7642f02f3a955b9441cd9df519b9",
-        "359050e8fe34e3b00e98710bb85eda13af183d3b911586adf6c14d54ec2a77a9",
-        "c0071a2b58a5116c224da1d4d41ec09677323e803b4d78748cfb1be5c1819574",
+        6308,
+        "77a00615321a04f524b0684737b71325bb753396d3321c781b02bac3590911be",
+        "9cc343a3802a9036629d6cfaa7fe8fa7083f9ec5af7cf5ee886f6726a46fc25b",
+        "cd70385df17f20fb60439cb48e0619274b003b2196e1a6a9032fad98e3e3ba08",
     ),
     "cbx": (
-        2816,
-        "1d6a1d4578f9acce6bdcd27b419c2fb14c1617e59172e9320126220e3e73e32b",
-        "e7c9e14b694e95e423c6f950601b30e6af454c28ed3011099e2571007960c9e0",
-        "dd416de356ba155b8609415e1e20baded169d9df0a2ab95f98352e71d6891410",
+        5186,
+        "c20bbc5bc047d9bbb674fc2e675ae88188a707860e86c34a685a4c52a5bc4963",
+        "ced4fae22592dbaf864fee47f61a091de938d1d6e65b0eeac374565caa97768a",
+        "eb943af55bec0ed1ee3f1b225c0e5354855275d42c4e8abe5898be0a4716f556",
     ),
     "fxa": (
-        3316,
-        "3da256ab54b3baca73c04367ee57376fc84cb6263533076ea9734def1207c326",
-        "5e807512fbb542a04c788e5d7fb043e4cf87fc0c1621b14d69766c2d7a43d4cd",
-        "b7248b3a5f65626458ce470a4edc060e1e100315caad7154988237ce5e2c9bf3",
+        6064,
+        "6c712e93e439efd6cee8f6e6bdc09de388fb4526c7c62c9a3cb6559453b36fc5",
+        "c9a591ba6a4eb14ef008739159ecf8db2a6ce0759d31cf59a6ad546faf795eef",
+        "9f506f7a89ab55d6b35a8b43e49047f51d0cd402dae5910611900c3cb0105d01",
     ),
 }
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ticker.core.checksum import book_checksum
 from ticker.core.codec import decode_server, encode_data
 from ticker.core.messages import DataMessage
 from ticker.core.mirror import Applied, Mirror
@@ -41,9 +42,16 @@ def test_the_first_message_of_every_kind_of_topic_is_a_snapshot_of_its_whole_sta
     trade = seq.add_event("trade.A-B", {"price": 7, "size": 1}, 0)
     assert quote is not None and book is not None
     assert [(m.snapshot, m.seq) for m in (quote, book, trade)] == [(True, 1)] * 3
-    assert book.data == {"bids": [[100, 5], [99, 4]], "asks": [[101, 2]]}
+    # A book snapshot carries the checksum of the book beside its state.
+    assert book.data == {
+        "bids": [[100, 5], [99, 4]],
+        "asks": [[101, 2]],
+        "checksum": book_checksum({100: 5, 99: 4}, {101: 2}),
+    }
     for message in (quote, book, trade):
-        assert message.data == seq.snapshot(message.topic).data
+        assert message.data == seq.snapshot_message(message.topic).data
+        state = {k: v for k, v in message.data.items() if k != "checksum"}
+        assert state == seq.snapshot(message.topic).data
         assert Mirror().apply(message) == Applied(1)
     later = [
         seq.set_fields("quote.A-B", {"bid": 11, "ask": None}, 0),
@@ -56,7 +64,12 @@ def test_the_first_message_of_every_kind_of_topic_is_a_snapshot_of_its_whole_sta
 def test_book_increments_publish_absolute_sizes_of_changed_levels() -> None:
     seq = Sequencer(epoch=1)
     first = seq.add_to_levels("book.A-B", [(100, 5), (99, 3)], [(101, 2)], 0)
-    assert first is not None and first.data == {"bids": [[100, 5], [99, 3]], "asks": [[101, 2]]}
+    assert first is not None
+    assert first.data == {
+        "bids": [[100, 5], [99, 3]],
+        "asks": [[101, 2]],
+        "checksum": book_checksum({100: 5, 99: 3}, {101: 2}),
+    }
     second = seq.add_to_levels("book.A-B", [(100, 0), (99, -3)], [(101, 4)], 0)
     assert second is not None and second.data == {"bids": [[99, 0]], "asks": [[101, 6]]}
     assert seq.add_to_levels("book.A-B", [(100, 0)], [], 0) is None

@@ -18,7 +18,10 @@ from ticker.core.codec import decode_frame, encode_client
 from ticker.core.messages import ServerMessage, Subscribe
 from ticker.server.process import ServerHandle, serve
 
-TEST_CONFIG = Config(port=0, heartbeat_s=3600, ping_interval_s=3600)
+TEST_CONFIG = Config(port=0, heartbeat_s=3600, ping_interval_s=3600, max_venues=0)
+"""No venue topics: these tests count the messages an event publishes (one per topic
+it changes). Venue topics are tested in tests/core/test_venue_topics.py, through the
+client (tests/client/conftest.py turns them on) and with entitlements (tests/auth)."""
 
 
 async def start_server(nursery: trio.Nursery, config: Config = TEST_CONFIG) -> ServerHandle:

@@ -139,7 +139,7 @@ async def test_a_reset_and_all_its_snapshots_travel_in_one_websocket_frame(
         for snapshot in snapshots:
             assert isinstance(snapshot, DataMessage) and snapshot.snapshot
             # Each carries its own topic's last offset, at or below the reset's.
-            assert snapshot == server.hub.snapshot(snapshot.topic)
+            assert snapshot == server.hub.current_snapshot(snapshot.topic).message
             assert snapshot.offset <= reset.offset
             assert isinstance(mirror.apply(snapshot), Applied)
         if expected:
@@ -169,7 +169,7 @@ async def test_an_sse_reset_and_its_snapshots_have_no_id_and_a_heartbeat_ends_th
     mirror = Mirror()
     for item in events:
         message = parse_json(item["data"], snapshot=True)
-        assert message == server.hub.snapshot(message.topic)
+        assert message == server.hub.current_snapshot(message.topic).message
         assert isinstance(mirror.apply(message), Applied)
     assert_mirror_equals_hub(mirror, server)
     await client.close()

@@ -33,6 +33,7 @@ CLIENT_FILES: Final = (
     "client/wire.js",
     "client/msgpack.js",
     "client/nanos.js",
+    "client/checksum.js",
     "client/backoff.js",
     "client/zstd.js",
 )

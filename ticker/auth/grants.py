@@ -1,6 +1,7 @@
 """Entitlements: the topic patterns a subject may see (or publish), and their algebra.
 
-A grant is `<channel>.<symbol>`, either part may be `*`. A subscription is narrowed to
+A grant is `<channel>.<symbol>`, either part may be `*` (`*` covers every channel, a
+venue's too); a venue channel may name every venue (`book@*`). A subscription is narrowed to
 its intersections with the grants, so a connection only holds patterns inside them and
 nothing downstream (fanout, replay, resets, snapshots) needs a check of its own. Pure.
 """
@@ -11,7 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from ticker.core.topics import CHANNELS, MAX_TOPIC_LENGTH, WILDCARD, TopicPattern
+from ticker.core.topics import (
+    MAX_TOPIC_LENGTH,
+    WILDCARD,
+    TopicPattern,
+    channel_matches,
+    is_channel_pattern,
+)
 from ticker.errors import BadTopic, echo
 from ticker.model.instruments import is_valid_symbol
 
@@ -22,14 +29,16 @@ subscribe, which is O(patterns x grants))."""
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """One entitlement: a channel or `*`, and a symbol or `*`."""
+    """One entitlement: a channel (`quote`, `book@cbx`, `book@*`) or `*`, and a symbol
+    or `*`."""
 
     channel: str
     symbol: str
 
     @classmethod
     def parse(cls, text: str) -> Grant:
-        """Parse `quote.BTC-USD`, `quote.*`, `*.BTC-USD` or `*.*` (`*` alone: `*.*`).
+        """Parse `quote.BTC-USD`, `quote.*`, `*.BTC-USD`, `*.*` (`*` alone: `*.*`), and
+        venue channels: `book@cbx.*`, `book@*.BTC-USD`.
 
         Raises:
             BadTopic: not of that form, an unknown channel or a bad symbol.
@@ -39,7 +48,7 @@ class Grant:
         if text == WILDCARD:
             return cls(WILDCARD, WILDCARD)
         channel, dot, symbol = text.partition(".")
-        if not dot or (channel != WILDCARD and channel not in CHANNELS):
+        if not dot or (channel != WILDCARD and not is_channel_pattern(channel)):
             raise BadTopic(f"bad entitlement {echo(text)}: expected <channel|*>.<symbol|*>")
         if symbol != WILDCARD and not is_valid_symbol(symbol):
             raise BadTopic(f"bad entitlement {echo(text)}: bad symbol")
@@ -48,22 +57,30 @@ class Grant:
     def allows(self, topic: str) -> bool:
         """Whether this grant covers one topic."""
         channel, _, symbol = topic.partition(".")
-        return self.channel in (WILDCARD, channel) and self.symbol in (WILDCARD, symbol)
+        return self._channel_covers(channel) and self.symbol in (WILDCARD, symbol)
+
+    def _channel_covers(self, channel: str) -> bool:
+        """Whether this grant's channel covers a channel or channel pattern (`book@*`)."""
+        return self.channel == WILDCARD or channel_matches(self.channel, channel)
 
     def covers(self, pattern: TopicPattern) -> bool:
         """Whether every topic `pattern` can match is allowed by this grant."""
-        if self.channel not in (WILDCARD, pattern.channel):
+        if not self._channel_covers(pattern.channel):
             return False
         return self.symbol == WILDCARD or self.symbol == pattern.symbol
 
     def intersect(self, pattern: TopicPattern) -> TopicPattern | None:
         """The topics both match, as one pattern, or None when they share none."""
-        if self.channel not in (WILDCARD, pattern.channel):
+        if self._channel_covers(pattern.channel):
+            channel = pattern.channel
+        elif channel_matches(pattern.channel, self.channel):
+            channel = self.channel  # `book@*` under `book@cbx`: `book@cbx`
+        else:
             return None
         if pattern.symbol == WILDCARD:
-            return TopicPattern(pattern.channel, self.symbol)
+            return TopicPattern(channel, self.symbol)
         if self.symbol in (WILDCARD, pattern.symbol):
-            return pattern
+            return TopicPattern(channel, pattern.symbol)
         return None
 
     def __str__(self) -> str:

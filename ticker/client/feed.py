@@ -38,7 +38,7 @@ from ticker.client.errors import (
 from ticker.client.network import make_ssl_context
 from ticker.client.sse import connect_sse
 from ticker.client.stats import FeedStats
-from ticker.client.tracker import Tracker
+from ticker.client.tracker import CHECKSUM_REASON, Tracker
 from ticker.client.updates import Update
 from ticker.client.websocket import connect_websocket
 from ticker.core.messages import ServerMessage
@@ -426,6 +426,8 @@ class Feed:
             error = FeedRejected(refusal.code, refusal.message)
             return Ending(EndingKind.REJECTED, refusal.message, error)
         if step.resync:
+            if tracker.resnapshotting() == CHECKSUM_REASON:
+                return Ending(EndingKind.GAP, "book checksum mismatch; subscribing afresh")
             return Ending(EndingKind.GAP, f"sequence gap; resuming from {tracker.position}")
         return None
 

@@ -81,6 +81,9 @@ class FeedStats:
     """Times the state was rebuilt from snapshots after a loss."""
     gaps: int = 0
     """Sequence gaps the client found by itself."""
+    checksum_mismatches: int = 0
+    """Book deltas after which the book held failed the message's checksum: the book had
+    diverged, and every topic was re-snapshotted (a reset with reason `checksum`)."""
     duplicates: int = 0
     """Messages already applied (replayed after a gap resync), skipped."""
     conflated: int = 0

@@ -32,6 +32,8 @@ from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
 
 GAP_REASON = "gap"
+CHECKSUM_REASON = "checksum"
+"""A book failed its checksum: the client re-snapshots, as after a gap it cannot replay."""
 SKIPPED_REASON = "skipped"
 RESUBSCRIBED_REASON = "resubscribed"
 """A first subscription's connection ended before any data: the next one subscribed
@@ -114,6 +116,11 @@ class Tracker:
         if self._pending is not None and self._pending.until is None:
             return None
         return self.position
+
+    def resnapshotting(self) -> str | None:
+        """Why every topic waits for a fresh snapshot (`gap`, `checksum`), or None."""
+        pending = self._pending
+        return pending.reason if pending is not None and pending.until is None else None
 
     def state(self, topic: str) -> dict[str, Any] | None:
         """The topic's whole state, or None when it is not held."""
@@ -292,6 +299,11 @@ class Tracker:
 
     def _resync(self, topic: str, refused: Refused, epoch: int) -> None:
         """A delta does not follow the state held: replay from before it, or re-snapshot."""
+        if refused.reason is RefusalReason.CHECKSUM:
+            # A replay would only apply more deltas to a wrong book: fresh snapshots.
+            self.stats.checksum_mismatches += 1
+            self._begin_reset(None, CHECKSUM_REASON)
+            return
         self.stats.gaps += 1
         last_offset = self._topic_offsets.get(topic)
         if refused.reason is RefusalReason.GAP and last_offset is not None:

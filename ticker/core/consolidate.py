@@ -3,7 +3,9 @@
 Published topics are venue-neutral: `book.SYM` is the composite depth (per price, the
 total size across venues), `quote.SYM` the consolidated best bid/offer (best price
 across venues, size summed over venues at that price), `trade.SYM` every venue's
-trades, `ticker.SYM` session statistics computed from those trades. Sums of sizes
+trades, `ticker.SYM` session statistics computed from those trades. Beside them each
+venue's own data: `book@VENUE.SYM` its depth, `quote@VENUE.SYM` its best bid/offer, for
+at most `max_venues` venues (publishers may name any). Sums of sizes
 (composite levels, quote sizes, the day's volume) saturate at MAX_NANOS: each input is
 in range, their sum need not be, and the wire carries 64 bits. Venue-reported
 statistics are counted, not published: venues use different windows (UTC day, rolling
@@ -20,10 +22,12 @@ from dataclasses import dataclass, field
 from ticker.core.delta import Levels
 from ticker.core.messages import DataMessage
 from ticker.core.sequencer import Sequencer
+from ticker.core.topics import venue_channel
 from ticker.model.events import BookUpdate, NormalizedEvent, Quote, TickerStats, Trade
 from ticker.model.fixed import MAX_NANOS, saturate
 
 NS_PER_DAY = 86_400 * 10**9
+DEFAULT_MAX_VENUES = 0
 
 
 @dataclass(slots=True)
@@ -117,13 +121,27 @@ def _composite(sides: Iterable[Levels]) -> Levels:
 
 
 class Consolidator:
-    """Turns normalized venue events into sequenced messages of venue-neutral topics."""
+    """Turns normalized venue events into sequenced messages: the venue-neutral topics
+    and, for the first `max_venues` venues seen, each venue's own book and quote.
 
-    def __init__(self, sequencer: Sequencer) -> None:
+    Args:
+        sequencer: the stream's single writer.
+        max_venues: venues that get topics of their own (0, the default: none; the hub
+            passes `Config.max_venues`).
+    """
+
+    def __init__(self, sequencer: Sequencer, max_venues: int = DEFAULT_MAX_VENUES) -> None:
         self.sequencer = sequencer
         self.venue_stats_seen = 0
+        self.max_venues = max_venues
+        self.venues_without_topics = 0
+        """Events of venues past `max_venues`: consolidated, with no topics of their own."""
+        self._venues: dict[str, None] = {}
+        """Venues that have topics of their own (the first `max_venues` seen), which
+        bounds the topics a publisher naming new venues can create."""
         self._symbols: dict[str, _Symbol] = {}
         self._rebase: set[str] = set()
+        """Book topics (composite or a venue's) whose next change replaces them whole."""
         self._inherited_stats: dict[str, dict[str, int | None]] = {}
 
     def adopt(self) -> None:
@@ -139,8 +157,8 @@ class Consolidator:
         self._inherited_stats.clear()
         for topic in self.sequencer.topics():
             channel, _, symbol = topic.partition(".")
-            if channel == "book":
-                self._rebase.add(symbol)
+            if channel == "book" or channel.startswith("book@"):
+                self._rebase.add(topic)
             elif channel == "ticker":
                 self._inherited_stats[symbol] = self.sequencer.state(topic)
 
@@ -169,17 +187,26 @@ class Consolidator:
         self.venue_stats_seen += 1
         return []
 
-    @staticmethod
-    def topics_of(event: NormalizedEvent) -> tuple[str, ...]:
+    def topics_of(self, event: NormalizedEvent) -> tuple[str, ...]:
         """The topics `on_event(event)` may change (none for venue statistics)."""
         s = event.symbol
-        if isinstance(event, BookUpdate):
-            return (f"book.{s}",)
-        if isinstance(event, Quote):
-            return (f"quote.{s}",)
+        if isinstance(event, BookUpdate | Quote):
+            kind = "book" if isinstance(event, BookUpdate) else "quote"
+            if event.venue in self._venues:
+                return (f"{kind}.{s}", f"{venue_channel(kind, event.venue)}.{s}")
+            return (f"{kind}.{s}",)
         if isinstance(event, Trade):
             return (f"trade.{s}", f"ticker.{s}")
         return ()
+
+    def _venue_topic(self, kind: str, venue: str, symbol: str) -> str | None:
+        """The venue's own topic of `kind` for `symbol`, None past `max_venues`."""
+        if venue not in self._venues:
+            if len(self._venues) >= self.max_venues:
+                self.venues_without_topics += 1
+                return None
+            self._venues[venue] = None
+        return f"{venue_channel(kind, venue)}.{symbol}"
 
     def forget(self, topic: str) -> None:
         """Drop the per-venue inputs behind `topic`, as the sequencer empties it.
@@ -192,9 +219,16 @@ class Consolidator:
         symbol = self._symbols.get(name)
         if symbol is None:
             return
-        if channel == "book":
+        if channel.startswith("book@"):
+            # The venue's inputs also feed the composite: keep them, and publish the
+            # venue's whole book over the emptied topic at its next change.
+            self._rebase.add(topic)
+        elif channel == "book":
             symbol.venue_bids.clear()
             symbol.venue_asks.clear()
+            # Venue books built on those inputs are rebuilt whole from the venues' next
+            # snapshots, like the composite.
+            self._rebase.update(f"{venue_channel('book', venue)}.{name}" for venue in self._venues)
         elif channel == "quote":
             symbol.quotes.clear()
         elif channel == "ticker":
@@ -210,17 +244,30 @@ class Consolidator:
         snapshot = event.snapshot
         bid_moves = _venue_increments(bids, event.bids, snapshot) if event.bids or snapshot else []
         ask_moves = _venue_increments(asks, event.asks, snapshot) if event.asks or snapshot else []
-        if event.symbol in self._rebase:
-            self._rebase.discard(event.symbol)
-            message = self.sequencer.replace_levels(
-                symbol.book_topic,
+        sequencer = self.sequencer
+        topic = symbol.book_topic
+        if topic in self._rebase:
+            self._rebase.discard(topic)
+            message = sequencer.replace_levels(
+                topic,
                 _composite(symbol.venue_bids.values()),
                 _composite(symbol.venue_asks.values()),
                 now_us,
             )
-            return [message] if message is not None else []
-        message = self.sequencer.add_to_levels(symbol.book_topic, bid_moves, ask_moves, now_us)
-        return [message] if message is not None else []
+        else:
+            message = sequencer.add_to_levels(topic, bid_moves, ask_moves, now_us)
+        messages = [message] if message is not None else []
+        venue_topic = self._venue_topic("book", venue, event.symbol)
+        if venue_topic is not None:
+            # The venue's book is its own inputs: the same increments move it.
+            if venue_topic in self._rebase:
+                self._rebase.discard(venue_topic)
+                own = sequencer.replace_levels(venue_topic, bids, asks, now_us)
+            else:
+                own = sequencer.add_to_levels(venue_topic, bid_moves, ask_moves, now_us)
+            if own is not None:
+                messages.append(own)
+        return messages
 
     def _on_quote(self, symbol: _Symbol, event: Quote, now_us: int) -> list[DataMessage]:
         symbol.quotes[event.venue] = event
@@ -249,7 +296,24 @@ class Consolidator:
             else None,
         }
         message = self.sequencer.set_fields(symbol.quote_topic, fields, now_us)
-        return [message] if message is not None else []
+        messages = [message] if message is not None else []
+        venue_topic = self._venue_topic("quote", event.venue, event.symbol)
+        if venue_topic is not None:
+            has_bid = event.bid_price is not None and bool(event.bid_size)
+            has_ask = event.ask_price is not None and bool(event.ask_size)
+            own = self.sequencer.set_fields(
+                venue_topic,
+                {
+                    "bid": event.bid_price if has_bid else None,
+                    "bid_size": event.bid_size if has_bid else None,
+                    "ask": event.ask_price if has_ask else None,
+                    "ask_size": event.ask_size if has_ask else None,
+                },
+                now_us,
+            )
+            if own is not None:
+                messages.append(own)
+        return messages
 
     def _on_trade(self, symbol: _Symbol, event: Trade, now_us: int) -> list[DataMessage]:
         trade = self.sequencer.add_event(

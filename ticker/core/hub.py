@@ -22,13 +22,15 @@ from ticker.core.messages import DataMessage
 from ticker.core.position import Position
 from ticker.core.replay import Replay, ReplayBuffer, Reset
 from ticker.core.sequencer import Sequencer, StreamBroken
-from ticker.core.topics import CHANNELS, ChannelKind
+from ticker.core.topics import CHANNELS, ChannelKind, channel_kind
 from ticker.errors import TickerError
 from ticker.model.events import NormalizedEvent
 from ticker.wire.sse import encode_event
 from ticker.wire.websocket import Opcode, encode_frame
 
 CONFLATABLE = {name: kind is not ChannelKind.EVENT for name, kind in CHANNELS.items()}
+"""Whether a channel's messages may be conflated, by channel name (venue channels are
+added on first use)."""
 
 HELD_BASE_BYTES: Final = 240
 HELD_BYTES_PER_PAYLOAD_BYTE: Final = 7
@@ -97,7 +99,11 @@ class Published:
             payload = pack_array(fields)
         self.payload = payload
         self.size = len(payload)
-        self.conflatable = CONFLATABLE[topic.partition(".")[0]]
+        channel = topic.partition(".")[0]
+        conflatable = CONFLATABLE.get(channel)
+        if conflatable is None:  # a venue channel (`book@cbx`): at most 2 per venue
+            conflatable = CONFLATABLE[channel] = channel_kind(topic) is not ChannelKind.EVENT
+        self.conflatable = conflatable
         self._json: str | None = None
         self._sse: bytes | None = None
         self._ws: bytes | None = None
@@ -159,7 +165,7 @@ class Hub:
         config = self._config
         self.epoch = epoch
         self.sequencer = Sequencer(epoch, config.keyframe_interval)
-        self.consolidator = Consolidator(self.sequencer)
+        self.consolidator = Consolidator(self.sequencer, config.max_venues)
         self.replay: ReplayBuffer[Published] = ReplayBuffer(
             epoch, config.replay_max_messages, config.replay_max_bytes, after=offset
         )
@@ -213,7 +219,8 @@ class Hub:
         return self.sequencer.snapshot(topic)
 
     def current_snapshot(self, topic: str) -> Published:
-        """`snapshot` encoded, shared by every caller until the position moves on.
+        """`snapshot` encoded, shared by every caller until the position moves on (a
+        book's with its checksum, as every book snapshot a client gets).
 
         Many subscribers ask for the same snapshot at once (a burst of subscribes, or
         slow consumers conflating in the same round); they share one encoding.
@@ -224,7 +231,7 @@ class Hub:
             self._snapshots_offset = offset
         published = self._snapshots.get(topic)
         if published is None:
-            published = Published(self.snapshot(topic), self.epoch)
+            published = Published(self.sequencer.snapshot_message(topic), self.epoch)
             self._snapshots[topic] = published
         return published
 

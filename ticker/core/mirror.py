@@ -1,8 +1,9 @@
 """The client-side mirror of topic state: snapshots and deltas applied in order.
 
 It holds, per topic, the state and the sequence it is at, and refuses a delta whose
-per-topic sequence does not follow the state it holds (a gap or a repeat), so a client
-can prove it missed nothing. The refusal is a value the caller acts on (resume or
+per-topic sequence does not follow the state it holds (a gap or a repeat), or after
+which the book fails the message's checksum (the book diverged: it is dropped), so a
+client can prove it missed nothing. The refusal is a value the caller acts on (resume or
 re-snapshot). Pure; used by the client SDK and by the tests that check the sequencer.
 """
 
@@ -12,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from ticker.core.checksum import CHECKSUM_KEY, book_checksum
 from ticker.core.delta import Fields, Levels, apply_levels, book_data
 from ticker.core.messages import DataMessage
 from ticker.core.topics import ChannelKind, channel_kind
@@ -26,6 +28,9 @@ class RefusalReason(enum.Enum):
     """The delta's sequence is past the next one: something was missed."""
     STALE = "stale"
     """The message's sequence is not after the state held (a repeat or an old one)."""
+    CHECKSUM = "checksum"
+    """After the delta, the book's checksum is not the one it carries: the book held
+    had diverged from the server's, and is dropped (re-snapshot it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +60,16 @@ class _Held:
 
 
 class Mirror:
-    """The state of every topic a client follows."""
+    """The state of every topic a client follows.
+
+    `snapshot_checksum_mismatches` counts book snapshots whose checksum is not the
+    book's: a re-snapshot would bring the same, so the snapshot is kept (the server's
+    checksum and this one disagree, not the books).
+    """
 
     def __init__(self) -> None:
         self._held: dict[str, _Held] = {}
+        self.snapshot_checksum_mismatches = 0
 
     def __contains__(self, topic: str) -> bool:
         return topic in self._held
@@ -75,7 +86,9 @@ class Mirror:
     def apply(self, message: DataMessage) -> Applied | Refused:
         """Apply a snapshot (always accepted unless older) or the next delta of a topic.
 
-        A delta of a topic not held is refused (`no_snapshot`), whatever its seq.
+        A delta of a topic not held is refused (`no_snapshot`), whatever its seq. A book
+        delta carrying a `checksum` the book then fails is refused (`checksum`) and the
+        topic is dropped: what it held had diverged.
         """
         held = self._held.get(message.topic)
         if message.snapshot:
@@ -94,7 +107,12 @@ class Mirror:
             if message.seq != held.seq + 1:
                 return Refused(RefusalReason.GAP, held.seq)
             self._merge(held, message.data)
+            if not _checksum_holds(held, message.data):
+                del self._held[message.topic]
+                return Refused(RefusalReason.CHECKSUM, 0)
         held.seq = message.seq
+        if message.snapshot and not _checksum_holds(held, message.data):
+            self.snapshot_checksum_mismatches += 1
         return Applied(message.seq)
 
     def forget(self, topic: str) -> None:
@@ -121,3 +139,9 @@ class Mirror:
             held.fields.update(data)
         else:
             held.fields = dict(data)
+
+
+def _checksum_holds(held: _Held, data: dict[str, Any]) -> bool:
+    """Whether a book matches the checksum its message carries (true when none is)."""
+    expected = data.get(CHECKSUM_KEY) if held.kind is ChannelKind.BOOK else None
+    return expected is None or expected == book_checksum(held.bids, held.asks)

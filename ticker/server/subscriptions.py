@@ -246,13 +246,14 @@ def unsubscribe(
 def matching_topics(existing: Iterable[str], patterns: list[TopicPattern]) -> list[str]:
     """Topics a subscription to `patterns` starts with.
 
-    A wildcard matches the topics that have state; an exact topic is always included
-    (with no state yet, its snapshot has seq 0 and empty data).
+    A wildcard (for the symbol or a venue) matches the topics that have state; an
+    exact topic is always included (with no state yet, its snapshot has seq 0 and
+    empty data).
     """
     existing = list(existing)
     topics: dict[str, None] = {}
     for pattern in patterns:
-        if pattern.symbol == WILDCARD:
+        if not pattern.exact:
             topics.update((topic, None) for topic in existing if pattern.matches(topic))
         else:
             topics[str(pattern)] = None

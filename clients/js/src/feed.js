@@ -36,7 +36,8 @@ export const MIN_STALL_MS = 5000;
 
 const WS_PATH = "/v1/ws";
 const SSE_PATH = "/v1/sse";
-const TOPIC = /^(quote|ticker|book|trade)\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
+// A channel, or a venue's own (`book@cbx`, `quote@*` for every venue): docs/PROTOCOL.md, "Topics".
+const TOPIC = /^(quote|ticker|book|trade|(?:quote|book)@(?:\*|[a-z0-9_-]{1,16}))\.(\*|[A-Z0-9]+-[A-Z0-9]+)$/;
 
 /**
  * @typedef {import("./tracker.js").Update} Update
@@ -394,7 +395,10 @@ export class Feed {
       if (code === 4429 && connection.position !== null) return { kind: "limit", detail: message };
       return { kind: "rejected", detail: message, error: new FeedError("rejected", message, code) };
     }
-    if (step.resync) return { kind: "gap", detail: `sequence gap; resuming from ${this.tracker.position}` };
+    if (step.resync) {
+      if (this.tracker.resnapshotting() === "checksum") return { kind: "gap", detail: "book checksum mismatch; subscribing afresh" };
+      return { kind: "gap", detail: `sequence gap; resuming from ${this.tracker.position}` };
+    }
     while (this.queue.length >= this.queueSize && !this.closed) {
       // The caller is behind: stop reading (SSE: TCP backpressure; WebSocket: frames
       // wait in a bounded buffer).

@@ -8,6 +8,7 @@
  * it). Pure: no sockets, no clocks (the time of a dropped topic's update comes in).
  */
 
+import { CHECKSUM_KEY, bookChecksum } from "./checksum.js";
 import { parseNanos } from "./nanos.js";
 import { PROTOCOL_VERSION, ProtocolError, positionText } from "./wire.js";
 
@@ -49,10 +50,14 @@ import { PROTOCOL_VERSION, ProtocolError, positionText } from "./wire.js";
  */
 
 export const GAP_REASON = "gap";
+/** A book failed its checksum: every topic is re-snapshotted, as after a gap that
+ * cannot be replayed. */
+export const CHECKSUM_REASON = "checksum";
 export const SKIPPED_REASON = "skipped";
 export const RESUBSCRIBED_REASON = "resubscribed";
 
 const CHANNELS = /** @type {const} */ ({ quote: "latest", ticker: "latest", book: "book", trade: "event" });
+const VENUE_CHANNEL = /^(quote|book)@[a-z0-9_-]{1,16}$/;
 
 /**
  * The kind of a topic's channel.
@@ -61,7 +66,10 @@ const CHANNELS = /** @type {const} */ ({ quote: "latest", ticker: "latest", book
  * @throws {ProtocolError} an unknown channel.
  */
 export function channelKind(topic) {
-  const channel = topic.split(".", 1)[0];
+  let channel = topic.split(".", 1)[0];
+  // A venue's own topics (`book@cbx.BTC-USD`) are of their kind's channel.
+  const venue = VENUE_CHANNEL.exec(channel);
+  if (venue !== null) channel = venue[1];
   const kind = Object.hasOwn(CHANNELS, channel) ? CHANNELS[/** @type {keyof CHANNELS} */ (channel)] : undefined;
   if (kind === undefined) throw new ProtocolError(`unknown channel ${JSON.stringify(channel)} in topic ${JSON.stringify(topic.slice(0, 64))}`);
   return kind;
@@ -94,7 +102,7 @@ class Held {
 }
 
 /**
- * @typedef {{applied: true, seq: number} | {applied: false, reason: "no_snapshot" | "gap" | "stale", heldSeq: number}} ApplyResult
+ * @typedef {{applied: true, seq: number} | {applied: false, reason: "no_snapshot" | "gap" | "stale" | "checksum", heldSeq: number}} ApplyResult
  */
 
 /** The state of every topic a client follows: snapshots and deltas applied in order. */
@@ -102,6 +110,9 @@ export class Mirror {
   constructor() {
     /** @type {Map<string, Held>} */
     this.held = new Map();
+    /** Book snapshots whose checksum is not the book's: kept (a re-snapshot would bring
+     * the same; the checksums disagree, not the books). */
+    this.snapshotChecksumMismatches = 0;
   }
 
   /** @param {string} topic */
@@ -121,7 +132,9 @@ export class Mirror {
 
   /**
    * Apply a snapshot (always accepted unless older) or the next delta of a topic. A
-   * delta of a topic not held is refused (`no_snapshot`), whatever its seq.
+   * delta of a topic not held is refused (`no_snapshot`), whatever its seq. A book delta
+   * carrying a `checksum` the book then fails is refused (`checksum`) and the topic is
+   * dropped: what it held had diverged from the server's.
    * @param {DataMessage} message
    * @returns {ApplyResult}
    */
@@ -138,8 +151,13 @@ export class Mirror {
       if (message.seq <= held.seq) return { applied: false, reason: "stale", heldSeq: held.seq };
       if (message.seq !== held.seq + 1) return { applied: false, reason: "gap", heldSeq: held.seq };
       Mirror.merge(held, message.data);
+      if (!checksumHolds(held, message.data)) {
+        this.held.delete(message.topic);
+        return { applied: false, reason: "checksum", heldSeq: 0 };
+      }
     }
     held.seq = message.seq;
+    if (message.snapshot && !checksumHolds(held, message.data)) this.snapshotChecksumMismatches += 1;
     return { applied: true, seq: message.seq };
   }
 
@@ -177,6 +195,14 @@ export class Mirror {
   }
 }
 
+/** Whether a book matches the checksum its message carries (true when none is).
+ * @param {Held} held @param {Record<string, any>} data */
+function checksumHolds(held, data) {
+  const expected = held.kind === "book" ? data[CHECKSUM_KEY] : undefined;
+  if (expected === undefined || expected === null) return true;
+  return Number(expected) === bookChecksum(side(held.bids, true), side(held.asks, false));
+}
+
 /** @param {Map<bigint, [unknown, unknown]>} book @param {[unknown, unknown][]} changes */
 function levels(book, changes) {
   for (const [price, size] of changes) {
@@ -198,7 +224,7 @@ function side(book, descending) {
 
 /** Counters of what the tracker saw (they only grow). */
 export function newStats() {
-  return { units: 0, resets: 0, gaps: 0, duplicates: 0, conflated: 0 };
+  return { units: 0, resets: 0, gaps: 0, duplicates: 0, conflated: 0, checksumMismatches: 0 };
 }
 
 /**
@@ -238,6 +264,11 @@ export class Tracker {
   resumePosition() {
     if (this.pending !== null && this.pending.until === null) return null;
     return this.position;
+  }
+
+  /** Why every topic waits for a fresh snapshot ("gap", "checksum"), or null. */
+  resnapshotting() {
+    return this.pending !== null && this.pending.until === null ? this.pending.reason : null;
   }
 
   /** @param {string} topic @returns {Record<string, any> | null} the whole state, or null. */
@@ -384,6 +415,12 @@ export class Tracker {
   /** A delta does not follow the state held: replay from before it, or re-snapshot.
    * @param {string} topic @param {string} reason @param {number} epoch */
   resync(topic, reason, epoch) {
+    if (reason === "checksum") {
+      // A replay would only apply more deltas to a wrong book: fresh snapshots.
+      this.stats.checksumMismatches += 1;
+      this.beginReset(null, CHECKSUM_REASON);
+      return;
+    }
     this.stats.gaps += 1;
     const lastOffset = this.topicOffsets.get(topic);
     if (reason === "gap" && lastOffset !== undefined) {
