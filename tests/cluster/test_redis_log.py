@@ -198,6 +198,20 @@ async def test_only_if_last_takes_a_free_lease_only_when_nobody_wrote_meanwhile(
         assert not await log.acquire_lease("hub-b", TTL_MS, only_if_last=p(3))
 
 
+async def test_a_leader_that_has_not_appended_takes_a_lapsed_lease_back_on_its_epoch(
+    redis_server: RedisServer,
+) -> None:
+    """A new leader's lease lapses (a slow machine) before its first append: the log is
+    empty, so it requires `<epoch>-0`, granted only while the stored epoch is its own."""
+    async with open_cluster_log(redis_server.url, CLUSTER) as log:
+        assert not await log.acquire_lease("hub-a", TTL_MS, only_if_last=p(0))  # no epoch
+        assert await log.epoch(7) == 7
+        assert not await log.acquire_lease("hub-a", TTL_MS, only_if_last=p(0, epoch=8))
+        assert await log.lease_holder() is None
+        assert await log.acquire_lease("hub-a", TTL_MS, only_if_last=p(0))
+        assert await log.lease_holder() == "hub-a"
+
+
 # --- append and reads -------------------------------------------------------------------
 
 

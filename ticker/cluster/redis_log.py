@@ -91,8 +91,10 @@ return 0
 
 # Take the lease if it is free, or renew it if it is ours. With ARGV[3] not empty, a free
 # lease is taken only if the log's last entry ID is ARGV[3]: a leader that lost its lease
-# while Redis was away takes it back only if nobody appended meanwhile.
-# KEYS: lease, log. ARGV: token, ttl ms, required last ID or ''. Returns 1 if ours now.
+# while Redis was away takes it back only if nobody appended meanwhile. A leader that has
+# not appended yet requires `<epoch>-0`: an empty log whose stored epoch is still that
+# epoch (a log that was lost has no epoch, or another one).
+# KEYS: lease, log, epoch. ARGV: token, ttl ms, required last ID or ''. Returns 1 if ours.
 ACQUIRE_SCRIPT: Final = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -104,7 +106,12 @@ if holder then
 end
 if ARGV[3] ~= '' then
   local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last == 0 or last[1][1] ~= ARGV[3] then
+  if #last == 0 then
+    local epoch = redis.call('GET', KEYS[3])
+    if not epoch or epoch .. '-0' ~= ARGV[3] then
+      return 0
+    end
+  elseif last[1][1] ~= ARGV[3] then
     return 0
   end
 end
@@ -308,7 +315,8 @@ class ClusterLog:
         required = "" if only_if_last is None else str(only_if_last)
         taken: object = await self._call(
             self._acquire(
-                keys=[self.keys.lease, self.keys.log], args=[token, _ttl(ttl_ms), required]
+                keys=[self.keys.lease, self.keys.log, self.keys.epoch],
+                args=[token, _ttl(ttl_ms), required],
             )
         )
         return bool(taken == 1)
