@@ -95,6 +95,7 @@ async def run_leadership(
                 await trio.sleep(config.lease_ttl_s / 4)
                 continue
             status.leading = True
+            status.rebuilding = True
             status.lease_changes += 1
             status.problem = None
             log.info("took the lease of cluster %s; rebuilding the hub", config.cluster)
@@ -114,6 +115,7 @@ async def run_leadership(
                 pause_s = REBUILD_FAILED_PAUSE_S
             finally:
                 status.leading = False
+                status.rebuilding = False
                 status.held_batches = 0
                 status.lease_changes += 1
             with (
@@ -152,6 +154,7 @@ async def _lead(
         nursery.start_soon(_append, cluster_log, token, ttl_ms, hold_receive, appended, context)
         nursery.start_soon(_write, writer, events, hold_send, context)
         await start_venues(nursery)
+        status.rebuilding = False  # rebuilt and the venues started: ready to lead
 
 
 class _Appended:

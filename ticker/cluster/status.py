@@ -16,6 +16,9 @@ class ClusterStatus:
     role: str
     leading: bool = False
     """This process holds the lease and appends to the log."""
+    rebuilding: bool = False
+    """This process took the lease and is rebuilding its hub from checkpoint + log, or
+    starting its venues: it leads but does not sequence yet (not ready)."""
     lease_changes: int = 0
     """Times this process took the lease or lost it."""
     appended_batches: int = 0
