@@ -513,14 +513,19 @@ async def test_a_key_of_the_wrong_type_is_a_log_error_not_an_outage(
         assert not isinstance(caught.value, LogUnavailable | Fenced)
 
 
-async def test_an_entry_that_is_not_a_position_is_a_log_error(redis_server: RedisServer) -> None:
+async def test_an_entry_without_the_data_field_is_read_as_foreign(
+    redis_server: RedisServer,
+) -> None:
+    """Not an error (the follower would stop): the entry comes back marked, to be skipped."""
     async with (
         open_cluster_log(redis_server.url, CLUSTER) as log,
         raw_client(redis_server) as raw,
     ):
         await raw.xadd(log.keys.log, {b"other": b"x"}, identifier="7-1")
-        with pytest.raises(LogError, match="no b'm' field"):
-            await log.last_position()
+        foreign = LogEntry(p(1), b"", "it has no 'm' field")
+        assert await log.last_position() == p(1)
+        assert await log.read_range(Position(0, 0), count=10) == [foreign]
+        assert await log.read_after(Position(0, 0), count=10, block_ms=None) == [foreign]
 
 
 @pytest.mark.parametrize("name", ["", "a{b}", "has space", "x" * 65])

@@ -312,6 +312,12 @@ class ServerCollector:
             status.follow_lag_s,
         )
         yield CounterMetricFamily(
+            "ticker_cluster_foreign_entries",
+            "Log entries skipped because they are not a ticker hub batch (added by hand, "
+            "or of a format this version cannot read).",
+            status.foreign_entries,
+        )
+        yield CounterMetricFamily(
             "ticker_cluster_rebuilds",
             "Times the follower started over from a checkpoint (start, epoch change, trim).",
             status.rebuilds,

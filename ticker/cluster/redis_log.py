@@ -155,10 +155,14 @@ if type(added) == 'table' and added.err then
     return added
   end
   local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last > 0 and last[1][1] == ARGV[2] then
+  if #last > 0 then
     local fields = last[1][2]
-    if fields[1] == 'm' and fields[2] == ARGV[3] then
+    if last[1][1] == ARGV[2] and fields[1] == 'm' and fields[2] == ARGV[3] then
       return 0
+    end
+    if fields[1] ~= 'm' then
+      return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry ' ..
+        last[1][1] .. ', which no ticker hub wrote (an entry added by hand?)')
     end
   end
   return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
@@ -183,6 +187,8 @@ class LogEntry:
 
     position: Position
     data: bytes
+    foreign: str | None = None
+    """Why this entry is not a ticker hub batch at all (no `m` field), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,12 +611,12 @@ def _lane_entry(entry: object) -> LogEntry:
     data = dict(zip(values[::2], values[1::2], strict=True)).get(DATA_FIELD)
     if not isinstance(identifier, bytes):
         raise ValueError
-    if data is None:
-        raise LogError(f"log entry {identifier!r} has no {DATA_FIELD!r} field")
     try:
         position = Position.parse(identifier.decode())
     except BadPosition as exc:
         raise LogError(f"log entry ID {identifier!r} is not a position") from exc
+    if data is None:
+        return LogEntry(position, b"", f"it has no {DATA_FIELD.decode()!r} field")
     return LogEntry(position, _as_bytes(data))
 
 
@@ -619,14 +625,15 @@ def _entries(entries: Sequence[StreamEntry]) -> list[LogEntry]:
     out = []
     for entry in entries:
         data = entry.field_values.get(DATA_FIELD)
-        if data is None:
-            raise LogError(f"log entry {entry.identifier!r} has no {DATA_FIELD!r} field")
         identifier = _as_bytes(entry.identifier).decode()
         try:
             position = Position.parse(identifier)
         except BadPosition as exc:
             raise LogError(f"log entry ID {identifier!r} is not a position") from exc
-        out.append(LogEntry(position, _as_bytes(data)))
+        if data is None:
+            out.append(LogEntry(position, b"", f"it has no {DATA_FIELD.decode()!r} field"))
+        else:
+            out.append(LogEntry(position, _as_bytes(data)))
     return out
 
 

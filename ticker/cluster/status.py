@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ticker.core.position import Position
+
 
 @dataclass(slots=True)
 class ClusterStatus:
@@ -33,6 +35,10 @@ class ClusterStatus:
     """Log entries this process followed into its hub."""
     follow_lag_s: float = 0.0
     """Now minus the publish time of the newest message followed (0 until one is)."""
+    foreign_entries: int = 0
+    """Log entries skipped: not a ticker hub batch (added by hand, or a newer format)."""
+    last_foreign: Position | None = None
+    """The newest foreign entry counted (each is logged and counted once)."""
     rebuilds: int = 0
     """Times the follower started over from a checkpoint (start, epoch change, trim)."""
     problem: str | None = None
