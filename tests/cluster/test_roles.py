@@ -303,3 +303,28 @@ async def test_a_hub_that_cannot_rebuild_says_why_and_does_not_crash(
                 await redis.delete(["ticker:{roles7}:checkpoint"])
                 await until(leading(hub), timeout_s=30)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_large_hub_batch_goes_to_the_log_as_entries_of_bounded_size(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = replace(cluster_config(redis_server, "roles8"), cluster_log_max_entry_bytes=1024)
+            hub = await start(nursery, replace(base, role="hub", publish_batch_events=1000))
+            await until(leading(hub))
+            edge = await start(nursery, replace(base, role="edge"))
+            status = hub.context.cluster
+            assert status is not None
+            await hub.publish(*market(random.Random(12), 300))  # one batch, some 15 KiB
+            await until(lambda: edge.hub.position == hub.hub.position)
+            assert status.appended_batches == 1
+            assert status.appended_entries > 5
+            redis = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+            async with redis:
+                entries = await redis.xrange("ticker:{roles8}:log")
+            assert len(entries) == status.appended_entries
+            assert max(len(entry.field_values[b"m"]) for entry in entries) <= 1024
+            for topic in hub.hub.topics():
+                assert edge.hub.snapshot(topic) == hub.hub.snapshot(topic)
+            nursery.cancel_scope.cancel()

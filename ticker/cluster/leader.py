@@ -27,7 +27,7 @@ from ticker.cluster.log_codec import (
     Checkpoint,
     decode_checkpoint,
     encode_checkpoint,
-    encode_entry,
+    encode_entries,
 )
 from ticker.cluster.redis_log import ClusterLog, Fenced, LogUnavailable, open_cluster_log
 from ticker.cluster.status import ClusterStatus
@@ -250,11 +250,16 @@ async def _append(
                     await cluster_log.write_checkpoint(token, encode_checkpoint(item))
                     status.checkpoints += 1
                 else:
-                    position, data = encode_entry(item)
-                    await cluster_log.append(
-                        token, position, data, max_entries=config.cluster_log_max_entries
-                    )
-                    appended.position = position
+                    # A large batch goes as several entries (bounded bytes per entry); a
+                    # retry after a failure resends from the first entry not yet taken.
+                    for position, data in encode_entries(item, config.cluster_log_max_entry_bytes):
+                        if position <= appended.position:
+                            continue
+                        await cluster_log.append(
+                            token, position, data, max_entries=config.cluster_log_max_entries
+                        )
+                        appended.position = position
+                        status.appended_entries += 1
                     status.appended_batches += 1
                     status.held_batches -= 1
                 status.problem = None

@@ -25,6 +25,9 @@ class ClusterStatus:
     """Times this process took the lease or lost it."""
     appended_batches: int = 0
     """Hub batches this process appended to the log."""
+    appended_entries: int = 0
+    """Log entries this process appended (a batch over `cluster_log_max_entry_bytes`
+    is several)."""
     held_batches: int = 0
     """Batches published but not yet in the log (Redis slow or away); bounded."""
     checkpoints: int = 0
