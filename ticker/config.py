@@ -242,8 +242,10 @@ class Config:
             raise ConfigError("sse_retry_ms must be >= 0")
         if self.keyfile and not self.certfile:
             raise ConfigError("keyfile needs certfile")
-        if not 1024 <= self.cluster_log_max_entry_bytes <= 8 * 1024 * 1024:
-            raise ConfigError("cluster_log_max_entry_bytes must be in [1024, 8388608]")
+        # At most 512 KiB: a follower reads 256 entries at once, and a lane's reply is
+        # bounded at 256 MiB (ticker/cluster/resp.py).
+        if not 1024 <= self.cluster_log_max_entry_bytes <= 512 * 1024:
+            raise ConfigError("cluster_log_max_entry_bytes must be in [1024, 524288]")
         if self.role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and not self.redis_url:

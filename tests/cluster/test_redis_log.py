@@ -600,3 +600,20 @@ async def test_calls_that_share_a_lane_wait_their_turn_and_get_their_own_replies
                 await trio.sleep(0.05)
                 await log.append("hub-a", p(3), b"d3", max_entries=1000)
         assert got == {"blocked": [3], "behind it": [1, 2, 3]}
+
+
+async def test_an_append_refused_by_a_foreign_entry_says_so(redis_server: RedisServer) -> None:
+    """`XADD *` by hand takes the ID just after ours (Redis's clock is far behind the
+    epoch): the leader's append at that ID is refused, naming the foreign entry."""
+    async with (
+        open_cluster_log(redis_server.url, CLUSTER) as log,
+        raw_client(redis_server) as raw,
+    ):
+        big = 1_800_000_000_000_000
+        assert await log.acquire_lease("hub-a", TTL_MS)
+        await log.append("hub-a", p(1, big), b"d1", max_entries=100)
+        foreign = await raw.xadd(log.keys.log, {b"note": b"by hand"})
+        assert foreign == str(p(2, big)).encode()
+        with pytest.raises(Fenced, match="which no ticker hub wrote"):
+            await log.append("hub-a", p(2, big), b"d2", max_entries=100)
+        await log.append("hub-a", p(3, big), b"d2d3", max_entries=100)  # further on: taken

@@ -23,7 +23,7 @@ from ticker.core.position import Position
 CHECKPOINT_VERSION: Final = 1
 MAX_ENTRY_BYTES: Final = 16 * 1024 * 1024
 """An entry larger than this is refused when read (writers split at
-`cluster_log_max_entry_bytes`, at most 8 MiB, plus at most one message)."""
+`cluster_log_max_entry_bytes`, at most 512 KiB, or write one message alone)."""
 
 
 class BadLogData(Exception):
