@@ -146,9 +146,10 @@ async def test_the_lease_is_taken_renewed_and_released_by_its_holder_only(
 
 async def test_renewing_extends_the_lease_past_its_first_ttl(redis_server: RedisServer) -> None:
     async with open_cluster_log(redis_server.url, CLUSTER) as log:
-        assert await log.acquire_lease("hub-a", 300)
+        # 1 s: a loaded machine may take a few hundred ms between the two calls.
+        assert await log.acquire_lease("hub-a", 1000)
         assert await log.renew_lease("hub-a", 60_000)
-        await trio.sleep(0.6)
+        await trio.sleep(1.5)
         assert await log.lease_holder() == "hub-a"
 
 
@@ -156,9 +157,11 @@ async def test_after_expiry_another_hub_leads_and_the_old_one_writes_nothing(
     redis_server: RedisServer,
 ) -> None:
     async with open_cluster_log(redis_server.url, CLUSTER) as log:
-        assert await log.acquire_lease("hub-a", 100)
+        # The writes under a long lease (a slow machine must not fence them), then 100 ms.
+        assert await log.acquire_lease("hub-a", TTL_MS)
         await log.append("hub-a", p(1), b"by a", max_entries=10)
         await log.write_checkpoint("hub-a", b"checkpoint a")
+        assert await log.renew_lease("hub-a", 100)
         await trio.sleep(0.4)  # past the 100 ms TTL, on Redis's clock
         assert await log.lease_holder() is None
         assert await log.acquire_lease("hub-b", TTL_MS)

@@ -78,8 +78,14 @@ async def start(nursery: trio.Nursery, config: Config) -> ServerHandle:
 
 
 async def publish(hub: ServerHandle, events: list[NormalizedEvent]) -> None:
+    """Publish in batches of 7 and return once the leading hub's writer has sequenced them
+    all, so that `hub.hub.position` is final: on a loaded machine the writer may not have
+    run yet, and "the edge is where the hub is" would then hold at the old position."""
+    stats = hub.context.stats
+    before = stats.ingest_events
     for i in range(0, len(events), 7):
         await hub.publish(*events[i : i + 7])
+    await until(lambda: stats.ingest_events >= before + len(events))
 
 
 def leading(handle: ServerHandle) -> Callable[[], bool]:
@@ -277,6 +283,8 @@ async def test_publishers_reach_the_leader_and_a_standby_sends_them_there(
             async with open_publisher(f"ws://127.0.0.1:{first.port}", "tok-123") as publisher:
                 await publisher.publish(market(random.Random(8), 20))
                 await publisher.drain()
+            # An ack means queued at the leader: wait until it has sequenced them.
+            await until(lambda: first.context.stats.ingest_events == 20)
             await until(lambda: edge.hub.position == first.hub.position)
             assert edge.hub.position.offset > 0
             nursery.cancel_scope.cancel()
@@ -317,6 +325,7 @@ async def test_a_large_hub_batch_goes_to_the_log_as_entries_of_bounded_size(
             status = hub.context.cluster
             assert status is not None
             await hub.publish(*market(random.Random(12), 300))  # one batch, some 15 KiB
+            await until(lambda: hub.context.stats.ingest_events == 300)
             await until(lambda: edge.hub.position == hub.hub.position)
             assert status.appended_batches == 1
             assert status.appended_entries > 5
