@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import replace
 from typing import Any
 
+import coredis
 import pytest
 import trio
 
@@ -118,3 +119,25 @@ def readyz(port: int) -> tuple[int, dict[str, Any]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+async def test_a_lease_that_lapsed_before_the_first_append_is_taken_back(
+    redis_server: RedisServer,
+) -> None:
+    """A new leader's lease lapses before it appended anything (a machine too slow to
+    renew in time; here the key is deleted): nobody else wrote, so it takes the lease back
+    and appends, instead of stepping down and losing what it was publishing."""
+    with trio.fail_after(DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            hub = await start(nursery, replace(cluster_config(redis_server, "lead4"), role="hub"))
+            status = hub.context.cluster
+            assert status is not None
+            await until(lambda: status.leading and not status.rebuilding)
+            redis = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+            async with redis:
+                assert await redis.delete(["ticker:{lead4}:lease"]) == 1
+            await publish(hub, market(random.Random(4), 20))
+            await until(lambda: status.held_batches == 0)
+            assert status.appended_batches > 0
+            assert status.lease_changes == 1  # one term, never stepped down
+            nursery.cancel_scope.cancel()
