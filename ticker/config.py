@@ -54,6 +54,10 @@ class Config:
     """How often the leading hub writes every topic's snapshot to Redis."""
     cluster_log_max_entries: int = 200_000
     """The cluster log keeps about this many entries (hub batches); older ones are trimmed."""
+    cluster_log_max_entry_bytes: int = 64 * 1024
+    """A hub batch larger than this goes to the log as several entries (a single message
+    is never split, so one larger message is an entry of its own). With
+    cluster_log_max_entries it bounds the log's memory in Redis (docs/SECURITY.md)."""
     cluster_hold_batches: int = 1024
     """Batches the leading hub holds while Redis cannot take them; beyond, ingest waits."""
     redis_timeout_s: float = 2.0
@@ -315,6 +319,10 @@ class Config:
             raise ConfigError("sse_retry_ms must be >= 0")
         if self.keyfile and not self.certfile:
             raise ConfigError("keyfile needs certfile")
+        # At most 512 KiB: a follower reads 256 entries at once, and a lane's reply is
+        # bounded at 256 MiB (ticker/cluster/resp.py).
+        if not 1024 <= self.cluster_log_max_entry_bytes <= 512 * 1024:
+            raise ConfigError("cluster_log_max_entry_bytes must be in [1024, 524288]")
         if self.role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and not self.redis_url:

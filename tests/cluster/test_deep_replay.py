@@ -158,7 +158,7 @@ async def test_a_deep_resume_from_inside_a_log_entry_is_served(redis_server: Red
             # One batch: a trade (offset N+1) and its ticker update (N+2), one log entry.
             await publish(hub, market(rng, 100))
             trade = Trade("cbx", "BTC-USD", 1_800_000_001_000_000_000, 1000, 1, TakerSide.BUY, "x")
-            await hub.publish(trade)
+            await publish(hub, [trade])
             await until(lambda: edge.hub.position == hub.hub.position)
             entry_end = hub.hub.position
             held = Position(entry_end.epoch, entry_end.offset - 1)  # the trade: mid-entry

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -197,9 +198,16 @@ async def test_a_leader_paused_past_its_lease_is_fenced_and_steps_down(cluster: 
             first = leader(hub_1, hub_2)
             standby = hub_2 if first is hub_1 else hub_1
             first.pause()
-            await trio.sleep(3)  # three lease periods
+            # The standby leads only once the paused leader's lease lapsed: wait for that
+            # (however slow the machine), not for a fixed time.
+            await trio.to_thread.run_sync(
+                partial(
+                    standby.wait_until,
+                    "leading",
+                    lambda: standby.readiness().get("leading") is True,
+                )
+            )
             await recorder.wait_past(recorder.last_offset() + 50)
-            assert standby.readiness().get("leading") is True
             first.resume()
             first.wait_until("stepped down", lambda: first.readiness().get("leading") is False)
             await recorder.wait_past(recorder.last_offset() + 100)
@@ -268,14 +276,24 @@ async def test_a_paused_edge_catches_up(cluster: Cluster) -> None:
 async def test_an_edge_whose_position_was_trimmed_resets_its_clients(cluster: Cluster) -> None:
     with trio.fail_after(TEST_DEADLINE_S):
         # About 2-3 s of log at this rate: the 1 s checkpoints stay inside it.
-        cluster.node("hub", "--cluster-log-max-entries", "200").wait_ready()
+        hub = cluster.node("hub", "--cluster-log-max-entries", "200").wait_ready()
         edge = cluster.node("edge").wait_ready()
         recorder = Recorder()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(recorder.consume, [edge.ws_url])
             await recorder.wait_past(0)
             edge.pause()
-            await trio.sleep(8)  # far more entries than the log keeps
+            # Far more entries than the log keeps, counted (a loaded hub batches more, so
+            # a fixed time may not be enough).
+            appended = hub.metric("ticker_cluster_appended_batches") or 0
+            await trio.to_thread.run_sync(
+                partial(
+                    hub.wait_until,
+                    "past the log's length",
+                    lambda: (hub.metric("ticker_cluster_appended_batches") or 0) > appended + 600,
+                    timeout_s=60,
+                )
+            )
             edge.resume()
             await recorder.wait_for_reset(30)
             nursery.cancel_scope.cancel()

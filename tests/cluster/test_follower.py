@@ -11,7 +11,14 @@ from dataclasses import replace
 import pytest
 import trio
 
-from tests.cluster.test_roles import cluster_config, leading, market, publish, start
+from tests.cluster.test_roles import (
+    TAKEOVER_LEASE_TTL_S,
+    cluster_config,
+    leading,
+    market,
+    publish,
+    start,
+)
 from tests.redis_server import RedisServer
 from tests.server.conftest import RawWebSocket, until
 from ticker.core.messages import DataMessage, Hello
@@ -25,7 +32,8 @@ async def test_a_client_of_an_edge_that_had_not_loaded_is_sent_away_once_it_has(
 ) -> None:
     with trio.fail_after(DEADLINE_S):
         async with trio.open_nursery() as nursery:
-            base = cluster_config(persistent_redis, "follow1")
+            # A second hub takes over from the stopped one: a lease that lapses soon.
+            base = cluster_config(persistent_redis, "follow1", lease_ttl_s=TAKEOVER_LEASE_TTL_S)
             hub = await start(nursery, replace(base, role="hub"))
             await until(leading(hub))
             rng = random.Random(11)

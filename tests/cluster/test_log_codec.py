@@ -10,6 +10,7 @@ from ticker.cluster.log_codec import (
     decode_checkpoint,
     decode_entry,
     encode_checkpoint,
+    encode_entries,
     encode_entry,
 )
 from ticker.config import Config
@@ -54,3 +55,26 @@ def test_checkpoints_round_trip() -> None:
     assert decode_checkpoint(encode_checkpoint(checkpoint)) == checkpoint
     with pytest.raises(BadLogData):
         decode_checkpoint(b"\x81\xa1v\x02")
+
+
+def test_a_batch_is_split_into_entries_of_bounded_bytes_in_order() -> None:
+    hub = Hub(Config(), 42)
+    batch = []
+    for i in range(40):
+        batch += hub.publish(Quote("a", "X-Y", i, 100 + i, 1, 200 + i, 1), 0)
+    bids = tuple((100_000 - i, 1000 + i) for i in range(1, 200))
+    big = BookUpdate("a", "X-Y", 0, bids, ((100_001, 2),), True)
+    batch += hub.publish(big, 0)  # one message larger than the bound below
+    batch += hub.publish(Quote("a", "X-Y", 99, 101, 1, 201, 1), 0)
+    bound = max(len(p.payload) for p in batch[:40]) * 5
+    assert len(batch[40].payload) > bound
+    entries = encode_entries(batch, bound)
+    assert len(entries) > 2
+    decoded = []
+    for position, data in entries:
+        messages = decode_entry(position, data)
+        assert len(data) <= bound or len(messages) == 1
+        decoded += messages
+    assert [payload for _, payload in decoded] == [p.payload for p in batch]
+    assert [position for position, _ in entries] == sorted({p for p, _ in entries})
+    assert encode_entries(batch, 1 << 20) == [encode_entry(batch)]

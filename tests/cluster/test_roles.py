@@ -36,14 +36,23 @@ ALL_TOPICS = ("quote.*", "book.*", "trade.*", "ticker.*", "quote@*.*", "book@*.*
 from the state it follows) like the rest."""
 
 
-def cluster_config(redis: RedisServer, name: str) -> Config:
+LEASE_TTL_S = 30.0
+"""The lease of tests that are not about the lease: hub, edges and clients share one trio
+thread here, so on a loaded CI machine a renewal can come a second or more late; a short
+lease would then lapse and end the term in the middle of a test about something else."""
+TAKEOVER_LEASE_TTL_S = 2.0
+"""The lease of tests where a standby must take over after the leader stops: long
+enough for late renewals, short enough that the takeover is quick."""
+
+
+def cluster_config(redis: RedisServer, name: str, *, lease_ttl_s: float = LEASE_TTL_S) -> Config:
     return Config(
         port=0,
         heartbeat_s=3600,
         ping_interval_s=3600,
         redis_url=redis.url,
         cluster=name,
-        lease_ttl_s=0.6,
+        lease_ttl_s=lease_ttl_s,
         checkpoint_interval_s=0.2,
     )
 
@@ -71,9 +80,17 @@ async def start(nursery: trio.Nursery, config: Config) -> ServerHandle:
     return handle
 
 
-async def publish(hub: ServerHandle, events: list[NormalizedEvent]) -> None:
+async def publish(hub: ServerHandle, events: list[NormalizedEvent], *, wait: bool = True) -> None:
+    """Publish in batches of 7 and (`wait`) return once the leading hub's writer has
+    sequenced them all, so that `hub.hub.position` is final: on a loaded machine the
+    writer may not have run yet, and "the edge is where the hub is" would then hold at
+    the old position. A hub that stops leading never sequences them: `wait=False`."""
+    stats = hub.context.stats
+    before = stats.ingest_events
     for i in range(0, len(events), 7):
         await hub.publish(*events[i : i + 7])
+    if wait:
+        await until(lambda: stats.ingest_events >= before + len(events))
 
 
 def leading(handle: ServerHandle) -> Callable[[], bool]:
@@ -167,7 +184,7 @@ async def test_a_position_from_one_edge_resumes_on_another(redis_server: RedisSe
 async def test_a_standby_takes_over_and_clients_see_no_reset(redis_server: RedisServer) -> None:
     with trio.fail_after(TEST_DEADLINE_S):
         async with trio.open_nursery() as nursery:
-            base = cluster_config(redis_server, "roles3")
+            base = cluster_config(redis_server, "roles3", lease_ttl_s=TAKEOVER_LEASE_TTL_S)
             first = await start(nursery, replace(base, role="hub"))
             await until(leading(first))
             second = await start(nursery, replace(base, role="hub"))
@@ -204,7 +221,7 @@ async def test_a_hub_whose_lease_was_taken_steps_down_and_never_appends(
     with trio.fail_after(TEST_DEADLINE_S):
         async with trio.open_nursery() as nursery:
             base = cluster_config(redis_server, "roles4")
-            hub = await start(nursery, replace(base, role="hub", lease_ttl_s=30.0))
+            hub = await start(nursery, replace(base, role="hub"))
             await until(leading(hub))
             rng = random.Random(4)
             await publish(hub, market(rng, 50))
@@ -216,7 +233,7 @@ async def test_a_hub_whose_lease_was_taken_steps_down_and_never_appends(
                 # Another hub takes the lease (as after this one was paused past it).
                 await client.set("ticker:{roles4}:lease", "someone-else")
                 length = await client.xlen("ticker:{roles4}:log")
-                await publish(hub, market(rng, 50, 50))
+                await publish(hub, market(rng, 50, 50), wait=False)
                 await until(lambda: not status.leading)
                 assert await client.xlen("ticker:{roles4}:log") == length
             nursery.cancel_scope.cancel()
@@ -269,6 +286,8 @@ async def test_publishers_reach_the_leader_and_a_standby_sends_them_there(
             async with open_publisher(f"ws://127.0.0.1:{first.port}", "tok-123") as publisher:
                 await publisher.publish(market(random.Random(8), 20))
                 await publisher.drain()
+            # An ack means queued at the leader: wait until it has sequenced them.
+            await until(lambda: first.context.stats.ingest_events == 20)
             await until(lambda: edge.hub.position == first.hub.position)
             assert edge.hub.position.offset > 0
             nursery.cancel_scope.cancel()
@@ -294,4 +313,30 @@ async def test_a_hub_that_cannot_rebuild_says_why_and_does_not_crash(
                 # The operator removes the bad checkpoint: the hub leads again by itself.
                 await redis.delete(["ticker:{roles7}:checkpoint"])
                 await until(leading(hub), timeout_s=30)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_large_hub_batch_goes_to_the_log_as_entries_of_bounded_size(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(TEST_DEADLINE_S):
+        async with trio.open_nursery() as nursery:
+            base = replace(cluster_config(redis_server, "roles8"), cluster_log_max_entry_bytes=1024)
+            hub = await start(nursery, replace(base, role="hub", publish_batch_events=1000))
+            await until(leading(hub))
+            edge = await start(nursery, replace(base, role="edge"))
+            status = hub.context.cluster
+            assert status is not None
+            await hub.publish(*market(random.Random(12), 300))  # one batch, some 15 KiB
+            await until(lambda: hub.context.stats.ingest_events == 300)
+            await until(lambda: edge.hub.position == hub.hub.position)
+            assert status.appended_batches == 1
+            assert status.appended_entries > 5
+            redis = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+            async with redis:
+                entries = await redis.xrange("ticker:{roles8}:log")
+            assert len(entries) == status.appended_entries
+            assert max(len(entry.field_values[b"m"]) for entry in entries) <= 1024
+            for topic in hub.hub.topics():
+                assert edge.hub.snapshot(topic) == hub.hub.snapshot(topic)
             nursery.cancel_scope.cancel()

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from ticker.server.context import ServerContext
 
 DRAINING = "draining: the server is shutting down and refuses new clients"
+REBUILDING = (
+    "rebuilding: this hub took the lease and is rebuilding from the checkpoint and the "
+    "cluster log, or starting its venues"
+)
 NO_DATA = "no market data yet: no venue has delivered anything to the hub"
 
 
@@ -29,6 +33,8 @@ def readiness(context: ServerContext) -> Readiness:
         return Readiness(False, DRAINING)
     if context.cluster is not None and context.cluster.problem is not None:
         return Readiness(False, context.cluster.problem)
+    if context.cluster is not None and context.cluster.rebuilding:
+        return Readiness(False, REBUILDING)
     if not context.ready:
         return Readiness(False, NO_DATA)
     return Readiness(True)

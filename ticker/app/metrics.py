@@ -321,6 +321,18 @@ class ServerCollector:
             status.follow_lag_s,
         )
         yield CounterMetricFamily(
+            "ticker_cluster_appended_entries",
+            "Log entries this process appended (a batch over cluster_log_max_entry_bytes "
+            "is several).",
+            status.appended_entries,
+        )
+        yield CounterMetricFamily(
+            "ticker_cluster_foreign_entries",
+            "Log entries skipped because they are not a ticker hub batch (added by hand, "
+            "or of a format this version cannot read).",
+            status.foreign_entries,
+        )
+        yield CounterMetricFamily(
             "ticker_cluster_rebuilds",
             "Times the follower started over from a checkpoint (start, epoch change, trim).",
             status.rebuilds,

@@ -21,15 +21,16 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
+from ticker.cluster.follower import decode_or_skip
 from ticker.cluster.log_codec import (
     BadLogData,
     Checkpoint,
     decode_checkpoint,
-    decode_entry,
     encode_checkpoint,
-    encode_entry,
+    encode_entries,
 )
 from ticker.cluster.redis_log import ClusterLog, Fenced, LogUnavailable, open_cluster_log
+from ticker.cluster.status import ClusterStatus
 from ticker.config import Config
 from ticker.core.hub import Hub, Published
 from ticker.core.position import Position, new_epoch
@@ -95,6 +96,7 @@ async def run_leadership(
                 await trio.sleep(config.lease_ttl_s / 4)
                 continue
             status.leading = True
+            status.rebuilding = True
             status.lease_changes += 1
             status.problem = None
             log.info("took the lease of cluster %s; rebuilding the hub", config.cluster)
@@ -114,6 +116,7 @@ async def run_leadership(
                 pause_s = REBUILD_FAILED_PAUSE_S
             finally:
                 status.leading = False
+                status.rebuilding = False
                 status.held_batches = 0
                 status.lease_changes += 1
             with (
@@ -143,7 +146,7 @@ async def _lead(
     appended = _Appended(Position(0, 0))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_keep_lease, cluster_log, token, ttl_ms, appended, config)
-        await _rebuild(cluster_log, writer, config)
+        await _rebuild(cluster_log, writer, config, status)
         log.info("leading cluster %s from %s", config.cluster, writer.position)
         appended.position = writer.position
         hold_send, hold_receive = trio.open_memory_channel[list[Published] | Checkpoint](
@@ -152,6 +155,7 @@ async def _lead(
         nursery.start_soon(_append, cluster_log, token, ttl_ms, hold_receive, appended, context)
         nursery.start_soon(_write, writer, events, hold_send, context)
         await start_venues(nursery)
+        status.rebuilding = False  # rebuilt and the venues started: ready to lead
 
 
 class _Appended:
@@ -163,8 +167,11 @@ class _Appended:
         self.position = position
 
 
-async def _rebuild(cluster_log: ClusterLog, writer: Hub, config: Config) -> None:
-    """The writer takes the log's state: checkpoint, then every entry after it."""
+async def _rebuild(
+    cluster_log: ClusterLog, writer: Hub, config: Config, status: ClusterStatus
+) -> None:
+    """The writer takes the log's state: checkpoint, then every entry after it (foreign
+    entries skipped: a hole they leave fails `apply` with StreamBroken)."""
     epoch = await cluster_log.epoch(new_epoch(time.time_ns(), random.Random()))
     data = await cluster_log.read_checkpoint()
     checkpoint = decode_checkpoint(data) if data is not None else None
@@ -172,13 +179,17 @@ async def _rebuild(cluster_log: ClusterLog, writer: Hub, config: Config) -> None
         writer.restore(epoch, checkpoint.position.offset, checkpoint.snapshots)
     else:
         writer.restore(epoch, 0, [])
+    after = writer.position
     while True:
-        entries = await cluster_log.read_range(writer.position, count=REBUILD_READ_ENTRIES)
+        entries = await cluster_log.read_range(after, count=REBUILD_READ_ENTRIES)
         entries = [e for e in entries if e.position.epoch == epoch]
         if not entries:
             break
         for entry in entries:
-            writer.apply(decode_entry(entry.position, entry.data))
+            messages = decode_or_skip(entry, status)
+            if messages is not None:
+                writer.apply(messages)
+        after = entries[-1].position
     writer.consolidator.adopt()
 
 
@@ -239,11 +250,16 @@ async def _append(
                     await cluster_log.write_checkpoint(token, encode_checkpoint(item))
                     status.checkpoints += 1
                 else:
-                    position, data = encode_entry(item)
-                    await cluster_log.append(
-                        token, position, data, max_entries=config.cluster_log_max_entries
-                    )
-                    appended.position = position
+                    # A large batch goes as several entries (bounded bytes per entry); a
+                    # retry after a failure resends from the first entry not yet taken.
+                    for position, data in encode_entries(item, config.cluster_log_max_entry_bytes):
+                        if position <= appended.position:
+                            continue
+                        await cluster_log.append(
+                            token, position, data, max_entries=config.cluster_log_max_entries
+                        )
+                        appended.position = position
+                        status.appended_entries += 1
                     status.appended_batches += 1
                     status.held_batches -= 1
                 status.problem = None

@@ -22,7 +22,8 @@ from ticker.core.position import Position
 
 CHECKPOINT_VERSION: Final = 1
 MAX_ENTRY_BYTES: Final = 16 * 1024 * 1024
-"""An entry larger than this is refused when read (a hub batch is far smaller)."""
+"""An entry larger than this is refused when read (writers split at
+`cluster_log_max_entry_bytes`, at most 512 KiB, or write one message alone)."""
 
 
 class BadLogData(Exception):
@@ -41,6 +42,25 @@ def encode_entry(batch: Sequence[Published]) -> tuple[Position, bytes]:
     """A batch as one log entry: its ID (the last message's position) and its bytes."""
     last = batch[-1]
     return Position(last.epoch, last.offset), b"".join(item.payload for item in batch)
+
+
+def encode_entries(batch: Sequence[Published], max_bytes: int) -> list[tuple[Position, bytes]]:
+    """A batch as log entries of at most `max_bytes` each, in order (consecutive messages
+    per entry; a message larger than `max_bytes` is an entry of its own, never split).
+
+    Each entry's ID is its own last message's position, so the entries of one batch are
+    ordinary consecutive entries to every reader.
+    """
+    entries: list[tuple[Position, bytes]] = []
+    start, size = 0, 0
+    for index, item in enumerate(batch):
+        if index > start and size + len(item.payload) > max_bytes:
+            entries.append(encode_entry(batch[start:index]))
+            start, size = index, 0
+        size += len(item.payload)
+    if start < len(batch):
+        entries.append(encode_entry(batch[start:]))
+    return entries
 
 
 def decode_entry(position: Position, data: bytes) -> list[tuple[DataMessage, bytes]]:

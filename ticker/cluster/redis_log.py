@@ -91,8 +91,10 @@ return 0
 
 # Take the lease if it is free, or renew it if it is ours. With ARGV[3] not empty, a free
 # lease is taken only if the log's last entry ID is ARGV[3]: a leader that lost its lease
-# while Redis was away takes it back only if nobody appended meanwhile.
-# KEYS: lease, log. ARGV: token, ttl ms, required last ID or ''. Returns 1 if ours now.
+# while Redis was away takes it back only if nobody appended meanwhile. A leader that has
+# not appended yet requires `<epoch>-0`: an empty log whose stored epoch is still that
+# epoch (a log that was lost has no epoch, or another one).
+# KEYS: lease, log, epoch. ARGV: token, ttl ms, required last ID or ''. Returns 1 if ours.
 ACQUIRE_SCRIPT: Final = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -104,7 +106,12 @@ if holder then
 end
 if ARGV[3] ~= '' then
   local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last == 0 or last[1][1] ~= ARGV[3] then
+  if #last == 0 then
+    local epoch = redis.call('GET', KEYS[3])
+    if not epoch or epoch .. '-0' ~= ARGV[3] then
+      return 0
+    end
+  elseif last[1][1] ~= ARGV[3] then
     return 0
   end
 end
@@ -148,10 +155,14 @@ if type(added) == 'table' and added.err then
     return added
   end
   local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-  if #last > 0 and last[1][1] == ARGV[2] then
+  if #last > 0 then
     local fields = last[1][2]
-    if fields[1] == 'm' and fields[2] == ARGV[3] then
+    if last[1][1] == ARGV[2] and fields[1] == 'm' and fields[2] == ARGV[3] then
       return 0
+    end
+    if fields[1] ~= 'm' then
+      return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry ' ..
+        last[1][1] .. ', which no ticker hub wrote (an entry added by hand?)')
     end
   end
   return redis.error_reply('FENCED ' .. ARGV[2] .. ' is not after the last entry')
@@ -176,6 +187,8 @@ class LogEntry:
 
     position: Position
     data: bytes
+    foreign: str | None = None
+    """Why this entry is not a ticker hub batch at all (no `m` field), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +321,8 @@ class ClusterLog:
         required = "" if only_if_last is None else str(only_if_last)
         taken: object = await self._call(
             self._acquire(
-                keys=[self.keys.lease, self.keys.log], args=[token, _ttl(ttl_ms), required]
+                keys=[self.keys.lease, self.keys.log, self.keys.epoch],
+                args=[token, _ttl(ttl_ms), required],
             )
         )
         return bool(taken == 1)
@@ -597,12 +611,12 @@ def _lane_entry(entry: object) -> LogEntry:
     data = dict(zip(values[::2], values[1::2], strict=True)).get(DATA_FIELD)
     if not isinstance(identifier, bytes):
         raise ValueError
-    if data is None:
-        raise LogError(f"log entry {identifier!r} has no {DATA_FIELD!r} field")
     try:
         position = Position.parse(identifier.decode())
     except BadPosition as exc:
         raise LogError(f"log entry ID {identifier!r} is not a position") from exc
+    if data is None:
+        return LogEntry(position, b"", f"it has no {DATA_FIELD.decode()!r} field")
     return LogEntry(position, _as_bytes(data))
 
 
@@ -611,14 +625,15 @@ def _entries(entries: Sequence[StreamEntry]) -> list[LogEntry]:
     out = []
     for entry in entries:
         data = entry.field_values.get(DATA_FIELD)
-        if data is None:
-            raise LogError(f"log entry {entry.identifier!r} has no {DATA_FIELD!r} field")
         identifier = _as_bytes(entry.identifier).decode()
         try:
             position = Position.parse(identifier)
         except BadPosition as exc:
             raise LogError(f"log entry ID {identifier!r} is not a position") from exc
-        out.append(LogEntry(position, _as_bytes(data)))
+        if data is None:
+            out.append(LogEntry(position, b"", f"it has no {DATA_FIELD.decode()!r} field"))
+        else:
+            out.append(LogEntry(position, _as_bytes(data)))
     return out
 
 

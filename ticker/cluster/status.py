@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ticker.core.position import Position
+
 
 @dataclass(slots=True)
 class ClusterStatus:
@@ -16,10 +18,16 @@ class ClusterStatus:
     role: str
     leading: bool = False
     """This process holds the lease and appends to the log."""
+    rebuilding: bool = False
+    """This process took the lease and is rebuilding its hub from checkpoint + log, or
+    starting its venues: it leads but does not sequence yet (not ready)."""
     lease_changes: int = 0
     """Times this process took the lease or lost it."""
     appended_batches: int = 0
     """Hub batches this process appended to the log."""
+    appended_entries: int = 0
+    """Log entries this process appended (a batch over `cluster_log_max_entry_bytes`
+    is several)."""
     held_batches: int = 0
     """Batches published but not yet in the log (Redis slow or away); bounded."""
     checkpoints: int = 0
@@ -30,6 +38,10 @@ class ClusterStatus:
     """Log entries this process followed into its hub."""
     follow_lag_s: float = 0.0
     """Now minus the publish time of the newest message followed (0 until one is)."""
+    foreign_entries: int = 0
+    """Log entries skipped: not a ticker hub batch (added by hand, or a newer format)."""
+    last_foreign: Position | None = None
+    """The newest foreign entry counted (each is logged and counted once)."""
     rebuilds: int = 0
     """Times the follower started over from a checkpoint (start, epoch change, trim)."""
     problem: str | None = None

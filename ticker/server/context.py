@@ -77,7 +77,7 @@ class ServerContext:
         if self.shutting_down:
             return False
         if self.cluster is not None:
-            if self.cluster.problem is not None:
+            if self.cluster.problem is not None or self.cluster.rebuilding:
                 return False
             if self.config.role == "hub":
                 return True
