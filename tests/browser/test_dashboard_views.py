@@ -1,7 +1,8 @@
 """The dashboard's symbol view, stale and reset states, layouts and sign-in, in Chromium.
 
-A row opens a view of its symbol (composite ladder, venues, tape, crossed/locked state
-explained) whose book stream exists only while it is open; a reset to a server without
+A row opens a view of its symbol (composite ladder with each venue's size, each venue's
+BBO, venues, tape, crossed/locked state explained) whose stream exists only while it is
+open, and drops venue topics a new server does not have; a reset to a server without
 a topic clears what the page showed of it; rows dim while the stream is down; a change
 that rounds to 0.00% is neither red nor green; phone and wide layouts never scroll
 sideways (screenshots in tests/artifacts/); a server that requires a token signs the
@@ -403,6 +404,56 @@ def test_a_reset_clears_what_the_new_server_does_not_have_and_rows_dim_meanwhile
         assert row.locator("polyline").get_attribute("points") == ""
         assert shown_decimal(row.locator("td[data-field=bid]").inner_text()) == Decimal("63999.99")
         assert page.locator("#rows tr[data-stale]").count() == 0  # live again: bright
+        watched.check()
+
+
+def test_venue_topics_the_new_server_does_not_have_leave_the_symbol_view(page: Page) -> None:
+    with LiveServer(VENUE_CONFIG, seed=10) as first:
+        first.start_publishing(books=True)
+        watched = open_live(page, first, one_port=True)
+        first.stop_publishing()
+        mid = 64_000 * 10**9
+        first.publish(
+            *(
+                event
+                for venue in ("cbx", "fxa")
+                for event in (
+                    Quote(venue, SYMBOL, TS_NS, mid - TICK, 10**8, mid + TICK, 10**8),
+                    BookUpdate(venue, SYMBOL, TS_NS, ((mid - TICK, 10**8),), (), False),
+                )
+            )
+        )
+        open_symbol_view(page, SYMBOL)
+        wait_until(
+            page,
+            "Object.keys(d.view.venueQuotes).length >= 2"
+            " && Object.keys(d.view.venueBooks).length >= 2",
+        )
+        next_frame(page)
+        assert page.locator("#symbol-view .ladder td.vsize").count() > 0
+        port = first.stream_port
+        page.context.set_offline(True)
+    wait_until(page, "d.status === 'reconnecting'")
+
+    # Another server (another epoch) with no venue topics: the view's feed gets a reset
+    # to it, and each venue's quote and book go, with their rows and ladder columns.
+    with LiveServer(replace(CONFIG, port=port), seed=11, epoch=EPOCH + 1) as second:
+        second.publish(
+            Quote("cbx", SYMBOL, TS_NS, mid - TICK, 10**8, mid + TICK, 10**8),
+            BookUpdate("cbx", SYMBOL, TS_NS, ((mid - TICK, 10**8),), ((mid + TICK, 10**8),), True),
+        )
+        page.context.set_offline(False)
+        wait_until(
+            page,
+            """d.status === 'live' && d.view.status === 'live' && d.view.book !== null
+                && d.view.book.bids.length === 1
+                && Object.keys(d.view.venueQuotes).length === 0
+                && Object.keys(d.view.venueBooks).length === 0""",
+        )
+        next_frame(page)
+        assert page.locator("#symbol-view .ladder td.vsize").count() == 0
+        assert page.locator("#symbol-view .ladder th.vsize").count() == 0
+        assert page.inner_text("#symbol-view .vquotes tbody") == "no venue quotes yet"
         watched.check()
 
 
