@@ -1,7 +1,8 @@
 """The dashboard's symbol view, stale and reset states, layouts and sign-in, in Chromium.
 
-A row opens a view of its symbol (composite ladder, venues, tape, crossed/locked state
-explained) whose book stream exists only while it is open; a reset to a server without
+A row opens a view of its symbol (composite ladder with each venue's size, each venue's
+BBO, venues, tape, crossed/locked state explained) whose stream exists only while it is
+open, and drops venue topics a new server does not have; a reset to a server without
 a topic clears what the page showed of it; rows dim while the stream is down; a change
 that rounds to 0.00% is neither red nor green; phone and wide layouts never scroll
 sideways (screenshots in tests/artifacts/); a server that requires a token signs the
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
@@ -38,6 +41,9 @@ AUTH_CONFIG = replace(
     auth_audience="ticker-test",
     auth_leeway_s=0.0,
 )
+VENUE_CONFIG = replace(CONFIG, max_venues=16)
+"""With venue topics (quote@<venue>, book@<venue>) for the symbol view. The board does
+not follow them, so its position need not reach the hub's: waits are on topics' seqs."""
 PHONE: ViewportSize = {"width": 390, "height": 844}
 WIDE: ViewportSize = {"width": 1920, "height": 1080}
 SERVER_WAIT_S = 20
@@ -109,9 +115,96 @@ def open_symbol_view(page: Page, symbol: str) -> None:
     page.wait_for_selector("#symbol-view:not([hidden])")
 
 
+CANONICAL = """(() => {
+    const sorted = (v) => Array.isArray(v) ? v.map(sorted) : v !== null && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map(k => [k, sorted(v[k])])) : v;
+    globalThis.canonical = (v) => JSON.stringify(sorted(v));
+})(), """
+"""Defines `canonical(v)` in the page: JSON with sorted keys, as `json.dumps(sort_keys=True)`."""
+
+
+def venue_snapshot(server: LiveServer) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each venue's quote and book of SYMBOL, from the server's own /v1/snapshot."""
+    query = urllib.parse.urlencode({"topics": f"quote@*.{SYMBOL},book@*.{SYMBOL}"})
+    url = f"http://127.0.0.1:{server.stream_port}/v1/snapshot?{query}"
+    with urllib.request.urlopen(url, timeout=SERVER_WAIT_S) as response:
+        document = json.load(response)
+    quotes: dict[str, Any] = {}
+    books: dict[str, Any] = {}
+    for snapshot in document["snapshots"]:
+        channel = snapshot["topic"].removesuffix("." + SYMBOL)
+        kind, _, venue = channel.partition("@")
+        data = snapshot["data"]
+        data.pop("checksum", None)  # checked by the client, not held
+        (quotes if kind == "quote" else books)[venue] = data
+    return quotes, books
+
+
+def assert_venue_data_shown(page: Page, server: LiveServer) -> None:
+    """The venue quotes table and the ladder's per-venue sizes are the server's."""
+    quotes, books = venue_snapshot(server)
+    assert len(quotes) >= 2 and len(books) >= 2, (quotes, books)
+    wait_until(
+        page,
+        CANONICAL + "canonical([d.view.venueQuotes, d.view.venueBooks]) === arg",
+        json.dumps([quotes, books], separators=(",", ":"), sort_keys=True),
+    )
+    next_frame(page)
+
+    # Each venue's BBO, and the marks at the best bid and ask over the venues.
+    shown = page.eval_on_selector_all(
+        "#symbol-view .vquotes tbody tr",
+        """trs => trs.map(tr => ({venue: tr.dataset.venue,
+            cells: [...tr.children].map(td => td.textContent),
+            best: [...tr.children].map(td => td.classList.contains('best'))}))""",
+    )
+    assert [row["venue"] for row in shown] == sorted(quotes)
+    best_bid = max(Decimal(q["bid"]) for q in quotes.values() if q["bid"] is not None)
+    best_ask = min(Decimal(q["ask"]) for q in quotes.values() if q["ask"] is not None)
+    for row in shown:
+        quote = quotes[row["venue"]]
+        _, bid, bid_size, ask, ask_size = row["cells"]
+        for text, value in ((bid, quote["bid"]), (ask, quote["ask"])):
+            assert (None if text == "—" else shown_decimal(text)) == (
+                None if value is None else Decimal(value)
+            ), row
+        for text, value in ((bid_size, quote["bid_size"]), (ask_size, quote["ask_size"])):
+            assert (shown_decimal(text) if text else None) == (
+                None if value is None else truncated(value)
+            ), row
+        assert row["best"][1] == (quote["bid"] is not None and Decimal(quote["bid"]) == best_bid)
+        assert row["best"][3] == (quote["ask"] is not None and Decimal(quote["ask"]) == best_ask)
+    assert any(row["best"][1] for row in shown) and any(row["best"][3] for row in shown)
+
+    # The ladder: beside each side of each shown price, each venue's size there in its
+    # own book (empty where it has none).
+    cells = page.eval_on_selector_all(
+        "#symbol-view .ladder tbody td.vsize",
+        """tds => tds.map(td => {
+            const side = td.classList.contains('bid') ? 'bid' : 'ask';
+            const tr = td.parentElement;
+            return {venue: td.dataset.venue, side,
+                    price: tr.querySelector('td.price').textContent,
+                    composite: tr.querySelector('td.size.' + side).textContent,
+                    size: td.textContent};
+        })""",
+    )
+    rows = page.locator("#symbol-view .ladder tbody tr").count()
+    assert rows > 0 and len(cells) == rows * 2 * len(books)
+    contributors = set()
+    for item in cells:
+        side = books[item["venue"]]["bids" if item["side"] == "bid" else "asks"]
+        levels = {Decimal(p): truncated(size) for p, size in side}
+        expected = levels.get(shown_decimal(item["price"])) if item["composite"] else None
+        assert (shown_decimal(item["size"]) if item["size"] else None) == expected, item
+        if expected is not None:
+            contributors.add(item["venue"])
+    assert len(contributors) >= 2, contributors
+
+
 def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> None:
     page.set_viewport_size(WIDE)
-    with LiveServer(CONFIG, seed=5) as server:
+    with LiveServer(VENUE_CONFIG, seed=5) as server:
         server.start_publishing(books=True)
         watched = open_live(page, server, one_port=True)
         assert_no_horizontal_overflow(page)
@@ -122,12 +215,14 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
         open_symbol_view(page, SYMBOL)
         assert server.counters()["sse_open"] == 2  # the view's book stream
         wait_until(page, "(d.trades[arg] || []).length >= 3", SYMBOL)
-        position = server.stop_publishing()
+        server.stop_publishing()
         # The random market only moves bids: some asks, so both sides of the ladder show.
         best_bid = parse_nanos(server.topic_state(f"book.{SYMBOL}")["bids"][0][0])
         levels = tuple((best_bid + k * TICK, 10**5 * k) for k in range(1, 6))
-        position = server.publish(BookUpdate("cbx", SYMBOL, TS_NS, (), levels, False))
-        wait_until(page, "d.position === arg", position)
+        server.publish(BookUpdate("cbx", SYMBOL, TS_NS, (), levels, False))
+        # Every trade in: the page's trade topic at the hub's seq.
+        seq = server.page_topics_state()[f"trade.{SYMBOL}"]["seq"]
+        wait_until(page, "d.topics['trade.' + arg[0]].seq === arg[1]", [SYMBOL, seq])
         book = server.topic_state(f"book.{SYMBOL}")
         wait_until(
             page, "JSON.stringify(d.view.book) === arg", json.dumps(book, separators=(",", ":"))
@@ -138,7 +233,8 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
         # (truncated to 4 decimals) on their side.
         rows: list[list[str]] = page.eval_on_selector_all(
             "#symbol-view .ladder tbody tr",
-            "trs => trs.map(tr => [...tr.children].map(td => td.textContent))",
+            """trs => trs.map(tr => ['td.size.bid', 'td.price', 'td.size.ask']
+                .map(s => tr.querySelector(s).textContent))""",
         )
         bids = {Decimal(p): truncated(s) for p, s in book["bids"][:10]}
         asks = {Decimal(p): truncated(s) for p, s in book["asks"][:10]}
@@ -161,6 +257,7 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
             "#symbol-view .venues tbody tr", "trs => trs.map(tr => tr.children[0].textContent)"
         )
         assert last["venue"] in venues
+        assert_venue_data_shown(page, server)
         assert_no_horizontal_overflow(page)
         screenshot(page, "dashboard-symbol.png")
 
@@ -176,7 +273,7 @@ def test_the_symbol_view_follows_the_book_only_while_it_is_open(page: Page) -> N
 
 def test_on_a_phone_crossed_locked_and_flat_changes_read_right(page: Page) -> None:
     page.set_viewport_size(PHONE)
-    with LiveServer(CONFIG, seed=6) as server:
+    with LiveServer(VENUE_CONFIG, seed=6) as server:
         server.start_publishing(books=True)
         watched = open_live(page, server, one_port=True)
         server.stop_publishing()
@@ -223,6 +320,23 @@ def test_on_a_phone_crossed_locked_and_flat_changes_read_right(page: Page) -> No
         touch = page.locator("#symbol-view .sv-touch")
         assert touch.get_attribute("data-state") == "crossed"
         assert page.inner_text("#symbol-view .sv-explain").startswith("Crossed:")
+        # Each venue's BBO stays on a phone: cbx holds the best bid, fxa the best ask.
+        wait_until(page, "Object.keys(d.view.venueQuotes).length === 3")
+        next_frame(page)
+        marked = page.eval_on_selector_all(
+            "#symbol-view .vquotes td.best",
+            "tds => tds.map(td => [td.parentElement.dataset.venue, td.cellIndex])",
+        )
+        assert marked == [["cbx", 1], ["fxa", 3]], marked
+        assert page.locator("#symbol-view .vquotes").is_visible()
+        # The ladder's per-venue columns are hidden there; the composite size's
+        # tooltip names each venue's part.
+        assert page.locator("#symbol-view .ladder td.vsize").count() > 0
+        assert page.locator("#symbol-view .ladder td.vsize:visible").count() == 0
+        titles = page.eval_on_selector_all(
+            "#symbol-view .ladder td.size[title]", "tds => tds.map(td => td.title)"
+        )
+        assert titles and all(any(v in t for v in ("cbx", "fxa", "itx")) for t in titles)
         assert_no_horizontal_overflow(page)
         screenshot(page, "dashboard-symbol-phone.png")
 
@@ -290,6 +404,56 @@ def test_a_reset_clears_what_the_new_server_does_not_have_and_rows_dim_meanwhile
         assert row.locator("polyline").get_attribute("points") == ""
         assert shown_decimal(row.locator("td[data-field=bid]").inner_text()) == Decimal("63999.99")
         assert page.locator("#rows tr[data-stale]").count() == 0  # live again: bright
+        watched.check()
+
+
+def test_venue_topics_the_new_server_does_not_have_leave_the_symbol_view(page: Page) -> None:
+    with LiveServer(VENUE_CONFIG, seed=10) as first:
+        first.start_publishing(books=True)
+        watched = open_live(page, first, one_port=True)
+        first.stop_publishing()
+        mid = 64_000 * 10**9
+        first.publish(
+            *(
+                event
+                for venue in ("cbx", "fxa")
+                for event in (
+                    Quote(venue, SYMBOL, TS_NS, mid - TICK, 10**8, mid + TICK, 10**8),
+                    BookUpdate(venue, SYMBOL, TS_NS, ((mid - TICK, 10**8),), (), False),
+                )
+            )
+        )
+        open_symbol_view(page, SYMBOL)
+        wait_until(
+            page,
+            "Object.keys(d.view.venueQuotes).length >= 2"
+            " && Object.keys(d.view.venueBooks).length >= 2",
+        )
+        next_frame(page)
+        assert page.locator("#symbol-view .ladder td.vsize").count() > 0
+        port = first.stream_port
+        page.context.set_offline(True)
+    wait_until(page, "d.status === 'reconnecting'")
+
+    # Another server (another epoch) with no venue topics: the view's feed gets a reset
+    # to it, and each venue's quote and book go, with their rows and ladder columns.
+    with LiveServer(replace(CONFIG, port=port), seed=11, epoch=EPOCH + 1) as second:
+        second.publish(
+            Quote("cbx", SYMBOL, TS_NS, mid - TICK, 10**8, mid + TICK, 10**8),
+            BookUpdate("cbx", SYMBOL, TS_NS, ((mid - TICK, 10**8),), ((mid + TICK, 10**8),), True),
+        )
+        page.context.set_offline(False)
+        wait_until(
+            page,
+            """d.status === 'live' && d.view.status === 'live' && d.view.book !== null
+                && d.view.book.bids.length === 1
+                && Object.keys(d.view.venueQuotes).length === 0
+                && Object.keys(d.view.venueBooks).length === 0""",
+        )
+        next_frame(page)
+        assert page.locator("#symbol-view .ladder td.vsize").count() == 0
+        assert page.locator("#symbol-view .ladder th.vsize").count() == 0
+        assert page.inner_text("#symbol-view .vquotes tbody") == "no venue quotes yet"
         watched.check()
 
 

@@ -3,8 +3,8 @@
  * which checks every topic's seq, resyncs on a gap, applies resets (dropping topics the
  * server no longer has), and reopens a stream that ends, fails or goes quiet with
  * backoff, resuming from the last position processed. A symbol view (a row clicked, or
- * `#symbol=BTC-USD`) follows that symbol's book on a second feed while it is open. A
- * server that requires a token gets it from the `ticker_token` cookie (sent with the
+ * `#symbol=BTC-USD`) follows that symbol's book, and each venue's BBO and book, on a
+ * second feed while it is open. A server that requires a token gets it from the `ticker_token` cookie (sent with the
  * snapshot and the stream); a refused or expired token stops the page in a "signed out"
  * state until the user retries, instead of retrying for ever. This module owns the
  * page's state (window.tickerDashboard) and maps the client's updates and events onto
@@ -49,7 +49,7 @@ const state = {
   topics: Object.create(null), // topic -> {seq, data}
   trades: Object.create(null), // symbol -> the last TAPE_TRADES trades, newest first
   venues: Object.create(null), // symbol -> venue -> its last trade
-  view: null, // the open symbol view: {symbol, status, detail, book, seq, updatedMs, opens}
+  view: null, // the open symbol view: {symbol, status, detail, book, seq, updatedMs, venueQuotes, venueBooks}
   viewOpens: 0, // symbol views opened (each opens a feed)
 };
 window.tickerDashboard = state;
@@ -387,15 +387,18 @@ function showView() {
   closeViewFeed();
   state.view = null;
   if (symbol !== null) {
-    state.view = { symbol, status: "connecting", detail: "", book: null, seq: 0, updatedMs: null };
+    state.view = { symbol, status: "connecting", detail: "", book: null, seq: 0, updatedMs: null,
+      venueQuotes: Object.create(null), venueBooks: Object.create(null) };
     if (state.status !== "signed-out") openViewFeed(symbol);
   }
   view.render();
 }
 
 function openViewFeed(symbol) {
-  // A second stream of the one extra topic, from fresh snapshots; the view's quote and
-  // trades come from the page's own feed. Closed with the view.
+  // A second stream of the view's own topics (the composite book, and each venue's BBO
+  // and book), from fresh snapshots; the view's quote and trades come from the page's
+  // own feed. Closed with the view. Venue patterns a token does not allow are dropped
+  // by the client (a `forbidden` event), the composite book still follows.
   closeViewFeed();
   const current = state.view;
   state.viewOpens += 1;
@@ -408,7 +411,7 @@ function openViewFeed(symbol) {
     }
     view.render();
   };
-  const mine = viewFeed = openFeed(sseUrl(), ["book." + symbol], {
+  const mine = viewFeed = openFeed(sseUrl(), ["book." + symbol, "quote@*." + symbol, "book@*." + symbol], {
     reconnectMinMs: BACKOFF_MIN_MS,
     reconnectMaxMs: BACKOFF_MAX_MS,
     onEvent: onViewEvent,
@@ -417,8 +420,17 @@ function openViewFeed(symbol) {
     try {
       for await (const update of mine) {
         if (state.view !== current) break;
-        current.book = update.seq === 0 ? null : update.state;
-        current.seq = update.seq;
+        const channel = update.topic.slice(0, update.topic.length - symbol.length - 1);
+        const [kind, venue] = channel.split("@");
+        if (venue === undefined) {
+          current.book = update.seq === 0 ? null : update.state;
+          current.seq = update.seq;
+        } else {
+          // A venue's topic: seq 0 is a topic the server no longer has (it goes).
+          const held = kind === "quote" ? current.venueQuotes : current.venueBooks;
+          if (update.seq === 0) delete held[venue];
+          else held[venue] = update.state;
+        }
         current.updatedMs = Date.now();
         board.scheduleRender();
       }

@@ -1,8 +1,11 @@
 /* The symbol view: one symbol's consolidated quote with its crossed or locked state
  * explained, the composite depth ladder (book.<SYM>: per price, the size summed over
- * venues), each venue's last trade, and a tape of the last trades. It reads the
- * dashboard's state (`view`, `topics`, `trades`, `venues`) and draws it; it never
- * touches a stream (dashboard.js opens and closes the view's feed).
+ * venues, and each venue's part from book@<venue>.<SYM>; the per-venue columns are
+ * hidden on phones, the composite size's tooltip lists them), each venue's BBO
+ * (quote@<venue>.<SYM>, the venues at the best bid and ask marked), each venue's last
+ * trade, and a tape of the last trades. It reads the dashboard's state (`view`,
+ * `topics`, `trades`, `venues`) and draws it; it never touches a stream (dashboard.js
+ * opens and closes the view's feed).
  */
 
 import { decimalsOf, grouped, price, touchState } from "./board.js";
@@ -25,7 +28,9 @@ export function createSymbolView(state, root) {
     touch: $("touch"),
     explain: $("explain"),
     ladder: $("ladder"),
+    ladderHead: $("ladder-head"),
     ladderNote: $("ladder-note"),
+    vquotes: $("vquotes"),
     venues: $("venues"),
     tape: $("tape"),
   };
@@ -56,11 +61,14 @@ export function createSymbolView(state, root) {
     const held = state.topics["quote." + symbol];
     const quote = held ? held.data : {};
     const book = view.book || { bids: [], asks: [] };
+    const venueQuotes = Object.values(view.venueQuotes);
     const decimals = Math.max(decimalsOf(quote.bid), decimalsOf(quote.ask),
+      ...venueQuotes.map((q) => Math.max(decimalsOf(q.bid), decimalsOf(q.ask))),
       ...book.bids.slice(0, LADDER_LEVELS).map(([p]) => decimalsOf(p)),
       ...book.asks.slice(0, LADDER_LEVELS).map(([p]) => decimalsOf(p)));
     renderTouch(quote, decimals);
     renderLadder(book, decimals, view);
+    renderVenueQuotes(view.venueQuotes, decimals);
     renderVenues(state.venues[symbol] || {}, decimals);
     renderTape(state.trades[symbol] || [], decimals);
   }
@@ -99,12 +107,27 @@ export function createSymbolView(state, root) {
       sizeDecimals = Math.max(sizeDecimals, decimalsOf(row.bid), decimalsOf(row.ask));
     }
     sizeDecimals = Math.min(sizeDecimals, SIZE_DECIMALS);
+    // Each venue's size at each shown price (book@<venue>.<SYM>), keyed by the number.
+    const names = Object.keys(view.venueBooks).sort();
+    const venueLevels = names.map((name) => ({
+      bid: new Map(view.venueBooks[name].bids.map(([p, size]) => [Number(p), size])),
+      ask: new Map(view.venueBooks[name].asks.map(([p, size]) => [Number(p), size])),
+    }));
+    const venueSizes = (row, side) => names.map((name, i) =>
+      row[side] === null ? null : venueLevels[i][side].get(Number(row.price)) ?? null);
+    renderLadderHead(names);
     const trs = rows.map((row) => {
       const tr = document.createElement("tr");
       const p = Number(row.price);
       if (overlap && p >= bestAsk && p <= bestBid) tr.className = "overlap";
-      tr.append(sizeCell(row.bid, largest, "bid", sizeDecimals), priceCell(row, decimals),
-        sizeCell(row.ask, largest, "ask", sizeDecimals));
+      const bidParts = venueSizes(row, "bid");
+      const askParts = venueSizes(row, "ask");
+      tr.append(
+        ...names.map((name, i) => venueCell(name, bidParts[i], "bid", sizeDecimals)),
+        sizeCell(row.bid, largest, "bid", sizeDecimals, names, bidParts),
+        priceCell(row, decimals),
+        sizeCell(row.ask, largest, "ask", sizeDecimals, names, askParts),
+        ...names.map((name, i) => venueCell(name, askParts[i], "ask", sizeDecimals)));
       return tr;
     });
     parts.ladder.replaceChildren(...trs);
@@ -118,6 +141,69 @@ export function createSymbolView(state, root) {
     }
   }
 
+  function renderLadderHead(names) {
+    // Bid venues, bid, price, ask, ask venues: each venue's part stands beside its side.
+    const key = names.join(",");
+    if (parts.ladderHead.dataset.venues === key) return;
+    parts.ladderHead.dataset.venues = key;
+    const th = (text, className, title) => {
+      const el = document.createElement("th");
+      el.textContent = text;
+      if (className) el.className = className;
+      if (title) el.title = title;
+      return el;
+    };
+    const venueThs = (side) => names.map((name) => th(name, "vsize " + side, name + "'s " + side + " size"));
+    parts.ladderHead.replaceChildren(tr([
+      ...venueThs("bid"), th("Bid size", "size bid"), th("Price", "price"), th("Ask size", "size ask"),
+      ...venueThs("ask"),
+    ]));
+  }
+
+  function venueCell(name, size, side, decimals) {
+    const td = document.createElement("td");
+    td.className = "vsize " + side;
+    td.dataset.venue = name;
+    if (size !== null) {
+      td.textContent = sizeAligned(size, decimals);
+      td.title = name + ": " + grouped(size, SIZE_DECIMALS);
+    }
+    return td;
+  }
+
+  function renderVenueQuotes(quotes, decimals) {
+    // Each venue's BBO; the venues at the best bid (highest) and best ask (lowest) over
+    // the venues shown are marked. Computed from the same feed as the rows, so the marks
+    // never disagree with them.
+    const names = Object.keys(quotes).sort();
+    const bids = names.map((n) => quotes[n].bid).filter((p) => p != null).map(Number);
+    const asks = names.map((n) => quotes[n].ask).filter((p) => p != null).map(Number);
+    const bestBid = bids.length ? Math.max(...bids) : null;
+    const bestAsk = asks.length ? Math.min(...asks) : null;
+    parts.vquotes.replaceChildren(...names.map((name) => {
+      const q = quotes[name];
+      const row = tr([
+        cell(name, "venue"),
+        quoteCell(q.bid, decimals, "bid", q.bid != null && Number(q.bid) === bestBid),
+        cell(q.bid_size == null ? "" : grouped(q.bid_size, SIZE_DECIMALS), "qsize"),
+        quoteCell(q.ask, decimals, "ask", q.ask != null && Number(q.ask) === bestAsk),
+        cell(q.ask_size == null ? "" : grouped(q.ask_size, SIZE_DECIMALS), "qsize"),
+      ]);
+      row.dataset.venue = name;
+      return row;
+    }));
+    if (names.length === 0) parts.vquotes.replaceChildren(tr([cell("no venue quotes yet", "muted", 5)]));
+  }
+
+  function quoteCell(value, decimals, side, best) {
+    const td = cell(value == null ? "—" : price(value, decimals), side);
+    if (best) {
+      td.classList.add("best");
+      td.title = "at the consolidated best " + side;
+    }
+    return td;
+  }
+
   function priceCell(row, decimals) {
     const td = document.createElement("td");
     td.className = "price " + (row.bid !== null && row.ask !== null ? "both" : row.bid !== null ? "bid" : "ask");
@@ -125,11 +211,15 @@ export function createSymbolView(state, root) {
     return td;
   }
 
-  function sizeCell(size, largest, side, decimals) {
+  function sizeCell(size, largest, side, decimals, names, venueSizes) {
     const td = document.createElement("td");
     td.className = "size " + side;
     if (size === null) return td;
     td.textContent = sizeAligned(size, decimals);
+    // Each venue's part, also where its columns are hidden (phones).
+    const shares = names.flatMap((name, i) =>
+      venueSizes[i] === null ? [] : [name + " " + grouped(venueSizes[i], SIZE_DECIMALS)]);
+    if (shares.length) td.title = shares.join(" + ");
     // The bar's length is the level's share of the largest shown (CSSOM: allowed by the
     // page's policy, unlike an inline style attribute).
     td.style.setProperty("--bar", ((Number(size) / (largest || 1)) * 100).toFixed(1) + "%");
