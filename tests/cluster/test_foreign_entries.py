@@ -30,7 +30,7 @@ from tests.server.conftest import RawWebSocket, until
 from ticker.core.position import Position
 
 DEADLINE_S = 60
-TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*")
+TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
 
 
 async def test_an_entry_added_by_hand_is_skipped_logged_and_counted(

@@ -58,7 +58,7 @@ def test_checkpoints_round_trip() -> None:
 
 
 def test_a_batch_is_split_into_entries_of_bounded_bytes_in_order() -> None:
-    hub = Hub(Config(), 42)
+    hub = Hub(Config(max_venues=0), 42)  # one message per event: batch[40] is the book
     batch = []
     for i in range(40):
         batch += hub.publish(Quote("a", "X-Y", i, 100 + i, 1, 200 + i, 1), 0)
