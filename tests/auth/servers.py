@@ -10,9 +10,10 @@ from functools import partial
 
 import trio
 
+from tests.server.conftest import RawWebSocket, SseClient
 from ticker.config import Config
 from ticker.core.codec import decode_frame, encode_client
-from ticker.core.messages import Authenticate, ServerMessage, Subscribe
+from ticker.core.messages import Authenticate, ServerMessage
 from ticker.model.events import BookUpdate, Quote, Trade
 from ticker.server.process import ServerHandle, serve
 from ticker.server.stream_auth import Gate
@@ -133,60 +134,33 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class WsClient:
-    """A raw WebSocket client (masking, frames) for the authenticated tests."""
-
-    def __init__(self, stream: trio.SocketStream, rest: bytes) -> None:
-        self.stream = stream
-        self.buffer = bytearray(rest)
+class WsClient(RawWebSocket):
+    """`RawWebSocket` opened with a token's headers; frames wait at most 20 s, and a
+    close frame raises ConnectionAbortedError(code, reason as text)."""
 
     @classmethod
-    async def connect(cls, port: int, headers: dict[str, str]) -> WsClient:
+    async def connect(  # type: ignore[override]
+        cls, port: int, headers: dict[str, str]
+    ) -> WsClient:
         response, stream = await request(
             port, "/v1/ws", upgrade_headers() | headers, read_body=False
         )
         assert response.status == 101, response.head
-        return cls(stream, response.body)
+        client = cls(stream)
+        client.buffer += response.body
+        return client
 
     async def send(self, payload: bytes) -> None:
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        length = len(payload)
-        if length < 126:
-            header = bytes([0x82, 0x80 | length])
-        else:
-            header = bytes([0x82, 0x80 | 126]) + length.to_bytes(2, "big")
-        await self.stream.send_all(header + mask + masked)
-
-    async def subscribe(self, *topics: str, position: str | None = None) -> None:
-        await self.send(encode_client(Subscribe(topics, position)))
+        await self.send_binary(payload)
 
     async def refresh(self, token: str) -> None:
         await self.send(encode_client(Authenticate(token)))
 
     async def frame(self) -> tuple[int, bytes]:
         with trio.fail_after(20):
-            while True:
-                if len(self.buffer) >= 2:
-                    length = self.buffer[1] & 0x7F
-                    offset = 2
-                    if length == 126:
-                        offset, length = 4, int.from_bytes(self.buffer[2:4], "big")
-                    elif length == 127:
-                        offset, length = 10, int.from_bytes(self.buffer[2:10], "big")
-                    if len(self.buffer) >= offset + length:
-                        opcode = self.buffer[0] & 0x0F
-                        payload = bytes(self.buffer[offset : offset + length])
-                        del self.buffer[: offset + length]
-                        return opcode, payload
-                data = await self.stream.receive_some(65536)
-                if not data:
-                    raise EOFError
-                self.buffer += data
+            return await super().frame()
 
     async def messages(self) -> list[ServerMessage]:
-        """The next data frame's messages; a close frame raises ConnectionAbortedError
-        with its code and reason."""
         while True:
             opcode, payload = await self.frame()
             if opcode == 0x2:
@@ -195,54 +169,18 @@ class WsClient:
                 code = int.from_bytes(payload[:2], "big")
                 raise ConnectionAbortedError(code, payload[2:].decode())
 
-    async def close(self) -> None:
-        await self.stream.aclose()
 
-
-class SseStream:
-    """A raw SSE reader over an accepted stream."""
-
-    def __init__(self, stream: trio.SocketStream, rest: bytes) -> None:
-        self.stream = stream
-        self.raw = bytearray(rest)
-        self.text = ""
+class SseStream(SseClient):
+    """`SseClient` over a stream opened with a token's headers; events wait at most 20 s."""
 
     @classmethod
-    async def connect(cls, port: int, query: str, headers: dict[str, str]) -> SseStream:
+    async def connect(  # type: ignore[override]
+        cls, port: int, query: str, headers: dict[str, str]
+    ) -> SseStream:
         response, stream = await request(port, f"/v1/sse?{query}", headers, read_body=False)
         assert response.status == 200, response.head
-        return cls(stream, response.body)
-
-    async def _chunk(self) -> bytes:
-        while b"\r\n" not in self.raw:
-            await self._fill()
-        line = bytes(self.raw).partition(b"\r\n")[0]
-        size = int(line, 16)
-        need = len(line) + 2 + size + 2
-        while len(self.raw) < need:
-            await self._fill()
-        payload = bytes(self.raw[len(line) + 2 : len(line) + 2 + size])
-        del self.raw[:need]
-        if size == 0:
-            raise EOFError
-        return payload
-
-    async def _fill(self) -> None:
-        data = await self.stream.receive_some(65536)
-        if not data:
-            raise EOFError
-        self.raw += data
+        return cls(stream, response.status, response.head, response.body)
 
     async def event(self) -> dict[str, str]:
         with trio.fail_after(20):
-            while "\n\n" not in self.text:
-                self.text += (await self._chunk()).decode()
-        block, _, self.text = self.text.partition("\n\n")
-        fields: dict[str, str] = {}
-        for line in block.split("\n"):
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        return fields
-
-    async def close(self) -> None:
-        await self.stream.aclose()
+            return await super().event()
