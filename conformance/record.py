@@ -28,9 +28,8 @@ import msgpack
 import trio
 from trio_websocket import open_websocket_url
 
-from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS, decode_frame, encode_client
+from ticker.core.codec import decode_frame, encode_client, json_data
 from ticker.core.messages import DataMessage, Heartbeat, Hello, ServerMessage, Subscribe
-from ticker.model.fixed import format_nanos
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 TOPICS = ("quote.BTC-USD", "ticker.*", "trade.*", "book.SOL-USD")
@@ -102,18 +101,8 @@ def _positions(messages: list[ServerMessage]) -> list[int]:
 
 
 def _json_data(data: dict[str, Any]) -> dict[str, Any]:
-    """The JSON form of message data (decimal strings); null fields dropped: gone."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if value is None:
-            continue
-        if name in BOOK_SIDES:
-            out[name] = [[format_nanos(p), format_nanos(s)] for p, s in value]
-        elif name in NANOS_FIELDS:
-            out[name] = format_nanos(value)
-        else:
-            out[name] = value
-    return out
+    """The JSON form of message data; null fields dropped (null means gone)."""
+    return {name: value for name, value in json_data(data).items() if value is not None}
 
 
 def _note(frame: bytes) -> str:

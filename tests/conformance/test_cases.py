@@ -24,9 +24,8 @@ import pytest
 from ticker.client.event_stream import SseDecoder, StreamEnd
 from ticker.client.tracker import Tracker
 from ticker.client.updates import Update
-from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS, decode_frame
+from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS, decode_frame, json_data
 from ticker.core.messages import ServerMessage
-from ticker.model.fixed import format_nanos
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "conformance" / "cases"
@@ -167,17 +166,7 @@ def validate(case: object, stem: str) -> None:
 def _render_data(data: dict[str, Any]) -> dict[str, Any]:
     """A state in the JSON form: nanos as exact decimal strings; null fields dropped
     (null means the value is gone, README "Comparing")."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if value is None:
-            continue
-        if name in BOOK_SIDES:
-            out[name] = [[format_nanos(p), format_nanos(s)] for p, s in value]
-        elif name in NANOS_FIELDS:
-            out[name] = format_nanos(value)
-        else:
-            out[name] = value
-    return out
+    return {name: value for name, value in json_data(data).items() if value is not None}
 
 
 def _render_update(update: Update) -> dict[str, Any]:

@@ -212,7 +212,8 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring
 """The C string encoder `_dumps` itself uses for `ensure_ascii=False`: same bytes."""
 
 
-def _json_data(data: dict[str, Any]) -> dict[str, Any]:
+def json_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Message data in the JSON (SSE) form: prices and sizes as exact decimal strings."""
     out: dict[str, Any] = {}
     for name, value in data.items():
         if name in BOOK_SIDES:
@@ -232,7 +233,7 @@ def _render_json_general(message: DataMessage) -> str:
             "seq": message.seq,
             "offset": message.offset,
             "ts": message.ts_us,
-            "data": _json_data(message.data),
+            "data": json_data(message.data),
         }
     )
 
