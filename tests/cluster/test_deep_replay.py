@@ -11,6 +11,7 @@ import coredis
 import trio
 
 from tests.cluster.test_roles import (
+    ALL_TOPICS,
     Follower,
     cluster_config,
     leading,
@@ -24,7 +25,7 @@ from ticker.core.messages import DataMessage, Reset
 from ticker.core.position import Position
 from ticker.model.events import TakerSide, Trade
 
-TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
+TOPICS = ALL_TOPICS
 DEADLINE_S = 60
 
 

@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from tests.cluster.test_roles import (
+    ALL_TOPICS,
     TAKEOVER_LEASE_TTL_S,
     Follower,
     cluster_config,
@@ -30,7 +31,7 @@ from tests.server.conftest import RawWebSocket, until
 from ticker.core.position import Position
 
 DEADLINE_S = 60
-TOPICS = ("quote.*", "trade.*", "book.*", "ticker.*", "quote@*.*", "book@*.*")
+TOPICS = ALL_TOPICS
 
 
 async def test_an_entry_added_by_hand_is_skipped_logged_and_counted(
