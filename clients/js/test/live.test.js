@@ -226,7 +226,10 @@ for (const [name, url, topic] of [["WebSocket", WS, "book.BTC-USD"], ["SSE", SER
     const record = new Record();
     let corrupted = false;
     try {
-      const repaired = () => feed.tracker.stats.checksumMismatches >= 1;
+      // The document is taken once the re-subscription's burst arrived (its reset updates
+      // come as one unit): taken at the mismatch, it could fall between the last state
+      // held and the burst, at a seq the burst's snapshot jumps over.
+      const repaired = () => record.updates.some((u) => u.kind === "reset" && u.loss?.reason === "checksum");
       const doc = await followToSnapshot(feed, record, repaired, (u) => {
         if (!corrupted && u.topic === topic && feed.tracker.mirror.has(topic)) {
           // A best bid the server never had (within the levels the checksum covers), in
