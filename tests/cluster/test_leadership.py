@@ -18,6 +18,7 @@ import trio
 from tests.cluster.test_roles import (
     TAKEOVER_LEASE_TTL_S,
     cluster_config,
+    leading,
     market,
     publish,
     start,
@@ -25,7 +26,9 @@ from tests.cluster.test_roles import (
 from tests.redis_server import RedisServer
 from tests.server.conftest import until
 from ticker.cluster.redis_log import ClusterLog, LogEntry, LogUnavailable
+from ticker.config import Config
 from ticker.core.position import Position
+from ticker.server.process import ServerHandle
 
 DEADLINE_S = 60
 
@@ -141,3 +144,38 @@ async def test_a_lease_that_lapsed_before_the_first_append_is_taken_back(
             assert status.appended_batches > 0
             assert status.lease_changes == 1  # one term, never stepped down
             nursery.cancel_scope.cancel()
+
+
+async def test_a_leader_that_stops_gracefully_frees_the_lease_at_once(
+    redis_server: RedisServer,
+) -> None:
+    """A hub stopped gracefully (SIGTERM/Ctrl-C cancel its tasks) frees the lease on its
+    way out, so a standby leads at once instead of after the lease's TTL. The lease here
+    is long (60 s): only the release can free it within the test's deadline."""
+    base = cluster_config(redis_server, "lead5", lease_ttl_s=60.0)
+    key = "ticker:{lead5}:lease"
+    redis = coredis.Redis.from_url(redis_server.url, decode_responses=False)
+    with trio.fail_after(DEADLINE_S):
+        async with redis, trio.open_nursery() as nursery:
+            first_scope, first = await nursery.start(
+                _serve_in_own_nursery, replace(base, role="hub")
+            )
+            await until(leading(first))
+            second = await start(nursery, replace(base, role="hub"))
+            second_status = second.context.cluster
+            assert second_status is not None
+            assert await redis.get(key) is not None
+            assert not second_status.leading
+            first_scope.cancel()  # the graceful stop
+            await until(lambda: second_status.leading and not second_status.rebuilding)
+            nursery.cancel_scope.cancel()
+
+
+async def _serve_in_own_nursery(
+    config: Config, *, task_status: trio.TaskStatus[tuple[trio.CancelScope, ServerHandle]]
+) -> None:
+    """Run one server in a scope of its own: the test cancels it alone (a graceful stop)."""
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            handle = await start(nursery, config)
+            task_status.started((scope, handle))

@@ -119,13 +119,21 @@ async def run_leadership(
                 status.rebuilding = False
                 status.held_batches = 0
                 status.lease_changes += 1
-            with (
-                trio.CancelScope(shield=True),
-                trio.move_on_after(config.redis_timeout_s),
-                contextlib.suppress(LogUnavailable),
-            ):
-                await cluster_log.release_lease(token)
+                # Also on a graceful stop (cancelled): a standby then leads at once
+                # instead of after the lease's TTL. Safe against our own appends still
+                # in flight: from here on they are fenced.
+                await _release(cluster_log, token, config.redis_timeout_s)
             await trio.sleep(pause_s)
+
+
+async def _release(cluster_log: ClusterLog, token: str, timeout_s: float) -> None:
+    """Free the lease if we hold it, bounded and shielded (it runs while cancelled too)."""
+    with (
+        trio.CancelScope(shield=True),
+        trio.move_on_after(timeout_s),
+        contextlib.suppress(LogUnavailable),
+    ):
+        await cluster_log.release_lease(token)
 
 
 async def _lead(

@@ -280,11 +280,11 @@ class ClusterLog:
         self._drop_epoch = client.register_script(DROP_EPOCH_SCRIPT)
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
-        self._release = client.register_script(RELEASE_SCRIPT)
         self._checkpoint = client.register_script(CHECKPOINT_SCRIPT)
         # The hot path (every append, every blocking read) runs on lanes: one plain
         # connection each, a fraction of coredis's cost per command (see `resp`). Two, so
         # that a blocking read never delays an append of the same log.
+        self._target = target
         self._append_lane = _Lane(target)
         self._read_lane = _Lane(target)
 
@@ -335,8 +335,17 @@ class ClusterLog:
         return bool(renewed == 1)
 
     async def release_lease(self, token: str) -> None:
-        """Free the lease if `token` holds it (so a standby need not wait for the TTL)."""
-        await self._call(self._release(keys=[self.keys.lease], args=[token]))
+        """Free the lease if `token` holds it (so a standby need not wait for the TTL).
+
+        On a connection of its own, opened for this one command: a hub releases on its
+        way out, when cancellation may have torn the client's and the lanes' connections
+        mid-command (call it shielded).
+        """
+        lane = _Lane(self._target)
+        try:
+            await self._call(lane.script(_RELEASE, (1, self.keys.lease, token)))
+        finally:
+            await lane.close()
 
     async def lease_holder(self) -> str | None:
         """The token holding the lease, or None if it is free."""
@@ -514,6 +523,7 @@ class _Script:
 
 
 _APPEND: Final = _Script.of(APPEND_SCRIPT)
+_RELEASE: Final = _Script.of(RELEASE_SCRIPT)
 
 
 class _Lane:
