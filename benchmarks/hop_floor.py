@@ -1,0 +1,274 @@
+"""The floor of a Redis hop on this machine: what any hub -> Redis -> edge design adds.
+
+Issue #12 aims at a Redis hop that adds under 2 ms at p99 at 50 messages/s. This measures
+what the machine itself charges for such a hop, with no ticker code on the path: a
+writer process stamps `time.time_ns()` into each message, 50 a second, and
+
+- `direct`: sends it over one TCP connection to a reader process (one hop, as `all`
+  hands a message to its clients' sockets), or
+- `redis`:  XADDs it to a stream; the reader waits in `XREAD BLOCK` and gets it (the
+  cluster's path: writer -> redis-server -> reader, two hops and one more process to
+  wake).
+
+The reader takes receive time - stamp for every message. Both modes run in one session,
+alternated, on blocking sockets with a hand-written RESP encoder (the least Python a
+hop can cost). `redis - direct` is the floor of what the Redis hop adds; ticker's own
+hop (bench_cluster.py, edge1 - all at N=10) is read against it. Placement as in
+bench_cluster.py: writer and redis-server on CPU 1, reader on CPU 0.
+
+    .venv/bin/python benchmarks/hop_floor.py [--messages 500] [--rate 50] [--runs 3]
+
+Every loop is bounded in count and time; redis-server is started on a free 127.0.0.1
+port and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WRITER_CPU = 1
+READER_CPU = 0
+STREAM = b"hop-floor"
+DEADLINE_S = 120.0
+"""No run of one mode lasts longer than this, whatever the arguments."""
+
+
+def command(*args: bytes) -> bytes:
+    """One RESP2 command: an array of bulk strings."""
+    parts = [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args]
+    return b"*%d\r\n" % len(args) + b"".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pin(cpu: int) -> None:
+    if cpu < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {cpu})
+
+
+def writer(mode: str, port: int, messages: int, rate: float) -> None:
+    """Send `messages` stamps at `rate` a second on an absolute schedule."""
+    pin(WRITER_CPU)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    start = time.monotonic() + 0.2
+    for i in range(messages):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stamp = str(time.time_ns()).encode()
+        if mode == "direct":
+            sock.sendall(stamp + b"\n")
+        else:
+            sock.sendall(command(b"XADD", STREAM, b"MAXLEN", b"~", b"1000", b"*", b"t", stamp))
+            if not sock.recv(256):  # the entry's ID
+                raise SystemExit("redis closed the connection")
+    sock.close()
+
+
+def reader(mode: str, port: int, messages: int, ready: Path) -> None:
+    """Receive `messages` stamps; print one latency in microseconds per line."""
+    pin(READER_CPU)
+    deadline = time.monotonic() + DEADLINE_S
+    out: list[int] = []
+    if mode == "direct":
+        listener = socket.create_server(("127.0.0.1", port))
+        ready.write_text("ready")
+        sock, _ = listener.accept()
+        buffer = b""
+        while len(out) < messages and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            now = time.time_ns()
+            buffer += data
+            *lines, buffer = buffer.split(b"\n")
+            out += [(now - int(line)) // 1000 for line in lines]
+    else:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        last = b"$"
+        ready.write_text("ready")
+        while len(out) < messages and time.monotonic() < deadline:
+            sock.sendall(command(b"XREAD", b"BLOCK", b"1000", b"STREAMS", STREAM, last))
+            reply = b""
+            # A reply to one XREAD: wait until it is whole (nil on timeout, else entries
+            # each ending with the stamp's bulk string).
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise SystemExit("redis closed the connection")
+                reply += data
+                if reply == b"*-1\r\n" or _whole(reply):
+                    break
+            now = time.time_ns()
+            if reply == b"*-1\r\n":
+                continue
+            stamps, last = _stamps(reply)
+            out += [(now - stamp) // 1000 for stamp in stamps]
+    sys.stdout.write("\n".join(map(str, out)) + "\n")
+
+
+def _whole(reply: bytes) -> bool:
+    """Whether an XREAD reply is complete (parsed by counting the RESP elements)."""
+    try:
+        _parse(reply, 0)
+    except IndexError:
+        return False
+    return True
+
+
+def _parse(data: bytes, at: int) -> tuple[object, int]:
+    end = data.index(b"\r\n", at)
+    if end + 2 > len(data):
+        raise IndexError
+    kind, rest = data[at : at + 1], data[at + 1 : end]
+    at = end + 2
+    if kind == b"*":
+        count = int(rest)
+        items = []
+        for _ in range(max(count, 0)):
+            item, at = _parse(data, at)
+            items.append(item)
+        return items, at
+    if kind == b"$":
+        size = int(rest)
+        if at + size + 2 > len(data):
+            raise IndexError
+        return data[at : at + size], at + size + 2
+    return rest, at
+
+
+def _stamps(reply: bytes) -> tuple[list[int], bytes]:
+    """The stamps in an XREAD reply, and the last entry's ID."""
+    parsed: Any = _parse(reply, 0)[0]
+    entries = parsed[0][1]  # [[stream, [[id, [field, value]], ...]]]
+    return [int(fields[1]) for _id, fields in entries], entries[-1][0]
+
+
+def run_mode(mode: str, redis_port: int, messages: int, rate: float) -> list[int]:
+    """One run of `mode`: reader and writer processes; the reader's latencies in us."""
+    port = redis_port if mode == "redis" else free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = Path(tmp) / "ready"
+        me = [sys.executable, __file__, "--role"]
+        args = [mode, str(port), str(messages), str(rate), str(ready)]
+        read = subprocess.Popen([*me, "reader", *args], stdout=subprocess.PIPE, text=True)
+        try:
+            limit = time.monotonic() + 10
+            while not ready.exists():
+                if time.monotonic() > limit:
+                    raise SystemExit("the reader did not start")
+                time.sleep(0.01)
+            time.sleep(0.1)  # the XREAD is sent before the first message
+            write = subprocess.Popen([*me, "writer", *args])
+            write.wait(timeout=DEADLINE_S)
+            output, _ = read.communicate(timeout=DEADLINE_S)
+        finally:
+            for process in (read,):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    return [int(line) for line in output.split()]
+
+
+def quantile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--role":
+        role, mode, port, messages, rate, ready = sys.argv[2:8]
+        if role == "writer":
+            writer(mode, int(port), int(messages), float(rate))
+        else:
+            reader(mode, int(port), int(messages), Path(ready))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is missing (apt-get install redis-server)")
+    redis_port = free_port()
+    redis = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        os.sched_setaffinity(redis.pid, {WRITER_CPU % (os.cpu_count() or 1)})
+        limit = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > limit:
+                    raise SystemExit("redis-server did not start") from None
+                time.sleep(0.05)
+        print(
+            f"# {args.messages} messages at {args.rate:g}/s per run, {args.runs} runs per mode, "
+            f"alternated; writer + redis on CPU {WRITER_CPU}, reader on CPU {READER_CPU}"
+        )
+        print(
+            f"# reproduce: .venv/bin/python benchmarks/hop_floor.py --messages {args.messages} "
+            f"--rate {args.rate:g} --runs {args.runs}"
+        )
+        figures: dict[str, list[tuple[float, float]]] = {"direct": [], "redis": []}
+        for run in range(args.runs):
+            for mode in ("direct", "redis"):
+                latencies = run_mode(mode, redis_port, args.messages, args.rate)
+                if len(latencies) < args.messages:
+                    print(f"run {run + 1} {mode}: only {len(latencies)} of {args.messages} arrived")
+                p50, p99 = quantile(latencies, 0.5), quantile(latencies, 0.99)
+                figures[mode].append((p50, p99))
+                print(f"run {run + 1} {mode:6} p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+        direct_p50 = statistics.median(f[0] for f in figures["direct"])
+        direct_p99 = statistics.median(f[1] for f in figures["direct"])
+        redis_p50 = statistics.median(f[0] for f in figures["redis"])
+        redis_p99 = statistics.median(f[1] for f in figures["redis"])
+        print("\n| path | p50 ms | p99 ms |")
+        print("|---|---|---|")
+        print(f"| direct (writer -> reader) | {direct_p50:.3f} | {direct_p99:.3f} |")
+        print(f"| redis (writer -> XADD -> XREAD -> reader) | {redis_p50:.3f} | {redis_p99:.3f} |")
+        print(
+            f"| added by the Redis hop (medians) | +{redis_p50 - direct_p50:.3f} "
+            f"| +{redis_p99 - direct_p99:.3f} |"
+        )
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
