@@ -4,17 +4,18 @@ Issue #12 aims at a Redis hop that adds under 2 ms at p99 at 50 messages/s. This
 what the machine itself charges for such a hop, with no ticker code on the path: a
 writer process stamps `time.time_ns()` into each message, 50 a second, and
 
-- `direct`: sends it over one TCP connection to a reader process (one hop, as `all`
-  hands a message to its clients' sockets), or
-- `redis`:  XADDs it to a stream; the reader waits in `XREAD BLOCK` and gets it (the
-  cluster's path: writer -> redis-server -> reader, two hops and one more process to
-  wake).
+- `direct`: sends it over one TCP connection to a reader process (as `all` writes to
+  the load generator's sockets), or
+- `redis`:  XADDs it to a stream; a relay process waiting in `XREAD BLOCK` gets it and
+  passes it on over TCP to the reader (the cluster's path: hub -> redis-server -> edge
+  -> load generator: three hops, two more processes to wake).
 
 The reader takes receive time - stamp for every message. Both modes run in one session,
 alternated, on blocking sockets with a hand-written RESP encoder (the least Python a
 hop can cost). `redis - direct` is the floor of what the Redis hop adds; ticker's own
 hop (bench_cluster.py, edge1 - all at N=10) is read against it. Placement as in
-bench_cluster.py: writer and redis-server on CPU 1, reader on CPU 0.
+bench_cluster.py: the direct writer (`all`) and the relay (the edge) on CPU 0; the Redis
+writer (the hub), redis-server and the reader (the load generator) on CPU 1.
 
     .venv/bin/python benchmarks/hop_floor.py [--messages 500] [--rate 50] [--runs 3]
 
@@ -36,8 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-WRITER_CPU = 1
-READER_CPU = 0
+ALL_CPU = 0
+"""Where `all` (here: the direct writer) and the edge (the relay) run, as in bench_cluster."""
+RELAY_CPU = 0
+HUB_CPU = 1
+"""The hub (the Redis writer), redis-server and the load generator (the final reader)."""
+READER_CPU_FINAL = 1
 STREAM = b"hop-floor"
 DEADLINE_S = 120.0
 """No run of one mode lasts longer than this, whatever the arguments."""
@@ -61,9 +66,9 @@ def pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def writer(mode: str, port: int, messages: int, rate: float) -> None:
+def writer(mode: str, port: int, messages: int, rate: float, cpu: int) -> None:
     """Send `messages` stamps at `rate` a second on an absolute schedule."""
-    pin(WRITER_CPU)
+    pin(cpu)
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     start = time.monotonic() + 0.2
@@ -81,9 +86,14 @@ def writer(mode: str, port: int, messages: int, rate: float) -> None:
     sock.close()
 
 
-def reader(mode: str, port: int, messages: int, ready: Path) -> None:
-    """Receive `messages` stamps; print one latency in microseconds per line."""
-    pin(READER_CPU)
+def reader(mode: str, port: int, messages: int, ready: Path, cpu: int, forward: int) -> None:
+    """Receive `messages` stamps; print one latency in microseconds per line (or, with
+    `forward`, pass each stamp on to a direct reader on that port, as an edge does)."""
+    pin(cpu)
+    onward = None
+    if forward:
+        onward = socket.create_connection(("127.0.0.1", forward))
+        onward.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     deadline = time.monotonic() + DEADLINE_S
     out: list[int] = []
     if mode == "direct":
@@ -120,6 +130,8 @@ def reader(mode: str, port: int, messages: int, ready: Path) -> None:
             if reply == b"*-1\r\n":
                 continue
             stamps, last = _stamps(reply)
+            if onward is not None:
+                onward.sendall(b"".join(b"%d\n" % stamp for stamp in stamps))
             out += [(now - stamp) // 1000 for stamp in stamps]
     sys.stdout.write("\n".join(map(str, out)) + "\n")
 
@@ -162,29 +174,75 @@ def _stamps(reply: bytes) -> tuple[list[int], bytes]:
 
 
 def run_mode(mode: str, redis_port: int, messages: int, rate: float) -> list[int]:
-    """One run of `mode`: reader and writer processes; the reader's latencies in us."""
-    port = redis_port if mode == "redis" else free_port()
+    """One run of `mode`; the final reader's latencies in us.
+
+    direct: writer (CPU 0, as `all`) -> reader (CPU 1, as the load generator).
+    redis:  writer (CPU 1, as the hub, beside redis-server) -> XADD -> XREAD in a relay
+            (CPU 0, as the edge) -> reader (CPU 1): the cluster's path.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        ready = Path(tmp) / "ready"
         me = [sys.executable, __file__, "--role"]
-        args = [mode, str(port), str(messages), str(rate), str(ready)]
-        read = subprocess.Popen([*me, "reader", *args], stdout=subprocess.PIPE, text=True)
+        final_port = free_port()
+        final_ready = Path(tmp) / "final"
+        started: list[subprocess.Popen[str]] = []
         try:
-            limit = time.monotonic() + 10
-            while not ready.exists():
-                if time.monotonic() > limit:
-                    raise SystemExit("the reader did not start")
-                time.sleep(0.01)
-            time.sleep(0.1)  # the XREAD is sent before the first message
-            write = subprocess.Popen([*me, "writer", *args])
-            write.wait(timeout=DEADLINE_S)
-            output, _ = read.communicate(timeout=DEADLINE_S)
+            final = _spawn(
+                started,
+                [
+                    *me,
+                    "reader",
+                    "direct",
+                    str(final_port),
+                    str(messages),
+                    str(final_ready),
+                    str(READER_CPU_FINAL),
+                    "0",
+                ],
+            )
+            _wait_for(final_ready)
+            if mode == "redis":
+                relay_ready = Path(tmp) / "relay"
+                _spawn(
+                    started,
+                    [
+                        *me,
+                        "reader",
+                        "redis",
+                        str(redis_port),
+                        str(messages),
+                        str(relay_ready),
+                        str(RELAY_CPU),
+                        str(final_port),
+                    ],
+                )
+                _wait_for(relay_ready)
+                time.sleep(0.1)  # the XREAD is sent before the first message
+                write_args = ["redis", str(redis_port), str(messages), str(rate), str(HUB_CPU)]
+            else:
+                write_args = ["direct", str(final_port), str(messages), str(rate), str(ALL_CPU)]
+            writer_process = _spawn(started, [*me, "writer", *write_args])
+            writer_process.wait(timeout=DEADLINE_S)
+            output, _ = final.communicate(timeout=DEADLINE_S)
         finally:
-            for process in (read,):
+            for process in started:
                 if process.poll() is None:
                     process.kill()
                     process.wait()
     return [int(line) for line in output.split()]
+
+
+def _spawn(started: list[subprocess.Popen[str]], argv: list[str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    started.append(process)
+    return process
+
+
+def _wait_for(ready: Path) -> None:
+    limit = time.monotonic() + 10
+    while not ready.exists():
+        if time.monotonic() > limit:
+            raise SystemExit("a reader did not start")
+        time.sleep(0.01)
 
 
 def quantile(values: list[int], q: float) -> float:
@@ -194,11 +252,13 @@ def quantile(values: list[int], q: float) -> float:
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--role":
-        role, mode, port, messages, rate, ready = sys.argv[2:8]
+        role, mode, port, messages = sys.argv[2:6]
         if role == "writer":
-            writer(mode, int(port), int(messages), float(rate))
+            rate, cpu = sys.argv[6:8]
+            writer(mode, int(port), int(messages), float(rate), int(cpu))
         else:
-            reader(mode, int(port), int(messages), Path(ready))
+            ready, cpu, forward = sys.argv[6:9]
+            reader(mode, int(port), int(messages), Path(ready), int(cpu), int(forward))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500)
@@ -226,7 +286,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     try:
-        os.sched_setaffinity(redis.pid, {WRITER_CPU % (os.cpu_count() or 1)})
+        os.sched_setaffinity(redis.pid, {HUB_CPU % (os.cpu_count() or 1)})
         limit = time.monotonic() + 10
         while True:
             try:
@@ -238,7 +298,7 @@ def main() -> None:
                 time.sleep(0.05)
         print(
             f"# {args.messages} messages at {args.rate:g}/s per run, {args.runs} runs per mode, "
-            f"alternated; writer + redis on CPU {WRITER_CPU}, reader on CPU {READER_CPU}"
+            "alternated; placed as bench_cluster.py places all/hub/redis/edge/load generator"
         )
         print(
             f"# reproduce: .venv/bin/python benchmarks/hop_floor.py --messages {args.messages} "
@@ -260,7 +320,10 @@ def main() -> None:
         print("\n| path | p50 ms | p99 ms |")
         print("|---|---|---|")
         print(f"| direct (writer -> reader) | {direct_p50:.3f} | {direct_p99:.3f} |")
-        print(f"| redis (writer -> XADD -> XREAD -> reader) | {redis_p50:.3f} | {redis_p99:.3f} |")
+        print(
+            f"| redis (writer -> XADD -> XREAD in a relay -> reader) | {redis_p50:.3f} "
+            f"| {redis_p99:.3f} |"
+        )
         print(
             f"| added by the Redis hop (medians) | +{redis_p50 - direct_p50:.3f} "
             f"| +{redis_p99 - direct_p99:.3f} |"
