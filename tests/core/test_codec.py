@@ -325,5 +325,6 @@ def test_book_sides_the_fast_path_does_not_take_render_as_the_json_module_would(
 def test_a_level_that_is_not_two_ints_is_not_taken_for_a_cached_one(level: list[object]) -> None:
     cached = DataMessage(False, "book.X-Y", 1, 2, 3, {"bids": [[2_000_000_000, 1_000_000_000]]})
     assert render_json(cached) == _reference(cached)
-    data = {"bids": [[1, 1], level, [1, 1]], "asks": []}
-    _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, data))
+    for side in ([level], [[1, 1], level, [1, 1]]):  # a delta's one level, and a book's
+        data = {"bids": side, "asks": []}
+        _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, data))
