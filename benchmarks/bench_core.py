@@ -11,6 +11,7 @@ message with and without the shipped dictionary. Medians of --runs runs, pinned 
 CPU. `make bench` runs it with --frames 30000 --runs 3 --cpu 1 (about 4 minutes).
 
     .venv/bin/python benchmarks/bench_core.py [--frames 60000] [--runs 3] [--cpu 0]
+        [--json-only]  (only the JSON column, for work on `render_json`)
 """
 
 from __future__ import annotations
@@ -132,14 +133,43 @@ def zstd_figures(messages: list[bytes]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def json_cost(published: list[Published]) -> float:
+    """CPU microseconds per message to render the JSON form of each, first use."""
+    seconds, count = timed(lambda: sum(len(p.json) > 0 for p in published))
+    return seconds / count * 1e6
+
+
+def json_only(frames_count: int, runs: int) -> None:
+    """The JSON column alone: the pipeline runs untimed, once per pass (a message
+    renders once, then keeps its text), and only the rendering is timed."""
+    print("\n| venue | messages | JSON render us/msg (median) | min | aim met |")
+    print("|---|---|---|---|---|")
+    for venue in VENUES:
+        frames = frames_of(venue, frames_count)
+        costs = []
+        for _ in range(runs):
+            published: list[Published] = []
+            full_pipeline(venue, frames, published)
+            costs.append(json_cost(published))
+        median = statistics.median(costs)
+        met = "yes" if median <= AIM_JSON_US else "no"
+        print(f"| {venue} | {len(published):,} | {median:.2f} | {min(costs):.2f} | {met} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cpu", type=int, default=0, help="pin to this CPU (-1: no pinning)")
+    parser.add_argument(
+        "--json-only", action="store_true", help="time only the JSON rendering SSE needs"
+    )
     args = parser.parse_args()
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
+    if args.json_only:
+        json_only(args.frames, args.runs)
+        return
     print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(
         f"# reproduce: .venv/bin/python benchmarks/bench_core.py --frames {args.frames} "
@@ -171,8 +201,7 @@ def main() -> None:
             published: list[Published] = []
             full_pipeline(venue, frames, published)
             message_rates.append(len(published) / seconds)
-            seconds, count = timed(lambda: sum(len(p.json) > 0 for p in published))  # noqa: B023
-            json_costs.append(seconds / count * 1e6)
+            json_costs.append(json_cost(published))
         all_messages += [p.payload for p in published[:5000]]
         measured[venue] = (statistics.median(serve_gc_rates), statistics.median(json_costs))
         print(

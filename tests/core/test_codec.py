@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import data_messages, server_messages
@@ -159,7 +160,7 @@ def _reference(message: DataMessage) -> str:
     """The JSON form built independently: json.dumps over Decimal-formatted nanos."""
 
     def dec(nanos: int) -> str:
-        text = format(Decimal(nanos).scaleb(-9), "f")
+        text = format(Decimal(f"{int(nanos)}e-9"), "f")  # exact at any size: no context
         return text.rstrip("0").rstrip(".") if "." in text else text
 
     data: dict[str, object] = {}
@@ -217,3 +218,113 @@ def test_unusual_values_render_as_the_json_module_would(data: dict[str, object])
             render_json(message)
     else:
         assert render_json(message) == expected
+
+
+# -- every shape the hub publishes, and the values around them -------------------------
+
+# Every size of int: the wire's int64 and past it (msgpack carries up to uint64, Python
+# any), a small pool so values repeat and come from the renderer's caches, and both signs.
+wide_ints = st.one_of(
+    st.integers(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([*EXTREMES, 2**63, -(2**63), 10**30, -(10**30), 999_999_999]),
+    st.integers(min_value=-3 * 10**9, max_value=3 * 10**9),
+)
+wide_nanos = st.none() | wide_ints
+# Unicode of every plane, control characters (escaped) and lone surrogates (passed
+# through as the json module passes them).
+any_text = st.text(st.characters(codec=None) | st.characters(categories=["Cs"]), max_size=12)
+wide_levels = st.lists(st.lists(wide_ints, min_size=2, max_size=2), max_size=40)
+# What the fast path hands to the json module: shapes and numbers it does not render.
+odd_level = st.one_of(
+    st.lists(wide_ints, max_size=3),
+    st.tuples(wide_ints, wide_ints),
+    st.tuples(st.sampled_from([2.0, 2e9, 1.5, True, False, None, "1"]), wide_ints),
+    st.tuples(wide_ints, st.sampled_from([2e9, True, None, Decimal(2), "2"])),
+    st.just(5),
+)
+odd_side = st.one_of(
+    st.lists(st.one_of(st.lists(wide_ints, min_size=2, max_size=2), odd_level), max_size=6),
+    st.tuples(st.lists(wide_ints, min_size=2, max_size=2)),
+    st.just(()),
+    st.none(),
+)
+
+
+def _wide_data(channel: str) -> st.SearchStrategy[dict[str, Any]]:
+    if channel.startswith("book"):
+        sides = st.fixed_dictionaries({"bids": wide_levels, "asks": wide_levels})
+        return sides | sides.map(lambda d: d | {"checksum": 2**32 - 1})
+    if channel == "quote":
+        return st.dictionaries(st.sampled_from(["bid", "bid_size", "ask", "ask_size"]), wide_nanos)
+    if channel == "ticker":
+        names = ["last", "open", "high", "low", "volume", "change"]
+        return st.dictionaries(st.sampled_from(names), wide_nanos)
+    if channel == "trade":
+        trade = {"price": wide_ints, "size": wide_ints, "side": st.sampled_from(["buy", "sell"])}
+        trade |= {"id": any_text, "venue": any_text, "venue_ts": wide_ints}
+        return st.fixed_dictionaries(trade)
+    plain = st.none() | st.booleans() | wide_ints | any_text
+    return st.dictionaries(any_text, plain, max_size=4)
+
+
+@st.composite
+def wide_messages(draw: st.DrawFn) -> DataMessage:
+    channel = draw(
+        st.sampled_from(["book", "book@itx", "book@cbx", "quote", "ticker", "trade", "x"])
+    )
+    symbol = draw(st.sampled_from(["BTC-USD", "ETH-USD"]) | any_text)
+    seq, offset, ts_us = draw(wide_ints), draw(wide_ints), draw(wide_ints)
+    data = draw(_wide_data(channel))
+    return DataMessage(draw(st.booleans()), f"{channel}.{symbol}", seq, offset, ts_us, data)
+
+
+def _same_as_reference(message: DataMessage) -> str | None:
+    """render_json's text, asserted equal to the json module's (or the same exception)."""
+    try:
+        expected = _render_json_general(message)
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            render_json(message)
+        return None
+    assert render_json(message) == expected
+    assert render_json(message) == expected  # again, from the caches the first one filled
+    return expected
+
+
+@settings(max_examples=400)
+@given(wide_messages())
+def test_json_equals_the_json_module_for_every_channel_and_value(message: DataMessage) -> None:
+    text = _same_as_reference(message)
+    if text is not None:  # the json module took it: so does the Decimal-built one
+        assert text == _reference(message)
+
+
+@settings(max_examples=300)
+@given(st.lists(wide_levels, min_size=1, max_size=3), odd_side, st.booleans())
+def test_book_sides_the_fast_path_does_not_take_render_as_the_json_module_would(
+    warm: list[list[list[int]]], side: object, bids: bool
+) -> None:
+    for levels in warm:  # fill the caches first: an odd value must not find an int's text
+        _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, {"bids": levels}))
+    data = {"bids": side, "asks": []} if bids else {"bids": [[1, 1]], "asks": side}
+    _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, data))
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        [2e9, 1],  # 2.0 equals 2 and hashes as 2: the cache must not answer for it
+        [2_000_000_000, 1e9],
+        [Decimal(2_000_000_000), 1],
+        [True, 1],  # a bool formats as its int
+        [2_000_000_000, 1, 0],  # not a pair
+        [2_000_000_000],
+    ],
+)
+def test_a_level_that_is_not_two_ints_is_not_taken_for_a_cached_one(level: list[object]) -> None:
+    cached = DataMessage(False, "book.X-Y", 1, 2, 3, {"bids": [[2_000_000_000, 1_000_000_000]]})
+    assert render_json(cached) == _reference(cached)
+    for side in ([level], [[1, 1], level, [1, 1]]):  # a delta's one level, and a book's
+        data = {"bids": side, "asks": []}
+        _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, data))

@@ -242,14 +242,14 @@ _DECIMALS_MAX: Final = 16_384
 _decimals: dict[int, str] = {}
 """Recently rendered nanos -> '"decimal"' (prices and sizes repeat from message to
 message). Bounded: emptied whenever it reaches `_DECIMALS_MAX` entries."""
-_SCALE: Final = 10**9
-_NANOS, _SIDE, _PLAIN = 0, 1, 2
-_KEYS: Final = {
-    **{name: (f"{_quote(name)}:", _NANOS) for name in NANOS_FIELDS},
-    **{name: (f"{_quote(name)}:", _SIDE) for name in BOOK_SIDES},
-    **{name: (f"{_quote(name)}:", _PLAIN) for name in ("side", "id", "venue", "venue_ts")},
+# Each data field's JSON key, after the comma that separates it from the one before (the
+# first one's is dropped at the end), by how its value renders. Any other name is plain.
+_NANOS_KEYS: Final = {name: f",{_quote(name)}:" for name in NANOS_FIELDS}
+_SIDE_KEYS: Final = {name: f",{_quote(name)}:" for name in BOOK_SIDES}
+_EMPTY_SIDES: Final = {name: f",{_quote(name)}:[]" for name in BOOK_SIDES}
+_PLAIN_KEYS: Final = {
+    name: f",{_quote(name)}:" for name in ("side", "id", "venue", "venue_ts", "checksum")
 }
-"""Each data field's JSON key and how its value renders (other names: `_PLAIN`)."""
 _HEADS_MAX: Final = 4096
 _heads: dict[str, str] = {}
 """topic -> the JSON text up to its seq; bounded like `_decimals`."""
@@ -297,10 +297,11 @@ def render_json(message: DataMessage) -> str:
 
     Built as text: the same characters as `json` writes for these values (pinned by
     tests against `_render_json_general`), at a fraction of the cost. A value of any
-    other type goes through the json module.
+    other type, or a shape it does not expect, goes through the json module, which
+    renders it or raises as the reference does.
     """
     _, topic, seq, offset, ts_us, data = message
-    if not (type(topic) is str and type(seq) is int and type(offset) is int):
+    if type(topic) is not str or type(seq) is not int or type(offset) is not int:
         return _render_json_general(message)
     if type(ts_us) is not int:
         return _render_json_general(message)
@@ -309,46 +310,58 @@ def render_json(message: DataMessage) -> str:
         if len(_heads) >= _HEADS_MAX:
             _heads.clear()
         head = _heads[topic] = f'{{"topic":{_quote(topic)},"seq":'
+    # Most messages are a book delta of one level or a quote of one field, so the cost
+    # per message and per field matters most: one str grows field by field (CPython
+    # extends a local str in place; no list and join), a field's key text is looked up
+    # with its leading comma, and a side of one level or none is written without a
+    # loop. Dict methods and `_decimal` are called directly, not through bound-method
+    # aliases: under mypyc those become native calls, aliases generic ones.
+    decimals = _decimals  # hits inline, misses through `_decimal`: most values repeat
+    text = ""
     try:
-        parts: list[str] = []
-        append = parts.append
-        keys = _KEYS
-        cached = _decimals.get  # hits inline, misses through `_decimal`: most values repeat
-        decimal = _decimal
         for name, value in data.items():
-            key, kind = keys.get(name) or ("", _PLAIN)
-            if kind == _NANOS:
-                if value is None:
-                    append(f"{key}null")
+            key = _NANOS_KEYS.get(name)
+            if key is not None:
+                if type(value) is int:
+                    text += key + (decimals.get(value) or _decimal(value))
+                elif value is None:
+                    text += key + "null"
                 else:
-                    append(
-                        key + ((cached(value) if type(value) is int else None) or decimal(value))
-                    )
-            elif kind == _SIDE:
-                if type(value) is list and not value:  # a book delta's untouched side
-                    append(f"{key}[]")
-                    continue
-                levels = []
-                for price, size in value:
-                    p = (cached(price) if type(price) is int else None) or decimal(price)
-                    s = (cached(size) if type(size) is int else None) or decimal(size)
-                    levels.append(f"[{p},{s}]")
-                append(f"{key}[{','.join(levels)}]")
+                    raise _Unusual
+                continue
+            key = _SIDE_KEYS.get(name)
+            if key is not None:
+                if type(value) is not list:
+                    raise _Unusual
+                if not value:  # a book delta's untouched side
+                    text += _EMPTY_SIDES[name]
+                elif len(value) == 1:  # a book delta's one changed level
+                    price, size = value[0]
+                    p = decimals.get(price) if type(price) is int else None
+                    s = decimals.get(size) if type(size) is int else None
+                    text += f"{key}[[{p or _decimal(price)},{s or _decimal(size)}]]"
+                else:
+                    levels = []
+                    for price, size in value:
+                        p = decimals.get(price) if type(price) is int else None
+                        s = decimals.get(size) if type(size) is int else None
+                        levels.append(f"[{p or _decimal(price)},{s or _decimal(size)}]")
+                    text += f"{key}[{','.join(levels)}]"
+                continue
+            key = _PLAIN_KEYS.get(name)
+            if key is None:
+                if type(name) is not str:
+                    raise _Unusual
+                key = f",{_quote(name)}:"
+            if type(value) is str:
+                text += key + _quote(value)
+            elif type(value) is int:
+                text += f"{key}{value}"
             else:
-                if not key:
-                    if type(name) is not str:
-                        raise _Unusual
-                    key = _quote(name) + ":"
-                plain = type(value)
-                if plain is str:
-                    append(key + _quote(value))
-                elif plain is int:
-                    append(f"{key}{value}")
-                else:
-                    append(key + _scalar(value))
-        return f'{head}{seq},"offset":{offset},"ts":{ts_us},"data":{{{",".join(parts)}}}}}'
-    except _Unusual:
+                text += key + _scalar(value)
+    except (_Unusual, TypeError, ValueError):  # the json module renders it, or raises
         return _render_json_general(message)
+    return f'{head}{seq},"offset":{offset},"ts":{ts_us},"data":{{{text[1:]}}}}}'
 
 
 def _data_from_json(data: dict[str, Any]) -> dict[str, Any]:
