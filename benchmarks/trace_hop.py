@@ -5,24 +5,30 @@ bench_cluster.py: edge on CPU 0; hub, Redis and the load generator on CPU 1) and
 verifying clients on the edge, publishes at 50 messages/s, and stamps every message
 (CLOCK_REALTIME, comparable across processes; `ts` is the hub's sequencer stamp) at:
 
-    hub   ts         sequenced (`now_ns` given to publish_batch: the message's ts)
-          published  publish_batch returned (the writer then hands the batch on)
-          taken      the append task took it (`encode_entries` called)
-          sent       the fenced append's bytes written to the socket
-          replied    the append's reply parsed
-    edge  xread      the XREAD that returned it was sent (before `replied`: it blocked)
-          arrived    the XREAD reply's first bytes received
-          parsed     the whole reply parsed
-          decoded    its entry decoded
-          fanout     Fanout.publish called (applied to the hub)
-          written    Fanout.publish returned (idle sockets are written synchronously)
+    hub   ts           sequenced (`now_ns` given to publish_batch: the message's ts)
+          published    publish_batch returned (the writer then hands the batch on)
+          taken        the append task took it (`encode_entries` called)
+          appending    ClusterLog.append called
+          sending      the lane's call entered (the command is encoded and sent next)
+          arrived_hub  the append's reply's first bytes received
+          replied      the append's reply parsed
+    edge  xread        the XREAD that returned it was sent (before `replied`: it blocked)
+          arrived      the XREAD reply's first bytes received
+          parsed       the whole reply parsed
+          returned     ClusterLog.read_after returned it
+          decoded      its entry decoded
+          fanout       Fanout.publish called (applied to the hub)
+          written      Fanout.publish returned (idle sockets are written synchronously)
 
 The stamps come from wrappers installed in each child before it starts (ticker's code is
 not changed). Prints, per stage, the median and p99 of the time since `ts`, and the
 load generator's end-to-end p50/p99 (receive - ts) for the same window; optionally the
 same window on `all` (no Redis) for the difference. Every process is stopped by its PID.
 
-    .venv/bin/python benchmarks/trace_hop.py --clients 10 --seconds 6 --runs 3 --all
+    .venv/bin/python benchmarks/trace_hop.py --clients 10 --seconds 6 --runs 3 --all --fifo
+
+`--fifo` runs our processes SCHED_FIFO so that other load on a shared machine does not
+delay them: what is left is the hop's own cost (use it at small N only).
 """
 
 from __future__ import annotations
@@ -62,8 +68,17 @@ STAGES = (
 
 def install(role: str, out: Path) -> None:
     """Wrap the hop's functions in this process so that each stamps the message's offset."""
-    from ticker.cluster import follower, leader, redis_log, resp
+    from ticker.cluster import follower as follower_module
+    from ticker.cluster import leader as leader_module
+    from ticker.cluster import redis_log as redis_log_module
+    from ticker.cluster import resp
     from ticker.server import fanout as fanout_module
+
+    # Patched by assignment below (a debug trace): typed loosely on purpose.
+    follower: Any = follower_module
+    leader: Any = leader_module
+    redis_log: Any = redis_log_module
+    fanout: Any = fanout_module
 
     stamps: list[tuple[str, int, int]] = []  # (stage, offset, time_ns)
     reads: list[dict[str, Any]] = []
@@ -97,7 +112,8 @@ def install(role: str, out: Path) -> None:
             stamps.append(("arrived_hub", offset, t_first))
             stamps.append(("replied", offset, t_parsed))
         elif kind == b"XREAD" and isinstance(reply, list):
-            offsets = [int(e[0].rpartition(b"-")[2]) for e in reply[0][1]]
+            entries: Any = reply[0]
+            offsets = [int(e[0].rpartition(b"-")[2]) for e in entries[1]]
             reads.append({"call": t_call, "first": t_first, "parsed": t_parsed, "n": len(offsets)})
             for offset in offsets:
                 stamps.append(("xread", offset, t_call))
@@ -115,9 +131,9 @@ def install(role: str, out: Path) -> None:
             self: Any, token: str, position: Any, data: bytes, **kw: Any
         ) -> None:
             stamps.append(("appending", position.offset, now()))
-            return await append(self, token, position, data, **kw)
+            await append(self, token, position, data, **kw)
 
-        redis_log.ClusterLog.append = traced_append  # type: ignore[method-assign]
+        redis_log.ClusterLog.append = traced_append
         publish_batch = leader.publish_batch
         encode_entries = leader.encode_entries
 
@@ -133,8 +149,8 @@ def install(role: str, out: Path) -> None:
             stamps.append(("taken", batch[-1].message.offset, now()))
             return encode_entries(batch, max_bytes)
 
-        leader.publish_batch = traced_publish  # type: ignore[assignment]
-        leader.encode_entries = traced_encode  # type: ignore[assignment]
+        leader.publish_batch = traced_publish
+        leader.encode_entries = traced_encode
     else:
         read_after = redis_log.ClusterLog.read_after
 
@@ -144,9 +160,9 @@ def install(role: str, out: Path) -> None:
             stamps.extend(("returned", entry.position.offset, t) for entry in entries)
             return entries
 
-        redis_log.ClusterLog.read_after = traced_read  # type: ignore[method-assign]
+        redis_log.ClusterLog.read_after = traced_read
         decode_or_skip = follower.decode_or_skip
-        publish = fanout_module.Fanout.publish
+        publish = fanout.Fanout.publish
 
         def traced_decode(entry: Any, status: Any) -> Any:
             messages = decode_or_skip(entry, status)
@@ -159,8 +175,8 @@ def install(role: str, out: Path) -> None:
             publish(self, items)
             stamps.append(("written", offset, now()))
 
-        follower.decode_or_skip = traced_decode  # type: ignore[assignment]
-        fanout_module.Fanout.publish = traced_fanout  # type: ignore[method-assign]
+        follower.decode_or_skip = traced_decode
+        fanout.Fanout.publish = traced_fanout
 
 
 def child(role: str, out: Path, argv: list[str]) -> None:

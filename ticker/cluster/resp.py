@@ -252,7 +252,7 @@ class _Socket:
                 await trio.lowlevel.wait_writable(self._sock)
         return waited
 
-    async def receive(self, max_bytes: int) -> tuple[bytes, bool]:
+    async def receive(self, max_bytes: int) -> tuple[bytes | bytearray, bool]:
         """The bytes that have arrived (b"" at the end), and whether it had to wait."""
         try:
             return self._sock.recv(max_bytes), False
@@ -281,7 +281,7 @@ class _Stream:
         await self._stream.send_all(data)
         return True  # a trio stream's send is a checkpoint
 
-    async def receive(self, max_bytes: int) -> tuple[bytes, bool]:
+    async def receive(self, max_bytes: int) -> tuple[bytes | bytearray, bool]:
         return await self._stream.receive_some(max_bytes), True
 
     async def aclose(self) -> None:
