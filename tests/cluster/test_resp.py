@@ -1,15 +1,20 @@
 """The minimal RESP connection of the cluster log's hot path: encoding and parsing (pure),
-then the lanes of a `ClusterLog` against a real redis-server."""
+then the connection on a bare socket against a fake Redis, and the lanes of a
+`ClusterLog` against a real redis-server."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+import trio
 
 from ticker.cluster.resp import (
     INCOMPLETE,
     ConnectionLost,
     Reply,
     ReplyParser,
+    RespConnection,
     RespError,
     encode_command,
 )
@@ -112,3 +117,67 @@ def test_parsed_replies_do_not_count_against_the_bound() -> None:
     for _ in range(100):
         parser.feed(b"$40\r\n" + b"y" * 40 + b"\r\n")
         assert parser.next() == b"y" * 40
+
+
+# -- the connection on a bare socket (a fake Redis on the other end of a socket pair) ---
+
+
+async def fake_redis(
+    sock: trio.socket.SocketType, command_bytes: int, chunks: list[bytes]
+) -> bytes:
+    """Read one command of `command_bytes`, then answer it in `chunks` (a pause between)."""
+    received = bytearray()
+    while len(received) < command_bytes:
+        data = await sock.recv(1 << 16)
+        assert data, "the client closed before sending the whole command"
+        received += data
+    for chunk in chunks:
+        await sock.send(chunk)
+        await trio.sleep(0.01)
+    return bytes(received)
+
+
+async def test_a_command_larger_than_the_socket_buffer_is_sent_whole_and_answered() -> None:
+    # The bare socket's send would block: it waits for the socket and goes on.
+    client, server = trio.socket.socketpair()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    connection = RespConnection(trio.SocketStream(client))
+    value = bytes(range(256)) * 8192  # 2 MiB
+    command = encode_command((b"SET", b"k", value))
+    got: list[bytes] = []
+
+    async def serve() -> None:
+        got.append(await fake_redis(server, len(command), [b"+O", b"K\r", b"\n"]))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            assert await connection.call(b"SET", b"k", value) == b"OK"
+    assert got == [command]
+    await connection.aclose()
+    server.close()
+
+
+async def test_on_a_bare_socket_an_error_reply_is_raised_and_a_closed_peer_is_lost() -> None:
+    client, server = trio.socket.socketpair()
+    connection = RespConnection(trio.SocketStream(client))
+    ping = encode_command((b"PING",))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fake_redis, server, len(ping), [b"-ERR no\r\n"])
+            with pytest.raises(RespError, match="ERR no"):
+                await connection.call(b"PING")
+        server.close()
+        with pytest.raises((ConnectionLost, OSError)):
+            await connection.call(b"PING")
+    await connection.aclose()
+
+
+async def test_a_call_on_a_bare_socket_is_cancellable_while_it_waits() -> None:
+    client, server = trio.socket.socketpair()
+    connection = RespConnection(trio.SocketStream(client))
+    with trio.move_on_after(0.05) as scope:
+        await connection.call(b"PING")  # nobody answers
+    assert scope.cancelled_caught
+    await connection.aclose()
+    server.close()

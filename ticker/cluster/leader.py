@@ -229,7 +229,13 @@ async def _write(
             stats.published += len(published)
         if published:
             status.held_batches += 1
-            await hold.send(published)
+            try:
+                # No scheduler pass here when the hold has room: this task goes on to
+                # wait for events at once, so the process sleeps (and Redis, often on
+                # the same core, runs) as soon as the append task has sent the batch.
+                hold.send_nowait(published)
+            except trio.WouldBlock:
+                await hold.send(published)  # full (Redis slow or away): wait, as ingest does
         if trio.current_time() >= next_checkpoint:
             next_checkpoint = trio.current_time() + config.checkpoint_interval_s
             await hold.send(Checkpoint(writer.position, writer.checkpoint()))

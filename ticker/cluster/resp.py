@@ -10,6 +10,7 @@ or interpret a reply: `ticker.cluster.redis_log` does all three.
 from __future__ import annotations
 
 import enum
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Final, Union
@@ -179,10 +180,16 @@ class RespConnection:
     """One connection to Redis: a command, then its reply, one at a time.
 
     Not safe for concurrent use: the caller serializes (`redis_log` holds a lock).
+
+    Args:
+        stream: the connection (`connect` makes one). A plain socket stream (TCP or a
+            Unix socket) is taken over as a bare non-blocking socket (see `_Socket`).
     """
 
     def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
+        self._transport: _Socket | _Stream = (
+            _Socket(stream) if isinstance(stream, trio.SocketStream) else _Stream(stream)
+        )
         self._parser = ReplyParser()
 
     async def call(self, *args: Arg) -> Reply:
@@ -193,22 +200,92 @@ class RespConnection:
             ConnectionLost: the connection ended or sent something that is not RESP.
             OSError, trio.BrokenResourceError: the socket failed.
         """
-        await self.stream.send_all(encode_command(args))
+        transport = self._transport
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = await transport.send_all(encode_command(args))
         while True:
             reply = self._parser.next()
             if not isinstance(reply, Pending):
                 break
-            data = await self.stream.receive_some(RECEIVE_BYTES)
+            data, blocked = await transport.receive(RECEIVE_BYTES)
+            waited = waited or blocked
             if not data:
                 raise ConnectionLost("Redis closed the connection")
             self._parser.feed(data)
+        if not waited:
+            # The reply was there without a wait (rare: Redis answers in microseconds):
+            # still let other tasks run, as every trio socket call does.
+            await trio.lowlevel.cancel_shielded_checkpoint()
         if isinstance(reply, RespError):
             raise reply
         return reply
 
     async def aclose(self) -> None:
         """Close the socket at once (an unanswered command is abandoned)."""
-        await trio.aclose_forcefully(self.stream)
+        await self._transport.aclose()
+
+
+class _Socket:
+    """A plain socket (TCP or Unix) used bare: send and receive at once, waiting for the
+    socket only when it would block.
+
+    Why not trio's SocketStream: each of its sends ends with a pass of the scheduler
+    even when the bytes went at once, and its layers (conflict detector, error
+    translation, `_try_sync`) cost tens of microseconds per command, all on the path of
+    every message through the cluster log (docs/CLUSTER.md, "Latency of the hop").
+    """
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        # Take the file descriptor over: the trio socket is closed without closing it.
+        self._sock = socket.socket(fileno=stream.socket.detach())
+        self._sock.setblocking(False)
+
+    async def send_all(self, data: bytes) -> bool:
+        """Send every byte; whether it had to wait for the socket."""
+        waited = False
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                waited = True
+                await trio.lowlevel.wait_writable(self._sock)
+        return waited
+
+    async def receive(self, max_bytes: int) -> tuple[bytes | bytearray, bool]:
+        """The bytes that have arrived (b"" at the end), and whether it had to wait."""
+        try:
+            return self._sock.recv(max_bytes), False
+        except BlockingIOError:
+            pass
+        while True:
+            await trio.lowlevel.wait_readable(self._sock)
+            try:
+                return self._sock.recv(max_bytes), True
+            except BlockingIOError:
+                continue
+
+    async def aclose(self) -> None:
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+class _Stream:
+    """Any other trio stream (TLS): sends and receives through it."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+
+    async def send_all(self, data: bytes) -> bool:
+        await self._stream.send_all(data)
+        return True  # a trio stream's send is a checkpoint
+
+    async def receive(self, max_bytes: int) -> tuple[bytes | bytearray, bool]:
+        return await self._stream.receive_some(max_bytes), True
+
+    async def aclose(self) -> None:
+        await trio.aclose_forcefully(self._stream)
 
 
 async def connect(target: RedisTarget) -> RespConnection:
