@@ -145,3 +145,47 @@ def test_holding_conflates_what_waits_to_make_room() -> None:
     box.offer(quote(1, size=25))
     assert box.hold(10)
     assert box.take().snapshot_topics == ["quote.A-B"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["offer", "offer_all", "conflate", "hold", "retain", "take"]),
+            st.booleans(),
+            st.integers(1, 40),
+            st.sampled_from("AB"),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 100),
+)
+def test_waiting_says_whether_anything_waits_after_every_change(
+    operations: list[tuple[str, bool, int, str]], bound: int
+) -> None:
+    """The fanout writes straight into the socket when `waiting` is false: it must be
+    false exactly when a `take` would return nothing, or a write would overtake what
+    waits."""
+    box: Outbox[Item] = Outbox(max_bytes=bound)
+    for n, (name, conflatable, size, symbol) in enumerate(operations):
+        item = Item(f"{'quote' if conflatable else 'trade'}.{symbol}-X", conflatable, size, n)
+        if name == "offer":
+            box.offer(item)
+        elif name == "offer_all":
+            box.offer_all([item] * (size % 4))  # zero to three of it
+        elif name == "conflate":
+            box.conflate(f"quote.{symbol}-X")
+        elif name == "hold":
+            box.hold(size)
+        elif name == "retain":
+            dropped = f".{symbol}-X"
+            box.retain(lambda topic: not topic.endswith(dropped))  # noqa: B023 (called here)
+        else:
+            box.take()
+        waiting = box.waiting
+        taken = box.take()
+        assert waiting is bool(taken.items or taken.snapshot_topics)
+        assert not box.waiting
+        # Put back what was taken, so that the operations also meet a busy outbox.
+        box.offer_all(taken.items)
+        for topic in taken.snapshot_topics:
+            box.conflate(topic)

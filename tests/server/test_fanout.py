@@ -15,7 +15,7 @@ from ticker.core.messages import DataMessage
 from ticker.core.topics import TopicPattern
 from ticker.model.events import Quote, TakerSide, Trade
 from ticker.server.fanout import Fanout
-from ticker.server.framing import WebSocketFraming
+from ticker.server.framing import Framing, SseFraming, WebSocketFraming
 from ticker.server.stats import EndReason, ServerStats
 from ticker.server.subscriber import Subscriber
 
@@ -152,3 +152,46 @@ async def test_a_connection_that_left_the_tree_is_ignored_by_patterns_changed() 
     assert len(fanout) == 0 and fanout.leaves == []
     mine.close()
     peer.close()
+
+
+async def test_counters_add_up_per_server_when_a_group_mixes_framings_and_servers() -> None:
+    """One group, its connections in turn on two servers' counters and two framings:
+    each server counts exactly the writes, messages and bytes of its own connections,
+    and each connection its own."""
+    hub = Hub(Config(), 7)
+    fanout = Fanout(leaf_size=256)
+    first, second = ServerStats(), ServerStats()
+    ws, sse = WebSocketFraming(), SseFraming()
+    setups: list[tuple[ServerStats, Framing]] = [
+        (first, ws), (first, sse), (second, ws), (first, ws), (second, sse), (first, sse),
+    ]  # fmt: skip
+    pairs = [socket.socketpair() for _ in setups]
+    async with trio.open_nursery() as nursery:
+        subscribers = []
+        for (server_end, _), (stats, framing) in zip(pairs, setups, strict=True):
+            server_end.setblocking(False)
+            subscriber = Subscriber(
+                server_end, "test", framing, hub, stats,
+                outbox_max_bytes=1 << 20, write_timeout_s=5,
+            )  # fmt: skip
+            subscriber.nursery = nursery
+            fanout.add(subscriber)
+            subscriber.patterns["trade.*"] = TopicPattern.parse("trade.*")
+            fanout.patterns_changed(subscriber)
+            subscribers.append(subscriber)
+        assert len(fanout.leaves[0].groups) == 1
+        fanout.publish(batch(hub))
+        received = [read_all(client_end) for _, client_end in pairs]
+
+    for subscriber, data in zip(subscribers, received, strict=True):
+        assert (subscriber.messages, subscriber.bytes) == (12, len(data))
+    for stats in (first, second):
+        mine = [len(d) for (s, _), d in zip(setups, received, strict=True) if s is stats]
+        assert (stats.writes, stats.messages_sent, stats.bytes_sent) == (
+            len(mine), 12 * len(mine), sum(mine),
+        )  # fmt: skip
+        assert stats.coalesced_writes == len(mine)
+    assert received[0] == received[2] == received[3] != received[1] == received[4]
+    for server_end, client_end in pairs:
+        server_end.close()
+        client_end.close()

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from ticker.core.hub import Published
 from ticker.core.topics import TopicPattern
 from ticker.server.shared_write import SharedWrite
-from ticker.server.subscriber import Subscriber
+from ticker.server.subscriber import Subscriber, publish_to
 
 
 class Group:
@@ -136,10 +136,8 @@ class Fanout:
                 else:
                     part.append(item)
         for group, part in parts.items():
-            shared = SharedWrite(part)
             # A copy: a connection may end (and leave its group) while it is written.
-            for subscriber in tuple(group.members):
-                subscriber.publish(shared)
+            publish_to(tuple(group.members), SharedWrite(part))
 
     def _groups_wanting(self, topic: str) -> list[Group]:
         return [g for leaf in self.leaves for g in leaf.groups.values() if g.wants(topic)]
