@@ -385,7 +385,8 @@ def window_of(
     if before and after and after.get("writes", 0) > before.get("writes", 0):
         sent = after["messages_sent"] - before["messages_sent"]
         per_write = sent / (after["writes"] - before["writes"])
-    if before and after and "published" in after:
+    if before and after and "published" in after and result["seconds"] > 0:
+        # (a window the load generator closed at once, e.g. every client gone, has no rate)
         published = (after["published"] - before["published"]) / result["seconds"]
     return Window(
         deliveries_per_s=result["deliveries_per_s"],
