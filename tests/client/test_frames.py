@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 import pickle
+import random
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,17 @@ import pytest
 from feeds.simulator import make_simulator
 from ticker.client.errors import FeedProtocolError
 from ticker.client.tracker import Step, Tracker, decode_messages
-from ticker.client.updates import Update, UpdateKind
+from ticker.client.updates import Update, UpdateKind, book_update
 from ticker.config import Config
 from ticker.core.checksum import book_checksum
 from ticker.core.codec import encode_data, encode_server
+from ticker.core.delta import book_data
 from ticker.core.hub import Hub
 from ticker.core.messages import DataMessage, Heartbeat, Hello
 from ticker.core.mirror import Applied, Mirror
 from ticker.core.position import Position
 from ticker.errors import BadMessage
+from ticker.model.fixed import MAX_NANOS
 from ticker.venues import make_adapter
 
 NOW_NS = 1_763_762_000_000_000_000
@@ -136,9 +139,12 @@ def test_an_update_is_a_frozen_value() -> None:
     assert copied == update and copied is not update
     assert copy.deepcopy(update) == update
     assert "state={'bids': [[99, 2]], 'asks': [[101, 3]]}" in repr(update)
-    values = [getattr(update, name) for name in Update.__match_args__]
-    assert Update(*values) == update
-    assert Update(*values[:2], 2, *values[3:]) != update
+    u = update
+    rest = (u.position, u.ts_us, u.latency_s, u.data, u.state, u.loss, u.skipped)
+    assert Update(u.kind, u.topic, u.seq, *rest) == update
+    assert Update(u.kind, u.topic, 2, *rest) != update
+    fields = "kind topic seq position ts_us latency_s data state loss skipped"
+    assert Update.__match_args__ == tuple(fields.split())
     with pytest.raises(TypeError):
         hash(update)  # its data and state are dicts, as a frozen dataclass's would be
     match update:
@@ -233,3 +239,17 @@ def test_conformance_frames_give_the_same_steps_by_frame(path: Path) -> None:
         held = sorted(by_frame.topics())
         assert held == sorted(by_messages.topics())
         assert [by_frame.state(t) for t in held] == [by_messages.state(t) for t in held]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_book_state_is_exactly_what_the_core_builds_saturated_sizes_included(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(200):
+        sizes = [1, MAX_NANOS - 1] * 8 + [MAX_NANOS, 2**62]  # saturated now and then
+        bids, asks = (
+            {rng.randrange(1, 10**6): rng.choice(sizes) for _ in range(rng.randrange(12))}
+            for _ in range(2)
+        )
+        at = Position(1, 1)
+        update = book_update(UpdateKind.DELTA, "book.X-Y", 1, at, 0, 0.0, {}, bids, asks)
+        assert update.state == book_data(bids, asks)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -56,9 +56,9 @@ class _Outcome(enum.Enum):
     """A gap: the position was rewound or a re-snapshot begun."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one unit produced, and what the connection loop must do next.
+class Step(NamedTuple):
+    """What one unit produced, and what the connection loop must do next (a NamedTuple:
+    one is built per unit, at a third of a frozen dataclass's cost).
 
     Attributes:
         updates: to hand to the caller, in order.
