@@ -50,7 +50,7 @@ async def test_a_corrupted_book_is_found_by_its_checksum_and_repaired_from_the_s
         # Corrupt the client's book: a best bid the server never had (within the top
         # levels the checksum covers).
         held = feed._tracker.mirror.held[topic]
-        held.bids = {**held.bids, 10**15: 5}  # a side is replaced, never changed
+        held.bids = held.bids.with_levels([(10**15, 5)])  # a side is replaced, never changed
         assert feed.state(topic) != server.hub.snapshot(topic).data
         await publish_book(server, 15, 10)  # seq 20 of both books carries a checksum
         await until(lambda: feed.stats.checksum_mismatches == 1)

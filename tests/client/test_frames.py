@@ -22,6 +22,7 @@ import pytest
 
 from feeds.simulator import make_simulator
 from ticker.client.errors import FeedProtocolError
+from ticker.client.mirror import BookSide
 from ticker.client.tracker import Step, Tracker, decode_messages
 from ticker.client.updates import Update, UpdateKind, book_update
 from ticker.config import Config
@@ -251,5 +252,6 @@ def test_a_book_state_is_exactly_what_the_core_builds_saturated_sizes_included(s
             for _ in range(2)
         )
         at = Position(1, 1)
-        update = book_update(UpdateKind.DELTA, "book.X-Y", 1, at, 0, 0.0, {}, bids, asks)
+        sides = BookSide(bids, descending=True), BookSide(asks, descending=False)
+        update = book_update(UpdateKind.DELTA, "book.X-Y", 1, at, 0, 0.0, {}, *sides)
         assert update.state == book_data(bids, asks)

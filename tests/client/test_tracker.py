@@ -416,7 +416,7 @@ def test_a_book_that_fails_its_checksum_is_re_snapshotted_and_reported_as_a_rese
     assert tracker.stats.checksum_mismatches == 0
     # The held book diverges (on purpose here): the next checksum fails.
     held = tracker.mirror.held["book.BTC-USD"]
-    held.bids = {**held.bids, 97: 5}  # a side is replaced, never changed in place
+    held.bids = held.bids.with_levels([(97, 5)])  # a side is replaced, never changed
     good = book_checksum({99: 2, 98: 1, 96: 1}, {})
     step = tracker.receive([checked_book(7, 12, [[96, 1]], good)], NOW_NS)
     assert step.resync and step.updates == []

@@ -2,23 +2,62 @@
 
 The rules are `ticker.core.mirror`'s (a delta must follow the seq held, a book that
 fails its message's checksum is dropped), and so are the answers (`Applied`,
-`Refused`). What differs is the form: a book side is never changed in place once it
-is held (a delta builds a new side), so an `Update` can keep the sides it saw and
-build its state only when read. Pure; the tracker's fast path reads `held` directly.
+`Refused`). What differs is the form: a book side (`BookSide`) is never changed once
+built (a delta builds a new one), so an `Update` can keep the sides it saw and build
+its state only when read, and a side sorts its levels at most once, whichever updates
+read it. Pure; the tracker's fast path reads `held` directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ticker.core.checksum import CHECKSUM_KEY, book_checksum
-from ticker.core.delta import Fields, Levels, apply_levels, book_data
+from ticker.core.delta import Fields, Levels, apply_levels
 from ticker.core.messages import DataMessage
 from ticker.core.mirror import Applied, RefusalReason, Refused
 from ticker.core.topics import ChannelKind, channel_kind
+from ticker.model.fixed import MAX_NANOS
 
 BOOK = ChannelKind.BOOK
 LATEST = ChannelKind.LATEST
+
+
+class BookSide:
+    """One side of a book as held: `levels` (price -> size, sizes > 0), which nobody
+    changes once the side is built, and the levels in book order, sorted when first
+    asked for and then kept (a delta to the other side leaves this one shared).
+
+    Args:
+        levels: the side's levels; the caller gives up the dict.
+        descending: bids (best = highest first) or asks (best = lowest first).
+    """
+
+    __slots__ = ("_ordered", "descending", "levels")
+
+    def __init__(self, levels: Levels, descending: bool) -> None:
+        self.levels = levels
+        self.descending = descending
+        self._ordered: tuple[tuple[int, int], ...] | None = None
+
+    def with_levels(self, changes: Iterable[tuple[int, int] | list[int]]) -> BookSide:
+        """A new side: these levels after absolute (price, size) changes, size 0 removes."""
+        levels = dict(self.levels)
+        apply_levels(levels, changes)
+        return BookSide(levels, self.descending)
+
+    def data(self) -> list[list[int]]:
+        """The levels as a snapshot carries them: `[[price, size], ...]` best first, sizes
+        saturated at MAX_NANOS (exactly `book_data`'s), in new lists on every call."""
+        ordered = self._ordered
+        if ordered is None:
+            items = sorted(self.levels.items(), reverse=self.descending)  # prices are unique
+            m = MAX_NANOS
+            if items and max(self.levels.values()) >= m:
+                items = [(price, size if size < m else m) for price, size in items]
+            ordered = self._ordered = tuple(items)
+        return [[price, size] for price, size in ordered]
 
 
 class HeldTopic:
@@ -31,8 +70,8 @@ class HeldTopic:
         self.kind = kind
         self.seq = 0
         self.fields: Fields = {}
-        self.bids: Levels = {}
-        self.asks: Levels = {}
+        self.bids = BookSide({}, descending=True)
+        self.asks = BookSide({}, descending=False)
 
 
 class ClientMirror:
@@ -77,10 +116,10 @@ class ClientMirror:
             # A fresh state merged with the snapshot's data is exactly that data.
             held = self.held[topic] = HeldTopic(channel_kind(topic))
             if held.kind is BOOK:
-                apply_levels(held.bids, data.get("bids", ()))
-                apply_levels(held.asks, data.get("asks", ()))
+                bids = held.bids = held.bids.with_levels(data.get("bids", ()))
+                asks = held.asks = held.asks.with_levels(data.get("asks", ()))
                 expected = data.get(CHECKSUM_KEY)
-                if expected is not None and expected != book_checksum(held.bids, held.asks):
+                if expected is not None and expected != book_checksum(bids.levels, asks.levels):
                     self.snapshot_checksum_mismatches += 1
             else:
                 held.fields = dict(data)
@@ -116,15 +155,13 @@ class ClientMirror:
             bids = held.bids
             levels = data.get("bids", ())
             if levels:
-                bids = dict(bids)
-                apply_levels(bids, levels)
+                bids = bids.with_levels(levels)
             asks = held.asks
             levels = data.get("asks", ())
             if levels:
-                asks = dict(asks)
-                apply_levels(asks, levels)
+                asks = asks.with_levels(levels)
             expected = data.get(CHECKSUM_KEY)
-            if expected is not None and expected != book_checksum(bids, asks):
+            if expected is not None and expected != book_checksum(bids.levels, asks.levels):
                 return None
             held.bids = bids
             held.asks = asks
@@ -147,5 +184,5 @@ class ClientMirror:
         """
         held = self.held[topic]
         if held.kind is BOOK:
-            return book_data(held.bids, held.asks)
+            return {"bids": held.bids.data(), "asks": held.asks.data()}
         return dict(held.fields)

@@ -13,9 +13,8 @@ import enum
 from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, Final
 
-from ticker.core.delta import Levels, book_data
+from ticker.client.mirror import BookSide
 from ticker.core.position import Position
-from ticker.model.fixed import MAX_NANOS
 
 
 class UpdateKind(enum.Enum):
@@ -98,7 +97,7 @@ class Update:
     data: dict[str, Any]
     loss: Loss | None
     skipped: int
-    _state: dict[str, Any] | tuple[Levels, Levels]
+    _state: dict[str, Any] | tuple[BookSide, BookSide]
     """The state, or a book's (bids, asks) until it is first read."""
 
     def __init__(
@@ -130,7 +129,8 @@ class Update:
         """The topic's whole state after this update (see the class doc)."""
         state = self._state
         if isinstance(state, tuple):
-            state = _book_state(*state)
+            bids, asks = state
+            state = {"bids": bids.data(), "asks": asks.data()}
             _set(self, "_state", state)
         return state
 
@@ -173,16 +173,15 @@ def book_update(
     ts_us: int,
     latency_s: float,
     data: dict[str, Any],
-    bids: Levels,
-    asks: Levels,
+    bids: BookSide,
+    asks: BookSide,
     loss: Loss | None = None,
     skipped: int = 0,
 ) -> Update:
     """An update of a book whose state is built from `bids` and `asks` when first read.
 
     Args:
-        bids: price -> size after the update; the caller must never change this dict
-            again (the client's mirror replaces a side instead of changing it).
+        bids: the bids after the update (a side is never changed once built).
         asks: the same for asks.
     """
     update = Update.__new__(Update)
@@ -197,14 +196,3 @@ def book_update(
     _set(update, "loss", loss)
     _set(update, "skipped", skipped)
     return update
-
-
-def _book_state(bids: Levels, asks: Levels) -> dict[str, Any]:
-    """`book_data(bids, asks)`, built faster when no size needs saturating (always,
-    from a server that publishes saturated sizes): the comparison per level is skipped."""
-    if (bids and max(bids.values()) >= MAX_NANOS) or (asks and max(asks.values()) >= MAX_NANOS):
-        return book_data(bids, asks)
-    return {
-        "bids": [[price, bids[price]] for price in sorted(bids, reverse=True)],
-        "asks": [[price, asks[price]] for price in sorted(asks)],
-    }
