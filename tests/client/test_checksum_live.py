@@ -49,7 +49,8 @@ async def test_a_corrupted_book_is_found_by_its_checksum_and_repaired_from_the_s
         assert feed.stats.checksum_mismatches == 0  # every checksum so far held
         # Corrupt the client's book: a best bid the server never had (within the top
         # levels the checksum covers).
-        feed._tracker.mirror._held[topic].bids[10**15] = 5
+        held = feed._tracker.mirror.held[topic]
+        held.bids = held.bids.with_levels([(10**15, 5)])  # a side is replaced, never changed
         assert feed.state(topic) != server.hub.snapshot(topic).data
         await publish_book(server, 15, 10)  # seq 20 of both books carries a checksum
         await until(lambda: feed.stats.checksum_mismatches == 1)

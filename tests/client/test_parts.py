@@ -22,7 +22,7 @@ from ticker.client.errors import FeedConfigError, FeedProtocolError, FeedRejecte
 from ticker.client.event_stream import EventStreamParser, SseDecoder, SseEvent, StreamEnd
 from ticker.client.feed import FeedOptions, parse_topics
 from ticker.client.stats import LatencyHistogram
-from ticker.client.websocket import decode_messages
+from ticker.client.tracker import decode_messages
 from ticker.core.codec import decode_frame, encode_data
 from ticker.core.messages import DataMessage, Heartbeat, Hello, Reset
 from ticker.errors import BadMessage

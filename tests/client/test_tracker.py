@@ -415,7 +415,8 @@ def test_a_book_that_fails_its_checksum_is_re_snapshotted_and_reported_as_a_rese
     run(tracker, [checked_book(6, 11, [[98, 1]], book_checksum({99: 2, 98: 1}, {}))])
     assert tracker.stats.checksum_mismatches == 0
     # The held book diverges (on purpose here): the next checksum fails.
-    tracker.mirror._held["book.BTC-USD"].bids[97] = 5
+    held = tracker.mirror.held["book.BTC-USD"]
+    held.bids = held.bids.with_levels([(97, 5)])  # a side is replaced, never changed
     good = book_checksum({99: 2, 98: 1, 96: 1}, {})
     step = tracker.receive([checked_book(7, 12, [[96, 1]], good)], NOW_NS)
     assert step.resync and step.updates == []

@@ -102,9 +102,10 @@ async def test_frames_of_one_write_come_out_in_order_then_the_close_without_a_ta
     # message crossed a channel from it to `receive`.
     assert len(nursery.child_tasks) == tasks_before + 1  # the listener only
     received = [await connection.receive() for _ in range(7)]
-    assert received[:6] == [[HELLO]] + [[m] for m in DATA]
+    # Frames are handed over as bytes: the tracker decodes and applies them in one pass.
+    assert received[:6] == [encode_server(HELLO)] + [encode_server(m) for m in DATA]
     ending = received[6]
-    assert not isinstance(ending, list) and ending.kind is EndingKind.SLOW_CONSUMER
+    assert not isinstance(ending, bytes) and ending.kind is EndingKind.SLOW_CONSUMER
     assert await connection.receive() == ending  # it stays ended
     await connection.aclose()
     subscribe = next(e for e in seen if isinstance(e, BytesMessage))
@@ -130,9 +131,9 @@ async def test_a_message_over_the_bound_ends_the_connection_with_1009(
 
     seen: list[Event] = []
     connection = await _connect(nursery, script, seen, max_bytes=500)
-    assert await connection.receive() == [Heartbeat(5, 0, 1)]
+    assert await connection.receive() == encode_server(Heartbeat(5, 0, 1))
     ending = await connection.receive()
-    assert not isinstance(ending, list) and ending.kind is EndingKind.PROTOCOL
+    assert not isinstance(ending, bytes) and ending.kind is EndingKind.PROTOCOL
     assert "1009" in str(ending.error)
     await connection.aclose()
     assert [e.code for e in seen if isinstance(e, CloseConnection)] == [1009]
@@ -145,9 +146,9 @@ async def test_a_dropped_socket_ends_as_dropped(nursery: trio.Nursery) -> None:
         await stream.aclose()
 
     connection = await _connect(nursery, script, [])
-    assert await connection.receive() == [HELLO]
+    assert await connection.receive() == encode_server(HELLO)
     ending = await connection.receive()
-    assert not isinstance(ending, list) and ending.kind is EndingKind.DROPPED
+    assert not isinstance(ending, bytes) and ending.kind is EndingKind.DROPPED
     await connection.aclose()
 
 

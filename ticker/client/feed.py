@@ -40,11 +40,17 @@ from ticker.client.sse import connect_sse
 from ticker.client.stats import FeedStats
 from ticker.client.tracker import CHECKSUM_REASON, Tracker
 from ticker.client.updates import Update
-from ticker.client.websocket import connect_websocket
+from ticker.client.websocket import connect_websocket, protocol_ending
 from ticker.core.messages import ServerMessage
 from ticker.core.position import Position
 from ticker.core.topics import TopicPattern
-from ticker.errors import CLOSE_FORBIDDEN, CLOSE_LIMIT_REACHED, CLOSE_UNAUTHORIZED, BadTopic
+from ticker.errors import (
+    CLOSE_FORBIDDEN,
+    CLOSE_LIMIT_REACHED,
+    CLOSE_UNAUTHORIZED,
+    BadMessage,
+    BadTopic,
+)
 
 log = logging.getLogger("ticker.client")
 
@@ -90,7 +96,9 @@ class FeedConnection(Protocol):
 
     compression: str | None
 
-    async def receive(self) -> list[ServerMessage] | Ending: ...
+    # The next unit: decoded messages (SSE), or a frame's bytes (WebSocket: the
+    # tracker decodes and applies them in one pass); or how the connection ended.
+    async def receive(self) -> list[ServerMessage] | bytes | Ending: ...
     async def authenticate(self, token: str) -> None: ...
     async def abort(self) -> None: ...
     async def aclose(self) -> None: ...
@@ -393,15 +401,20 @@ class Feed:
                 (since if since is not None else trio.current_time()) + timeout_s
             )
 
-    async def _deliver(self, received: list[ServerMessage] | Ending) -> Ending | None:
+    async def _deliver(self, received: list[ServerMessage] | bytes | Ending) -> Ending | None:
         """Apply one unit and queue its updates; the ending, if the connection must end."""
         if isinstance(received, Ending):
             return received
         tracker = self._tracker
         try:
-            step = tracker.receive(received, time.time_ns())
+            if isinstance(received, bytes):
+                step = tracker.receive_frame(received, time.time_ns())
+            else:
+                step = tracker.receive(received, time.time_ns())
         except FeedProtocolError as exc:
             return Ending(EndingKind.PROTOCOL, str(exc), exc)
+        except BadMessage as exc:
+            return protocol_ending(str(exc))
         send = self._send
         stats = self.stats
         for update in step.updates:

@@ -1,8 +1,9 @@
 """The client's view of the stream: topic state, position, gaps and resets.
 
-It takes what one connection receives, one unit at a time (a WebSocket frame, or SSE
-events up to one carrying an `id:`), keeps every topic's state in a `Mirror`, checks
-every per-topic sequence, and turns messages into `Update`s. It decides where to resume
+It takes what one connection receives, one unit at a time (a WebSocket frame's bytes,
+decoded here, or SSE events up to one carrying an `id:`), keeps every topic's state in
+a `ClientMirror`, checks every per-topic sequence, and turns messages into `Update`s
+(the usual delta in one pass, everything else by every rule). It decides where to resume
 from, when a gap needs a resync, and which topics a reset rebuilt or dropped; the
 answers are values the connection loop acts on. Pure: no sockets, no clocks (`now_ns`
 comes in), so every rule here is tested without an event loop.
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import msgpack
 
 from ticker.client.errors import FeedProtocolError
+from ticker.client.mirror import BOOK, ClientMirror
 from ticker.client.stats import FeedStats
-from ticker.client.updates import Loss, Update, UpdateKind
+from ticker.client.updates import Loss, Update, UpdateKind, book_update
+from ticker.core.codec import DELTA, decode_frame, decode_server
 from ticker.core.delta import book_data
 from ticker.core.messages import (
     PROTOCOL_VERSION,
@@ -27,9 +32,10 @@ from ticker.core.messages import (
     Reset,
     ServerMessage,
 )
-from ticker.core.mirror import Mirror, RefusalReason, Refused
+from ticker.core.mirror import RefusalReason, Refused
 from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
+from ticker.errors import BadMessage
 
 GAP_REASON = "gap"
 CHECKSUM_REASON = "checksum"
@@ -40,6 +46,9 @@ RESUBSCRIBED_REASON = "resubscribed"
 afresh, and the stream had moved on since the first hello."""
 
 
+_unpackb = msgpack.unpackb
+
+
 class _Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     """Already applied (a replay after a gap resync overlaps what is held): skipped."""
@@ -47,9 +56,9 @@ class _Outcome(enum.Enum):
     """A gap: the position was rewound or a re-snapshot begun."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one unit produced, and what the connection loop must do next.
+class Step(NamedTuple):
+    """What one unit produced, and what the connection loop must do next (a NamedTuple:
+    one is built per unit, at a third of a frozen dataclass's cost).
 
     Attributes:
         updates: to hand to the caller, in order.
@@ -90,7 +99,7 @@ class Tracker:
 
     def __init__(self, stats: FeedStats | None = None) -> None:
         self.stats = stats if stats is not None else FeedStats()
-        self.mirror = Mirror()
+        self.mirror = ClientMirror()
         self.epoch: int | None = None
         """The epoch of the stream the current connection follows (from its hello)."""
         self.heartbeat_s: float | None = None
@@ -139,6 +148,45 @@ class Tracker:
 
     # -- the stream ---------------------------------------------------------------------
 
+    def receive_frame(self, frame: bytes, now_ns: int) -> Step:
+        """Decode one WebSocket frame and apply it as one unit: what
+        `receive(decode_messages(frame), now_ns)` does, with the usual frame (one delta
+        that follows the state held) decoded, checked and applied in one pass.
+
+        Raises:
+            BadMessage: the frame does not hold well-formed messages (nothing applied).
+            FeedProtocolError: as `receive`.
+        """
+        try:
+            obj = _unpackb(frame, raw=False, strict_map_key=False)
+        except Exception:  # several messages (ExtraData), or bad bytes: decoded below
+            obj = None
+        epoch = self.epoch
+        if (
+            type(obj) is list
+            and len(obj) >= 6
+            and obj[0] == DELTA
+            and epoch is not None
+            and self._pending is None
+        ):
+            # The checks `decode_server` makes of a data message; `type(x) is int` also
+            # refuses a bool, and msgpack makes no int subclasses.
+            topic, seq, offset, ts_us, data = obj[1], obj[2], obj[3], obj[4], obj[5]
+            if (
+                type(topic) is str
+                and type(seq) is int
+                and type(offset) is int
+                and type(ts_us) is int
+                and type(data) is dict
+            ):
+                update = self._next_delta(topic, seq, offset, ts_us, data, epoch, now_ns)
+                if update is not None:
+                    self.stats.units += 1
+                    self.position = update.position
+                    self._first_hello = self._resubscribed_after = None
+                    return Step([update])
+        return self.receive(decode_messages(frame), now_ns)
+
     def receive(self, unit: list[ServerMessage], now_ns: int) -> Step:
         """Apply one unit of messages.
 
@@ -156,6 +204,14 @@ class Tracker:
             if isinstance(message, DataMessage):
                 epoch = self._require_epoch()
                 pending = self._pending
+                if pending is None and not message.snapshot:
+                    # The usual delta, in one pass; anything else takes the rules below.
+                    _, topic, seq, offset, ts_us, data = message
+                    update = self._next_delta(topic, seq, offset, ts_us, data, epoch, now_ns)
+                    if update is not None:
+                        updates.append(update)
+                        reached = update.position
+                        continue
                 if pending is not None:
                     if self._rebuilds(pending, message, epoch, reset_seen):
                         updates.append(self._rebuild(pending, message, epoch, burst, now_ns))
@@ -213,6 +269,38 @@ class Tracker:
         if self.epoch is None:
             raise FeedProtocolError("a data message arrived before the hello")
         return self.epoch
+
+    def _next_delta(
+        self,
+        topic: str,
+        seq: int,
+        offset: int,
+        ts_us: int,
+        data: dict[str, Any],
+        epoch: int,
+        now_ns: int,
+    ) -> Update | None:
+        """Apply a delta that follows the state held (the next seq, a new offset, a book
+        that passes its checksum) and return its update; None, with nothing changed,
+        for any other, which `_apply` then handles by every rule. No reset may be
+        pending. The same steps as `_apply` and `ClientMirror.apply` take for it."""
+        offsets = self._topic_offsets
+        last_offset = offsets.get(topic)
+        if last_offset is not None and offset <= last_offset:
+            return None
+        held = self.mirror.advance(topic, seq, data)
+        if held is None:
+            return None
+        offsets[topic] = offset
+        latency_s = now_ns / 1e9 - ts_us / 1e6
+        self.stats.latency.observe(latency_s)
+        position = Position(epoch, offset)
+        if held.kind is BOOK:
+            return book_update(
+                UpdateKind.DELTA, topic, seq, position, ts_us, latency_s, data, held.bids, held.asks
+            )
+        state = dict(held.fields)
+        return Update(UpdateKind.DELTA, topic, seq, position, ts_us, latency_s, data, state)
 
     def _apply(
         self, message: DataMessage, epoch: int, now_ns: int, burst: Position | None
@@ -284,15 +372,31 @@ class Tracker:
         latency_s = now_ns / 1e9 - message.ts_us / 1e6
         if sample:
             self.stats.latency.observe(latency_s)
+        topic = message.topic
+        held = self.mirror.held[topic]
+        if held.kind is BOOK:
+            return book_update(
+                kind,
+                topic,
+                message.seq,
+                position,
+                message.ts_us,
+                latency_s,
+                message.data,
+                held.bids,
+                held.asks,
+                loss,
+                skipped,
+            )
         return Update(
             kind,
-            message.topic,
+            topic,
             message.seq,
             position,
             message.ts_us,
             latency_s,
             message.data,
-            self.mirror.data(message.topic),
+            dict(held.fields),
             loss,
             skipped,
         )
@@ -386,6 +490,19 @@ class Tracker:
                 Update(UpdateKind.RESET, topic, 0, pending.until, ts_us, 0.0, empty, empty, loss)
             )
         return dropped
+
+
+def decode_messages(frame: bytes) -> list[ServerMessage]:
+    """The messages of one frame: almost always one, which `decode_server` reads in
+    half the time `decode_frame` needs; a burst of several goes to `decode_frame`.
+
+    Raises:
+        BadMessage: the frame does not hold well-formed messages.
+    """
+    try:
+        return [decode_server(frame)]
+    except BadMessage:
+        return decode_frame(frame)
 
 
 def _burst_position(unit: list[ServerMessage]) -> Position | None:

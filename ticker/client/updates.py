@@ -3,15 +3,17 @@
 An update names the topic, what arrived (`data`: a whole state or the delta applied),
 the topic's whole state after it (`state`), where it sits in the stream (`position`,
 `seq`) and how old it is (`latency_s`). A RESET update says the state was rebuilt
-from a snapshot after a loss and names what may be missing (`loss`). Plain values.
+from a snapshot after a loss and names what may be missing (`loss`). Plain values; a
+book's `state` is built when first read, from sides no later update changes.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import FrozenInstanceError, dataclass
+from typing import Any, Final
 
+from ticker.client.mirror import BookSide
 from ticker.core.position import Position
 
 
@@ -49,9 +51,16 @@ class Loss:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+_FIELDS: Final = (
+    "kind", "topic", "seq", "position", "ts_us", "latency_s", "data", "state", "loss", "skipped",
+)  # fmt: skip
+_set = object.__setattr__
+"""Fields are set past the frozen `__setattr__`, as a frozen dataclass sets them."""
+
+
 class Update:
-    """One change of one topic, in stream order.
+    """One change of one topic, in stream order. Frozen: assigning a field raises
+    `dataclasses.FrozenInstanceError`; compared, printed and pickled by its fields.
 
     Attributes:
         kind: SNAPSHOT, DELTA or RESET (see `UpdateKind`).
@@ -64,11 +73,20 @@ class Update:
         data: what arrived, in the protocol's msgpack form: a snapshot's whole state or
             a delta's changed fields/levels. Prices and sizes are int nanos
             (`ticker.model.fixed.format_nanos` renders them).
-        state: the topic's whole state after this update, in the snapshot form.
+        state: the topic's whole state after this update, in the snapshot form: a dict
+            of this update's own (later updates never change it). A book's is built
+            when first read (then kept), from the sides the update saw, so a caller
+            who never reads it does not pay for it.
         loss: for RESET, what may be missing; None otherwise.
         skipped: for a SNAPSHOT, how many of the topic's updates the server coalesced
             into it (slow-consumer conflation); 0 otherwise.
     """
+
+    __slots__ = (
+        "_state", "data", "kind", "latency_s", "loss", "position", "seq", "skipped", "topic",
+        "ts_us",
+    )  # fmt: skip
+    __match_args__ = _FIELDS
 
     kind: UpdateKind
     topic: str
@@ -77,6 +95,104 @@ class Update:
     ts_us: int
     latency_s: float
     data: dict[str, Any]
-    state: dict[str, Any]
-    loss: Loss | None = None
-    skipped: int = 0
+    loss: Loss | None
+    skipped: int
+    _state: dict[str, Any] | tuple[BookSide, BookSide]
+    """The state, or a book's (bids, asks) until it is first read."""
+
+    def __init__(
+        self,
+        kind: UpdateKind,
+        topic: str,
+        seq: int,
+        position: Position,
+        ts_us: int,
+        latency_s: float,
+        data: dict[str, Any],
+        state: dict[str, Any],
+        loss: Loss | None = None,
+        skipped: int = 0,
+    ) -> None:
+        _set(self, "kind", kind)
+        _set(self, "topic", topic)
+        _set(self, "seq", seq)
+        _set(self, "position", position)
+        _set(self, "ts_us", ts_us)
+        _set(self, "latency_s", latency_s)
+        _set(self, "data", data)
+        _set(self, "_state", state)
+        _set(self, "loss", loss)
+        _set(self, "skipped", skipped)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The topic's whole state after this update (see the class doc)."""
+        state = self._state
+        if isinstance(state, tuple):
+            bids, asks = state
+            state = {"bids": bids.data(), "asks": asks.data()}
+            _set(self, "_state", state)
+        return state
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.kind, self.topic, self.seq, self.position, self.ts_us, self.latency_s,
+            self.data, self.state, self.loss, self.skipped,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Update)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())  # as a frozen dataclass's: TypeError (dict fields)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(_FIELDS, self._values(), strict=True)
+        )
+        return f"Update({fields})"
+
+    def __reduce__(self) -> tuple[type[Update], tuple[Any, ...]]:
+        return (Update, self._values())
+
+
+def book_update(
+    kind: UpdateKind,
+    topic: str,
+    seq: int,
+    position: Position,
+    ts_us: int,
+    latency_s: float,
+    data: dict[str, Any],
+    bids: BookSide,
+    asks: BookSide,
+    loss: Loss | None = None,
+    skipped: int = 0,
+) -> Update:
+    """An update of a book whose state is built from `bids` and `asks` when first read.
+
+    Args:
+        bids: the bids after the update (a side is never changed once built).
+        asks: the same for asks.
+    """
+    update = Update.__new__(Update)
+    _set(update, "kind", kind)
+    _set(update, "topic", topic)
+    _set(update, "seq", seq)
+    _set(update, "position", position)
+    _set(update, "ts_us", ts_us)
+    _set(update, "latency_s", latency_s)
+    _set(update, "data", data)
+    _set(update, "_state", (bids, asks))
+    _set(update, "loss", loss)
+    _set(update, "skipped", skipped)
+    return update

@@ -1,8 +1,8 @@
 """One binary WebSocket connection of a feed: wsproto over a trio stream, read in place.
 
 It opens the stream itself, offers `ticker.v1.zstd` and/or `ticker.v1`, sends the one
-subscribe command, and then hands over whole frames as decoded messages, decompressed
-when zstd was chosen. The socket is read by the task that calls `receive`, and every
+subscribe command, and then hands over whole frames, decompressed when zstd was chosen
+(the tracker decodes them). The socket is read by the task that calls `receive`, and every
 frame one read brought is handed over before the next read: no reader task and no
 channel between it and the caller (with trio-websocket, each message crossed tasks, and
 at a few thousand messages a second the hops alone put the client behind). Every way
@@ -44,9 +44,9 @@ from ticker.client.endings import (
 from ticker.client.endpoint import Endpoint
 from ticker.client.errors import FeedProtocolError
 from ticker.client.network import open_stream
-from ticker.core.codec import decode_frame, decode_server, encode_client
+from ticker.core.codec import encode_client
 from ticker.core.compression import FrameDecompressor, load_dictionary
-from ticker.core.messages import Authenticate, ServerMessage, Subscribe
+from ticker.core.messages import Authenticate, Subscribe
 from ticker.core.position import Position
 from ticker.errors import BadMessage
 
@@ -85,9 +85,10 @@ class WebSocketFeedConnection:
         self._sending = trio.StrictFIFOLock()
         """`receive`'s task answers pings while another may send (`authenticate`)."""
 
-    async def receive(self) -> list[ServerMessage] | Ending:
-        """The messages of the next frame, or how the connection ended (after every
-        frame that arrived before the end)."""
+    async def receive(self) -> bytes | Ending:
+        """The next frame's bytes (decompressed; `Tracker.receive_frame` decodes them
+        and applies their messages in one pass), or how the connection ended (after
+        every frame that arrived before the end)."""
         frames = self._frames
         while not frames:
             if self._ending is not None:
@@ -95,13 +96,13 @@ class WebSocketFeedConnection:
             await self._read()
         frame = frames.popleft()
         if isinstance(frame, str):
-            return _protocol_ending("the server sent a text frame")
-        try:
-            if self._decompressor is not None:
-                frame = self._decompressor.decompress(frame)
-            return decode_messages(frame)
-        except BadMessage as exc:
-            return _protocol_ending(str(exc))
+            return protocol_ending("the server sent a text frame")
+        if self._decompressor is not None:
+            try:
+                return self._decompressor.decompress(frame)
+            except BadMessage as exc:
+                return protocol_ending(str(exc))
+        return frame
 
     async def authenticate(self, token: str) -> None:
         """Replace the connection's token in flight (`["auth", token]`); a refusal comes
@@ -194,20 +195,8 @@ class WebSocketFeedConnection:
                 await self._stream.send_all(data)
 
 
-def decode_messages(frame: bytes) -> list[ServerMessage]:
-    """The messages of one frame: almost always one, which `decode_server` reads in
-    half the time `decode_frame` needs; a burst of several goes to `decode_frame`.
-
-    Raises:
-        BadMessage: the frame does not hold well-formed messages.
-    """
-    try:
-        return [decode_server(frame)]
-    except BadMessage:
-        return decode_frame(frame)
-
-
-def _protocol_ending(detail: str) -> Ending:
+def protocol_ending(detail: str) -> Ending:
+    """How a connection ends on bytes the client cannot read (close 1002's kind)."""
     return Ending(EndingKind.PROTOCOL, detail, FeedProtocolError(detail))
 
 
@@ -250,7 +239,7 @@ async def connect_websocket(
                 EndingKind.CONNECT_FAILED, f"no WebSocket upgrade within {connect_timeout_s} s"
             )
         if accepted is not None and accepted.subprotocol not in offered:
-            ending = _protocol_ending(f"server chose subprotocol {accepted.subprotocol!r}")
+            ending = protocol_ending(f"server chose subprotocol {accepted.subprotocol!r}")
         if ending is None and accepted is not None:
             zstd_chosen = accepted.subprotocol == SUBPROTOCOL_ZSTD
             decompressor = (
