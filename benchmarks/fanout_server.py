@@ -15,7 +15,8 @@ stdin, one command a line, and reads one JSON object a line from stdout:
 
 It runs with ticker's SHIPPED settings (`Config()` defaults: `publish_batch_events`,
 `heartbeat_s`, outbox and send buffer sizes) unless a flag says otherwise, and reports
-them in its `ready` line. `--venues` runs the real venue pipeline instead of the
+them in its `ready` line; once started it applies the GC policy `ticker serve` applies
+(`gc_gen0_threshold`, start-up frozen). `--venues` runs the real venue pipeline instead of the
 publisher (the simulated venues at `--venue-rate` messages a second each: books,
 trades, quotes, ticker; publishing commands are then refused).
 
@@ -41,6 +42,7 @@ import trio
 import ticker
 from ticker.config import Config
 from ticker.model.events import NormalizedEvent, Quote
+from ticker.server.gc_policy import apply_gc_policy
 from ticker.server.process import ServerHandle, serve
 
 SYMBOLS = (("BTC-USD", 43_250), ("ETH-USD", 3_120), ("SOL-USD", 150))
@@ -304,6 +306,8 @@ async def main(args: argparse.Namespace) -> None:
                 await publisher.prime()
             else:
                 await following(handle)
+            # As `ticker serve` does once started (ticker/cli.py): ticker as shipped.
+            gc_policy = apply_gc_policy(config.gc_gen0_threshold)
             emit(
                 "ready",
                 port=handle.port,
@@ -317,6 +321,7 @@ async def main(args: argparse.Namespace) -> None:
                 },
                 venues=list(config.venues) if args.venues else [],
                 role=config.role,
+                gc_gen0_threshold=config.gc_gen0_threshold if gc_policy else None,
                 code=os.path.dirname(ticker.__file__),
             )
             await control(handle, publisher, nursery)
