@@ -476,9 +476,13 @@ async def _replay_embedded(
             handle = await nursery.start(partial(serve, config, run_venues=False))
             where = f"{config.host}:{handle.port}"
             # SIGTERM drains the server as `ticker serve` does (clients are sent away to
-            # resume elsewhere), whether the replay is running or lingering.
-            terminated = False
-            with trio.open_signal_receiver(signal.SIGTERM) as signals:
+            # resume elsewhere), whether the replay is running or lingering. SIGINT is
+            # taken here too rather than as trio's KeyboardInterrupt, which is raised in
+            # whatever code runs when the signal comes: inside a finalizer (the garbage
+            # of a fast replay being freed) Python drops it, and a lingering server
+            # then never stopped (seen in CI).
+            terminated = interrupted = False
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
                 async with trio.open_nursery() as work:
 
@@ -494,15 +498,20 @@ async def _replay_embedded(
                         work.cancel_scope.cancel()
 
                     work.start_soon(replay_and_linger)
-                    async for _ in signals:
-                        log.info("SIGTERM: draining (deadline %.1f s)", config.drain_timeout_s)
-                        terminated = True
+                    async for signum in signals:
+                        if signum == signal.SIGINT:
+                            interrupted = True
+                        else:
+                            log.info("SIGTERM: draining (deadline %.1f s)", config.drain_timeout_s)
+                            terminated = True
                         work.cancel_scope.cancel()
                         break
             if terminated:
                 await handle.drain()
             else:
                 handle.stop()
+            if interrupted:
+                raise KeyboardInterrupt  # what Ctrl-C always meant here (exit 130)
     except* OSError as group:
         # The server's own nursery wraps its listener's failure (port in use, ...).
         first = group.exceptions[0]
