@@ -479,8 +479,8 @@ async def _replay_embedded(
             # resume elsewhere), whether the replay is running or lingering. SIGINT is
             # taken here too rather than as trio's KeyboardInterrupt, which is raised in
             # whatever code runs when the signal comes: inside a finalizer (the garbage
-            # of a fast replay being freed) Python drops it, and a lingering server
-            # then never stopped (seen in CI).
+            # of a fast replay being freed) Python drops it, which is the likely cause
+            # of a lingering server that did not stop on Ctrl-C in two CI runs.
             terminated = interrupted = False
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 log.info("embedded server: ws://%s/v1/ws and http://%s/v1/sse", where, where)
