@@ -11,11 +11,12 @@ writer process stamps `time.time_ns()` into each message, 50 a second, and
   -> load generator: three hops, two more processes to wake).
 
 The reader takes receive time - stamp for every message. Both modes run in one session,
-alternated, on blocking sockets with a hand-written RESP encoder (the least Python a
-hop can cost). `redis - direct` is the floor of what the Redis hop adds; ticker's own
-hop (bench_cluster.py, edge1 - all at N=10) is read against it. Placement as in
-bench_cluster.py: the direct writer (`all`) and the relay (the edge) on CPU 0; the Redis
-writer (the hub), redis-server and the reader (the load generator) on CPU 1.
+alternated, on blocking sockets (the least Python a hop can cost; RESP is encoded and
+parsed by ticker.cluster.resp). `redis - direct` is the floor of what the Redis hop
+adds; ticker's own hop (bench_cluster.py, edge1 - all at N=10) is read against it.
+Placement as in bench_cluster.py: the direct writer (`all`) and the relay (the edge) on
+CPU 0; the Redis writer (the hub), redis-server and the reader (the load generator) on
+CPU 1.
 
     .venv/bin/python benchmarks/hop_floor.py [--messages 500] [--rate 50] [--runs 3]
 
@@ -37,6 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_fanout import free_port
+
+from ticker.cluster.resp import INCOMPLETE, ReplyParser, encode_command
+
 ALL_CPU = 0
 """Where `all` (here: the direct writer) and the edge (the relay) run, as in bench_cluster."""
 RELAY_CPU = 0
@@ -46,19 +51,6 @@ READER_CPU_FINAL = 1
 STREAM = b"hop-floor"
 DEADLINE_S = 120.0
 """No run of one mode lasts longer than this, whatever the arguments."""
-
-
-def command(*args: bytes) -> bytes:
-    """One RESP2 command: an array of bulk strings."""
-    parts = [b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args]
-    return b"*%d\r\n" % len(args) + b"".join(parts)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pin(cpu: int) -> None:
@@ -80,7 +72,9 @@ def writer(mode: str, port: int, messages: int, rate: float, cpu: int) -> None:
         if mode == "direct":
             sock.sendall(stamp + b"\n")
         else:
-            sock.sendall(command(b"XADD", STREAM, b"MAXLEN", b"~", b"1000", b"*", b"t", stamp))
+            sock.sendall(
+                encode_command((b"XADD", STREAM, b"MAXLEN", b"~", 1000, b"*", b"t", stamp))
+            )
             if not sock.recv(256):  # the entry's ID
                 raise SystemExit("redis closed the connection")
     sock.close()
@@ -114,20 +108,18 @@ def reader(mode: str, port: int, messages: int, ready: Path, cpu: int, forward: 
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         last = b"$"
         ready.write_text("ready")
+        parser = ReplyParser()
         while len(out) < messages and time.monotonic() < deadline:
-            sock.sendall(command(b"XREAD", b"BLOCK", b"1000", b"STREAMS", STREAM, last))
-            reply = b""
-            # A reply to one XREAD: wait until it is whole (nil on timeout, else entries
-            # each ending with the stamp's bulk string).
-            while True:
+            sock.sendall(encode_command((b"XREAD", b"BLOCK", 1000, b"STREAMS", STREAM, last)))
+            reply = parser.next()
+            while reply is INCOMPLETE:  # until the XREAD's reply is whole
                 data = sock.recv(65536)
                 if not data:
                     raise SystemExit("redis closed the connection")
-                reply += data
-                if reply == b"*-1\r\n" or _whole(reply):
-                    break
+                parser.feed(data)
+                reply = parser.next()
             now = time.time_ns()
-            if reply == b"*-1\r\n":
+            if reply is None:  # BLOCK timed out
                 continue
             stamps, last = _stamps(reply)
             if onward is not None:
@@ -136,40 +128,9 @@ def reader(mode: str, port: int, messages: int, ready: Path, cpu: int, forward: 
     sys.stdout.write("\n".join(map(str, out)) + "\n")
 
 
-def _whole(reply: bytes) -> bool:
-    """Whether an XREAD reply is complete (parsed by counting the RESP elements)."""
-    try:
-        _parse(reply, 0)
-    except IndexError:
-        return False
-    return True
-
-
-def _parse(data: bytes, at: int) -> tuple[object, int]:
-    end = data.index(b"\r\n", at)
-    if end + 2 > len(data):
-        raise IndexError
-    kind, rest = data[at : at + 1], data[at + 1 : end]
-    at = end + 2
-    if kind == b"*":
-        count = int(rest)
-        items = []
-        for _ in range(max(count, 0)):
-            item, at = _parse(data, at)
-            items.append(item)
-        return items, at
-    if kind == b"$":
-        size = int(rest)
-        if at + size + 2 > len(data):
-            raise IndexError
-        return data[at : at + size], at + size + 2
-    return rest, at
-
-
-def _stamps(reply: bytes) -> tuple[list[int], bytes]:
-    """The stamps in an XREAD reply, and the last entry's ID."""
-    parsed: Any = _parse(reply, 0)[0]
-    entries = parsed[0][1]  # [[stream, [[id, [field, value]], ...]]]
+def _stamps(reply: Any) -> tuple[list[int], bytes]:
+    """The stamps in a parsed XREAD reply, and the last entry's ID."""
+    entries = reply[0][1]  # [[stream, [[id, [field, value]], ...]]]
     return [int(fields[1]) for _id, fields in entries], entries[-1][0]
 
 
