@@ -184,15 +184,10 @@ def book_update(
         bids: the bids after the update (a side is never changed once built).
         asks: the same for asks.
     """
-    update = Update.__new__(Update)
-    _set(update, "kind", kind)
-    _set(update, "topic", topic)
-    _set(update, "seq", seq)
-    _set(update, "position", position)
-    _set(update, "ts_us", ts_us)
-    _set(update, "latency_s", latency_s)
-    _set(update, "data", data)
-    _set(update, "_state", (bids, asks))
-    _set(update, "loss", loss)
-    _set(update, "skipped", skipped)
+    update = Update(kind, topic, seq, position, ts_us, latency_s, data, _UNBUILT, loss, skipped)
+    _set(update, "_state", (bids, asks))  # built by `Update.state` when first read
     return update
+
+
+_UNBUILT: dict[str, Any] = {}
+"""A placeholder state, replaced at once by `book_update` (never read, never changed)."""
