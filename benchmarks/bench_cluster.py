@@ -25,12 +25,16 @@ benchmarks/out/cluster-section.md.
 
     .venv/bin/python benchmarks/bench_cluster.py --quick   # N=10 and 1,000, 1 run (~2 min)
     .venv/bin/python benchmarks/bench_cluster.py           # N=10, 1,000, 5,000; 3 runs (~14 min)
+    # the hop alone, 5 runs, 30 s latency windows (1,500 msgs: p99 = the 15th slowest)
+    .venv/bin/python benchmarks/bench_cluster.py --clients 10 --runs 5 --skip redis takeover \
+        --latency-seconds 30
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -75,6 +79,15 @@ class Plan:
     window_s: float
     takeover_trials: int
     max_minutes: float
+    latency_window_s: float = 0.0
+    """The latency windows' length (lat50); 0: `window_s`. At 50 msgs/s a window of S
+    seconds holds 50*S messages and its p99 is the ceil(S/2)-th slowest of them."""
+
+    def window_for(self, name: str) -> float:
+        """The length of window `name` in seconds."""
+        if name.startswith("lat") and self.latency_window_s:
+            return self.latency_window_s
+        return self.window_s
 
 
 QUICK = Plan((10, 1000), 1, 1.0, 3.0, 3, 5.0)
@@ -105,6 +118,9 @@ class Window:
     messages_per_write: float
     entries_per_s: float
     messages_per_s: float
+    messages: int
+    """Messages each client received in the window: what its p50/p99 rest on (the
+    deliveries are N times as many, but one late message is late for every client)."""
     seq_errors: int
     seq_checked: int
     open_clients: int
@@ -284,7 +300,8 @@ def measure(
     plan: Plan,
 ) -> Window:
     """Publish `rate` messages/s at the hub; after the warm-up, one window."""
-    hub.send(f"rate {rate:g} {plan.warmup_s + plan.window_s + 60:g}")
+    window_s = plan.window_for(name)
+    hub.send(f"rate {rate:g} {plan.warmup_s + window_s + 60:g}")
     hub.expect("publishing")
     time.sleep(plan.warmup_s)
     hub0 = stats(hub)
@@ -301,7 +318,7 @@ def measure(
     t0 = time.monotonic()
     if loadgen is not None:
         loadgen.send("start")
-    time.sleep(plan.window_s)
+    time.sleep(window_s)
     if loadgen is not None:
         loadgen.send("stop")
     t1 = time.monotonic()
@@ -333,6 +350,8 @@ def measure(
         messages_per_write=sent / writes if writes else float("nan"),
         entries_per_s=entries / seconds,
         messages_per_s=(hub1["published"] - hub0["published"]) / seconds,
+        # Per client (the load generator's window, not the hub's counters, which run on).
+        messages=result.get("deliveries", 0) // max(1, result.get("open", 0)),
         seq_errors=sum(result.get(k, 0) for k in SEQ_ERRORS),
         seq_checked=result.get("seq_checked", 0),
         open_clients=result.get("open", 0),
@@ -504,12 +523,25 @@ def summarize(sessions: list[Session]) -> dict[tuple[str, int, str], dict[str, f
             "p50": median([w.p50_us for w in ws]),
             "p99": median([w.p99_us for w in ws]),
             "mpw": median([w.messages_per_write for w in ws]),
+            "messages": median([w.messages for w in ws]),
             "entries": median([w.entries_per_s for w in ws]),
             "foreign": max(max(w.foreign_cpu, w.steal) for w in ws),
             "seq_errors": sum(w.seq_errors for w in ws),
             "seq_checked": sum(w.seq_checked for w in ws),
         }
     return out
+
+
+def tail_rank(messages: float) -> int:
+    """Which slowest message a p99 over `messages` messages is (1: the slowest)."""
+    return max(1, math.ceil(messages / 100))
+
+
+def rests_on(messages: float) -> str:
+    """What a p99 rests on: the messages per client in a window and its rank among them."""
+    if messages != messages or messages <= 0:
+        return "-"
+    return f"{messages:,.0f} msgs (#{tail_rank(messages)} slowest)"
 
 
 def k(value: float) -> str:
@@ -523,16 +555,17 @@ def report(
 ) -> list[str]:
     lines = [
         "| setup | N | window | msgs/s | runs | deliveries/s | fanout CPU | deliveries/s "
-        "per core | msgs/write | p50 ms | p99 ms | hub CPU | Redis CPU | loadgen CPU | "
-        "others+steal (max) | seq errors / checked |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "per core | msgs/write | p50 ms | p99 ms | p99 rests on | hub CPU | Redis CPU | "
+        "loadgen CPU | others+steal (max) | seq errors / checked |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (setup, n, name), m in sorted(summary.items()):
         lines.append(
             f"| {setup} | {n:,} | {name} | {m['rate']:g} | {m['runs']:.0f} | "
             f"{k(m['deliveries'])} | {m['fanout_cpu']:.2f} | {k(m['per_core'])} | "
             f"{m['mpw']:.2f} | {m['p50'] / 1e3:.1f} | {m['p99'] / 1e3:.1f} | "
-            f"{m['hub_cpu']:.2f} | {m['redis_cpu']:.3f} | {m['loadgen_cpu']:.2f} | "
+            f"{rests_on(m['messages'])} | {m['hub_cpu']:.2f} | {m['redis_cpu']:.3f} | "
+            f"{m['loadgen_cpu']:.2f} | "
             f"{m['foreign']:.2f} | {m['seq_errors']:.0f} / {m['seq_checked']:,.0f} |"
         )
     lines += ["", "Ratios (per-core: edges2 / all, aim >= 0.9; latency: edge - all):", ""]
@@ -549,7 +582,8 @@ def report(
             lines.append(
                 f"- N={n:,} {name} ({setup}): p50 {(m['p50'] - base['p50']) / 1e3:+.2f} ms, "
                 f"p99 {(m['p99'] - base['p99']) / 1e3:+.2f} ms "
-                f"({m['p99'] / 1e3:.1f} vs {base['p99'] / 1e3:.1f})"
+                f"({m['p99'] / 1e3:.1f} vs {base['p99'] / 1e3:.1f}; each p99 over "
+                f"{rests_on(m['messages'])} per run, {m['runs']:.0f} runs)"
             )
     by_name: dict[str, list[Window]] = {}
     for w in redis_windows:
@@ -606,12 +640,22 @@ def main() -> int:
         help="edges following the log in the Redis window (several: one window each)",
     )
     parser.add_argument("--skip", nargs="*", default=[], choices=("fanout", "redis", "takeover"))
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help="length of the latency windows (lat50; default: the plan's window, 6 s, or 3 "
+        "with --quick): a p99 over S s at 50 msgs/s is the ceil(S/2)-th slowest message",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.clients:
         plan = replace(plan, clients=tuple(args.clients))
     if args.runs:
         plan = replace(plan, runs=args.runs)
+    if args.latency_seconds:
+        if args.latency_seconds <= 0:
+            parser.error("--latency-seconds must be > 0")
+        plan = replace(plan, latency_window_s=args.latency_seconds)
     if args.profile:
         PROFILE.append("on")
     os.sched_setaffinity(0, {OTHER_CPU})
@@ -651,7 +695,8 @@ def main() -> int:
                                 f"run {run} {setup:6} N={n:<5} {w.name:8} "
                                 f"{w.deliveries_per_s / 1e3:7.0f}k/s cpu {w.fanout_cpu:.2f} "
                                 f"-> {w.per_core / 1e3:6.0f}k/core  p50 {w.p50_us / 1e3:5.1f} "
-                                f"p99 {w.p99_us / 1e3:5.1f} ms  hub {w.hub_cpu:.2f} redis "
+                                f"p99 {w.p99_us / 1e3:5.1f} ms (of {w.messages} msgs)  "
+                                f"hub {w.hub_cpu:.2f} redis "
                                 f"{w.redis_cpu:.3f} lg {w.loadgen_cpu:.2f} others "
                                 f"{max(w.foreign_cpu, w.steal):.2f} seq-err {w.seq_errors}",
                                 flush=True,
