@@ -82,14 +82,16 @@ def install(role: str, out: Path) -> None:
 
     stamps: list[tuple[str, int, int]] = []  # (stage, offset, time_ns)
     reads: list[dict[str, Any]] = []
+    others: list[tuple[str, int, int]] = []  # (what, start ns, end ns): the hub's other calls
 
     def dump() -> None:
-        out.write_text(json.dumps({"stamps": stamps, "reads": reads}))
+        out.write_text(json.dumps({"stamps": stamps, "reads": reads, "others": others}))
 
     atexit.register(dump)
     now = time.time_ns
 
     original_call = resp.RespConnection.call
+    append_sha = redis_log._APPEND.sha
     original_feed = resp.ReplyParser.feed
     first_bytes: dict[int, int] = {}  # id(parser) -> when the reply's first bytes came
 
@@ -106,7 +108,7 @@ def install(role: str, out: Path) -> None:
         reply = await original_call(self, *args)
         t_parsed = now()
         t_first = first_bytes.get(id(parser), t_parsed)
-        if kind == b"EVALSHA" and len(args) > 6:
+        if kind == b"EVALSHA" and args[1] == append_sha:  # not the renewal, the checkpoint
             offset = int(str(args[6]).rpartition("-")[2])
             stamps.append(("sending", offset, t_call))
             stamps.append(("arrived_hub", offset, t_first))
@@ -134,6 +136,22 @@ def install(role: str, out: Path) -> None:
             await append(self, token, position, data, **kw)
 
         redis_log.ClusterLog.append = traced_append
+
+        def timed(name: str) -> None:
+            """Record when the hub's other Redis commands run (do they meet a message?)."""
+            original = getattr(redis_log.ClusterLog, name)
+
+            async def wrapper(self: Any, *args: Any, **kw: Any) -> Any:
+                start = now()
+                try:
+                    return await original(self, *args, **kw)
+                finally:
+                    others.append((name, start, now()))
+
+            setattr(redis_log.ClusterLog, name, wrapper)
+
+        timed("renew_lease")
+        timed("write_checkpoint")
         publish_batch = leader.publish_batch
         encode_entries = leader.encode_entries
 
@@ -228,7 +246,59 @@ def analyse(hub_trace: dict[str, Any], edge_trace: dict[str, Any]) -> dict[str, 
         }
         for s in slowest
     ]
-    return {"messages": len(complete), "xread_blocked": blocked, "stages": rows, "worst": worst}
+    return {
+        "messages": len(complete),
+        "xread_blocked": blocked,
+        "stages": rows,
+        "worst": worst,
+        "tail": tail(complete, hub_trace.get("others", [])),
+    }
+
+
+SEGMENTS = (
+    ("hub", "ts", "sending"),
+    ("to_edge", "sending", "arrived"),
+    ("edge_read", "arrived", "decoded"),
+    ("fanout", "decoded", "written"),
+    ("evalsha", "sending", "replied"),
+    ("edge_later", "arrived_hub", "arrived"),
+)
+"""The path of a message in four parts: the hub until the append is sent (publish,
+hand-off, encode); Redis running it and the edge's XREAD reply arriving; the edge parsing,
+returning and decoding it; applying and writing it to the clients (the rest, edge to
+client, is the load generator's: only its aggregate p50/p99 is known). `evalsha` (the
+hub's round trip) is not on the edge's path; it shows whether Redis or the hub was slow;
+`edge_later`, how much later than the hub the edge received its reply (Redis answers both
+in one pass of its event loop): a tail here is the edge woken late."""
+TAIL = 0.02
+
+
+def tail(complete: list[dict[str, int]], others: list[list[Any]]) -> dict[str, Any]:
+    """For the slowest TAIL of messages (ts -> written): per segment the median time (us)
+    over all messages and over the tail, and how many tail messages met one of the hub's
+    other Redis commands (a lease renewal, a checkpoint) between ts and written."""
+    if not complete:
+        return {}
+    ordered = sorted(complete, key=lambda s: s["written"] - s["ts"])
+    count = max(1, round(len(ordered) * TAIL))
+    slow = ordered[-count:]
+    out: dict[str, Any] = {"count": count, "of": len(ordered), "segments": {}}
+    for name, start, end in SEGMENTS:
+        every = [(s[end] - s[start]) / 1e3 for s in ordered]
+        worst = [(s[end] - s[start]) / 1e3 for s in slow]
+        out["segments"][name] = {
+            "all_p50": statistics.median(every),
+            "tail_p50": statistics.median(worst),
+            "tail_max": max(worst),
+        }
+    met: dict[str, int] = {}
+    for s in slow:
+        for what, begin, finish in others:
+            if begin < s["written"] and finish > s["ts"]:
+                met[what] = met.get(what, 0) + 1
+    out["met"] = met
+    out["others"] = len(others)
+    return out
 
 
 def main() -> int:
@@ -374,6 +444,21 @@ def show(result: dict[str, Any]) -> None:
         )
     for steps in result["worst"]:
         print("  slow:", " ".join(f"{k}={v}" for k, v in steps.items() if k != "xread"))
+    show_tail(result.get("tail", {}))
+
+
+def show_tail(t: dict[str, Any]) -> None:
+    if not t:
+        return
+    print(
+        f"  slowest {t['count']} of {t['of']} (ts -> written); per part median us all -> "
+        f"tail (tail max); met the hub's other commands {t['met']} (of {t['others']} run)"
+    )
+    for name, row in t["segments"].items():
+        print(
+            f"    {name:10} {row['all_p50']:7.0f} -> {row['tail_p50']:7.0f} "
+            f"({row['tail_p50'] - row['all_p50']:+.0f}; max {row['tail_max']:.0f})"
+        )
 
 
 def summary(results: list[dict[str, Any]]) -> None:
@@ -394,6 +479,21 @@ def summary(results: list[dict[str, Any]]) -> None:
         b = statistics.median(r["stages"][stage]["step_p99"] for r in edges)
         c = statistics.median(r["stages"][stage]["since_ts_p50"] for r in edges)
         print(f"  {stage:10} step p50 {a:7.0f} p99 {b:7.0f}   since ts p50 {c:7.0f}")
+    tails = [r["tail"] for r in edges if r.get("tail")]
+    if tails:
+        met: dict[str, int] = {}
+        for t in tails:
+            for what, n in t["met"].items():
+                met[what] = met.get(what, 0) + n
+        print(
+            f"  the slowest {TAIL:.0%} ({sum(t['count'] for t in tails)} of "
+            f"{sum(t['of'] for t in tails)} messages), medians over runs, us: all -> tail; "
+            f"met the hub's other commands: {met}"
+        )
+        for name, _, _ in SEGMENTS:
+            a = statistics.median(t["segments"][name]["all_p50"] for t in tails)
+            b = statistics.median(t["segments"][name]["tail_p50"] for t in tails)
+            print(f"    {name:10} {a:7.0f} -> {b:7.0f} ({b - a:+.0f})")
 
 
 if __name__ == "__main__":
