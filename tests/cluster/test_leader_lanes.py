@@ -1,0 +1,151 @@
+"""The leader's periodic commands (lease renewal, checkpoint) on lanes, against a real redis-server.
+
+They used to go through coredis, whose ~0.5 ms of CPU per command delayed a message
+published meanwhile (docs/CLUSTER.md, "Latency of the hop"). On a lane a command cut by a
+timeout or a cancellation drops its connection, and one whose connection dropped
+mid-command is sent once more on a fresh one: each test here is one of those paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from typing import Any
+
+import coredis
+import pytest
+import trio
+
+from ticker.cluster.redis_log import Fenced, LogUnavailable, open_cluster_log
+from ticker.core.position import Position
+
+from ..redis_server import RedisServer
+
+CLUSTER = "test"
+TIMEOUT_S = 0.5
+GUARD_S = 10.0
+"""The absolute deadline of one step (a guard against a hang, not a timing assertion)."""
+TTL_MS = 60_000
+
+
+async def test_renewals_and_checkpoints_do_not_go_through_coredis(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_cluster_log(redis_server.url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+        assert await log.acquire_lease("hub-a", TTL_MS)
+
+        async def refuse(self: Any, command: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"through coredis: {command!r:.80}")
+
+        monkeypatch.setattr(coredis.Redis, "execute_command", refuse)
+        with trio.fail_after(GUARD_S):
+            assert await log.renew_lease("hub-a", TTL_MS)
+            assert not await log.renew_lease("hub-b", TTL_MS)
+            await log.write_checkpoint("hub-a", b"checkpoint")
+            await log.append("hub-a", Position(7, 1), b"d1", max_entries=100)
+        monkeypatch.undo()
+        assert await log.read_checkpoint() == b"checkpoint"
+
+
+async def test_a_renewal_cut_by_a_timeout_or_a_cancellation_leaves_no_late_reply(
+    persistent_redis: RedisServer,
+) -> None:
+    async with open_cluster_log(persistent_redis.url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+        assert await log.acquire_lease("hub-a", TTL_MS)
+        assert await log.renew_lease("hub-a", TTL_MS)  # the lane's connection is up
+        assert persistent_redis.process is not None
+        pid = persistent_redis.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with trio.move_on_after(0.1) as cancelled:  # a cancellation mid-command
+                await log.renew_lease("hub-a", TTL_MS)
+            assert cancelled.cancelled_caught
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable):
+                await log.renew_lease("hub-a", TTL_MS)  # the timeout
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with trio.fail_after(GUARD_S):
+            # Redis now answers the cut commands (1, 1) on connections that were dropped:
+            # a reused one would hand hub-b a 1.
+            assert not await log.renew_lease("hub-b", TTL_MS)
+            assert await log.renew_lease("hub-a", TTL_MS)
+
+
+async def test_a_checkpoint_cut_by_a_timeout_leaves_no_late_reply_for_the_next_append(
+    persistent_redis: RedisServer,
+) -> None:
+    async with open_cluster_log(persistent_redis.url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+        assert await log.acquire_lease("hub-a", TTL_MS)
+        await log.append("hub-a", Position(7, 1), b"d1", max_entries=100)
+        assert persistent_redis.process is not None
+        pid = persistent_redis.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable):
+                await log.write_checkpoint("hub-a", b"late")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with trio.fail_after(GUARD_S):
+            # The late reply to the checkpoint (1) must not be taken for this refusal.
+            with pytest.raises(Fenced, match="not after the last entry"):
+                await log.append("hub-a", Position(7, 1), b"other", max_entries=100)
+            await log.append("hub-a", Position(7, 2), b"d2", max_entries=100)
+            assert await log.last_position() == Position(7, 2)
+
+
+class DropProxy:
+    """A TCP proxy in front of Redis that, when armed, closes the next connection that
+    sends a command without passing the command on: a connection lost mid-command."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.armed = False
+        self.dropped = 0
+        self.port = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self._handle, listeners)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        redis = await trio.open_tcp_stream("127.0.0.1", self.redis_port)
+        async with client, redis, trio.open_nursery() as nursery:
+            nursery.start_soon(self._pump, redis, client, False)
+            await self._pump(client, redis, True)
+            nursery.cancel_scope.cancel()
+
+    async def _pump(self, source: trio.SocketStream, sink: trio.SocketStream, up: bool) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while data := await source.receive_some(65536):
+                if up and self.armed:
+                    self.armed = False
+                    self.dropped += 1
+                    return  # both sides close: the command never reached Redis
+                await sink.send_all(data)
+
+
+@pytest.mark.parametrize("command", ["renew", "checkpoint"])
+async def test_a_command_whose_connection_dropped_is_sent_again_on_a_fresh_one(
+    redis_server: RedisServer, command: str
+) -> None:
+    proxy = DropProxy(redis_server.port)
+    with trio.fail_after(GUARD_S * 3):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(proxy.serve)
+            url = f"redis://127.0.0.1:{proxy.port}/0"
+            async with open_cluster_log(url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+                assert await log.acquire_lease("hub-a", TTL_MS)
+                # Connect the lanes first, so that the drop hits an established one.
+                assert await log.renew_lease("hub-a", TTL_MS)
+                await log.write_checkpoint("hub-a", b"first")
+                proxy.armed = True
+                if command == "renew":
+                    assert await log.renew_lease("hub-a", TTL_MS)
+                else:
+                    await log.write_checkpoint("hub-a", b"second")
+                    assert await log.read_checkpoint() == b"second"
+                assert proxy.dropped == 1
+            nursery.cancel_scope.cancel()
