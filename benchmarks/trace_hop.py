@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import json
 import os
 import statistics
@@ -82,13 +83,23 @@ def install(role: str, out: Path) -> None:
 
     stamps: list[tuple[str, int, int]] = []  # (stage, offset, time_ns)
     reads: list[dict[str, Any]] = []
-    others: list[tuple[str, int, int]] = []  # (what, start ns, end ns): the hub's other calls
+    others: list[tuple[str, int, int]] = []  # (what, start, end ns): other calls, collections
 
     def dump() -> None:
         out.write_text(json.dumps({"stamps": stamps, "reads": reads, "others": others}))
 
     atexit.register(dump)
     now = time.time_ns
+    collecting: list[int] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        """Record each garbage collection of this process (does it meet a message?)."""
+        if phase == "start":
+            collecting[:] = [now()]
+        elif collecting:
+            others.append((f"gc{info['generation']}", collecting[0], now()))
+
+    gc.callbacks.append(on_gc)
 
     original_call = resp.RespConnection.call
     append_sha = redis_log._APPEND.sha
@@ -251,7 +262,11 @@ def analyse(hub_trace: dict[str, Any], edge_trace: dict[str, Any]) -> dict[str, 
         "xread_blocked": blocked,
         "stages": rows,
         "worst": worst,
-        "tail": tail(complete, hub_trace.get("others", [])),
+        "tail": tail(
+            complete,
+            [(f"hub {w}", b, e) for w, b, e in hub_trace.get("others", [])]
+            + [(f"edge {w}", b, e) for w, b, e in edge_trace.get("others", [])],
+        ),
     }
 
 
@@ -273,10 +288,11 @@ in one pass of its event loop): a tail here is the edge woken late."""
 TAIL = 0.02
 
 
-def tail(complete: list[dict[str, int]], others: list[list[Any]]) -> dict[str, Any]:
+def tail(complete: list[dict[str, int]], others: list[tuple[str, int, int]]) -> dict[str, Any]:
     """For the slowest TAIL of messages (ts -> written): per segment the median time (us)
     over all messages and over the tail, and how many tail messages met one of the hub's
-    other Redis commands (a lease renewal, a checkpoint) between ts and written."""
+    other Redis commands (a lease renewal, a checkpoint) or a garbage collection of the hub
+    or the edge between ts and written."""
     if not complete:
         return {}
     ordered = sorted(complete, key=lambda s: s["written"] - s["ts"])
@@ -452,7 +468,7 @@ def show_tail(t: dict[str, Any]) -> None:
         return
     print(
         f"  slowest {t['count']} of {t['of']} (ts -> written); per part median us all -> "
-        f"tail (tail max); met the hub's other commands {t['met']} (of {t['others']} run)"
+        f"tail (tail max); met (hub's other commands, GCs) {t['met']} (of {t['others']})"
     )
     for name, row in t["segments"].items():
         print(
@@ -488,7 +504,7 @@ def summary(results: list[dict[str, Any]]) -> None:
         print(
             f"  the slowest {TAIL:.0%} ({sum(t['count'] for t in tails)} of "
             f"{sum(t['of'] for t in tails)} messages), medians over runs, us: all -> tail; "
-            f"met the hub's other commands: {met}"
+            f"met (hub's other commands, GCs): {met}"
         )
         for name, _, _ in SEGMENTS:
             a = statistics.median(t["segments"][name]["all_p50"] for t in tails)
