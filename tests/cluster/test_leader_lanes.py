@@ -149,3 +149,23 @@ async def test_a_command_whose_connection_dropped_is_sent_again_on_a_fresh_one(
                     assert await log.read_checkpoint() == b"second"
                 assert proxy.dropped == 1
             nursery.cancel_scope.cancel()
+
+
+async def test_after_redis_restarts_without_data_renewals_and_checkpoints_load_their_scripts(
+    redis_server: RedisServer,
+) -> None:
+    async with open_cluster_log(redis_server.url, CLUSTER, command_timeout_s=TIMEOUT_S) as log:
+        assert await log.acquire_lease("hub-a", TTL_MS)
+        assert await log.renew_lease("hub-a", TTL_MS)  # both lanes connected, scripts loaded
+        await log.write_checkpoint("hub-a", b"before")
+        redis_server.stop(wipe=True)
+        redis_server.start()
+        with trio.fail_after(GUARD_S):
+            # Dead connections, scripts forgotten (NOSCRIPT), the lease gone with the data.
+            assert not await log.renew_lease("hub-a", TTL_MS)
+            with pytest.raises(Fenced):
+                await log.write_checkpoint("hub-a", b"fenced")
+            assert await log.acquire_lease("hub-a", TTL_MS)
+            assert await log.renew_lease("hub-a", TTL_MS)
+            await log.write_checkpoint("hub-a", b"after")
+        assert await log.read_checkpoint() == b"after"
