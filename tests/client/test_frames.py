@@ -22,7 +22,6 @@ import pytest
 
 from feeds.simulator import make_simulator
 from ticker.client.errors import FeedProtocolError
-from ticker.client.mirror import BookSide
 from ticker.client.tracker import Step, Tracker, decode_messages
 from ticker.client.updates import Update, UpdateKind, book_update
 from ticker.config import Config
@@ -31,7 +30,7 @@ from ticker.core.codec import encode_data, encode_server
 from ticker.core.delta import book_data
 from ticker.core.hub import Hub
 from ticker.core.messages import DataMessage, Heartbeat, Hello
-from ticker.core.mirror import Applied, Mirror
+from ticker.core.mirror import Applied, BookSide, Mirror
 from ticker.core.position import Position
 from ticker.errors import BadMessage
 from ticker.model.fixed import MAX_NANOS
