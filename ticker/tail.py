@@ -14,10 +14,12 @@ import io
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final, Literal, Protocol, TextIO
 
 import trio
@@ -31,6 +33,7 @@ from ticker.client import Endpoint, Feed, FeedConfigError, FeedError, Update, Up
 from ticker.client.credentials import TokenRefresh
 from ticker.client.endpoint import parse_endpoints
 from ticker.core.codec import BOOK_SIDES, NANOS_FIELDS
+from ticker.interrupt import run_until_signalled
 from ticker.model.fixed import format_nanos
 from ticker.settings import log_level_argument
 
@@ -469,7 +472,16 @@ async def tail(
 
 
 def run_tail_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run `ticker tail` with parsed arguments; returns the exit code."""
+    """Run `ticker tail` with parsed arguments.
+
+    SIGINT and SIGTERM are taken through trio's signal receiver (`run_until_signalled`),
+    whatever the feed is doing (reading, connecting, waiting between attempts): the
+    feed is cancelled at a checkpoint, the table drawn one last time.
+
+    Returns:
+        The exit code: 0 done, 1 the feed stopped, 2 bad arguments, 130 SIGINT, 143
+        SIGTERM.
+    """
     out = out if out is not None else sys.stdout
     try:
         urls = tail_urls(args.url, sse=args.sse)
@@ -484,21 +496,25 @@ def run_tail_command(args: argparse.Namespace, out: TextIO | None = None) -> int
         sink = JsonLines(out, with_state=args.state)
     compression = "zstd" if args.zstd else None
     try:
-        trio.run(_run, urls, args, sink, compression)
+        stopped_by = trio.run(run_until_signalled, partial(_run, urls, args, sink, compression))
     except FeedConfigError as exc:
         print(f"ticker tail: {exc}", file=sys.stderr)
         return 2
     except FeedError as exc:
         print(f"ticker tail: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C before the signal receiver was in place
+        stopped_by = signal.SIGINT
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python's own final
         # flush from failing on the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, out.fileno())
         return 0
+    if stopped_by is not None:
+        how = "interrupted" if stopped_by == signal.SIGINT else "terminated"
+        print(f"ticker tail: {how} ({stopped_by.name})", file=sys.stderr)
+        return 128 + stopped_by  # what a shell reports for a command the signal ended
     return 0
 
 

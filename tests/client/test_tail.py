@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -244,3 +246,76 @@ def test_prices_are_aligned_on_the_decimal_point() -> None:
     btc, doge = rows[0], rows[1]
     size_point = btc.index(".", btc.index(".") + 1)
     assert doge[size_point - 7 : size_point] == "2150000" and doge[size_point] == " "
+
+
+async def signal_tail(
+    args: list[str], ready: Callable[[bytes, bytes], bool], signum: signal.Signals
+) -> tuple[int, str, str]:
+    """Start `ticker tail ARGS`, send `signum` once `ready(stdout, stderr)`; the exit
+    code, stdout and stderr (the process is killed if it has not ended by the deadline)."""
+    command = [sys.executable, "-m", "ticker", "tail", *args]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out = {"stdout": b"", "stderr": b""}
+    got = trio.Event()
+
+    async def read(name: str, stream: trio.abc.ReceiveStream) -> None:
+        nonlocal got
+        while chunk := await stream.receive_some(65536):
+            out[name] += chunk
+            got.set()
+            got = trio.Event()
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                assert process.stdout is not None and process.stderr is not None
+                nursery.start_soon(read, "stdout", process.stdout)
+                nursery.start_soon(read, "stderr", process.stderr)
+                while not ready(out["stdout"], out["stderr"]):
+                    await got.wait()
+                process.send_signal(signum)
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return code, out["stdout"].decode(), out["stderr"].decode()
+
+
+@pytest.mark.usefixtures("deadline")
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+async def test_a_signal_stops_a_streaming_tail_with_its_exit_code_and_a_message(
+    nursery: trio.Nursery, signum: signal.Signals, code: int, said: str
+) -> None:
+    # Taken through trio's signal receiver: not a KeyboardInterrupt that a finalizer
+    # could swallow, nor SIGTERM's default (killed, no message, no last table).
+    server = await start_server(nursery)
+    await publish_quotes(server, 1)
+    url = f"ws://127.0.0.1:{server.port}"
+    ended, out, err = await signal_tail(
+        [url, "--topics", "quote.*"], lambda stdout, _: b"\n" in stdout, signum
+    )
+    assert ended == code, err
+    assert err.strip().splitlines()[-1] == f"ticker tail: {said}"
+    assert "Traceback" not in err
+    assert json.loads(out.splitlines()[0])["topic"] == "quote.BTC-USD"
+    server.stop()
+
+
+@pytest.mark.usefixtures("deadline")
+async def test_sigint_stops_a_tail_waiting_between_dead_urls() -> None:
+    # Nothing listens: the feed connects, fails, moves to the next URL and backs off.
+    dead = [f"ws://127.0.0.1:{free_port()}" for _ in range(2)]
+    ended, out, err = await signal_tail(
+        [*dead, "--log-level", "INFO"],
+        lambda _, stderr: stderr.count(b"feed: moving from") >= 2,
+        signal.SIGINT,
+    )
+    assert ended == 130, err
+    assert err.strip().splitlines()[-1] == "ticker tail: interrupted (SIGINT)"
+    assert "Traceback" not in err and out == ""

@@ -97,7 +97,7 @@ def test_the_mirror_refuses_a_book_that_fails_the_checksum_and_drops_it() -> Non
         message = seq.add_to_levels("book.X-Y", [(100 + i, 1)], [(300, 1)], i)
         assert message is not None and isinstance(mirror.apply(message), Applied)
     # The client's book diverges (a bug, a bit flip): a level it never got.
-    mirror._held["book.X-Y"].bids[50] = 7
+    mirror.held["book.X-Y"].bids.levels[50] = 7
     checked = seq.add_to_levels("book.X-Y", [(100, 1)], [], 99)
     assert checked is not None and "checksum" in checked.data
     assert mirror.apply(checked) == Refused(RefusalReason.CHECKSUM, 0)

@@ -51,6 +51,7 @@ from ticker.capture.record import (
 )
 from ticker.capture.replay import ReplayFaults, ReplayOptions
 from ticker.capture.stream_source import record_stream, stream_header
+from ticker.interrupt import run_until_signalled
 from ticker.venues import VENUES
 
 log = logging.getLogger("ticker.capture")
@@ -143,7 +144,7 @@ def main_record(args: argparse.Namespace, environ: Mapping[str, str] | None = No
                 work = partial(record_live, recorder, values["duration"], start_ns=start_ns,
                                progress=lambda r: progress(r.writer))  # fmt: skip
             try:
-                if trio.run(_until_interrupted, work):
+                if trio.run(run_until_signalled, work) is not None:
                     code = ExitCode.INTERRUPTED
                     print(f"ticker record: interrupted; {values['out']} is complete up to here",
                           file=sys.stderr)  # fmt: skip
@@ -174,36 +175,6 @@ def main_record(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         file=sys.stderr,
     )
     return code
-
-
-async def _until_interrupted(work: Callable[[], Awaitable[object]]) -> bool:
-    """Run `work`; Ctrl-C (or SIGTERM) stops it at a checkpoint, never mid-record.
-
-    Returns:
-        True if it was interrupted.
-    """
-    interrupted = False
-    failure: Exception | None = None
-    async with trio.open_nursery() as nursery:
-
-        async def watch() -> None:
-            nonlocal interrupted
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    interrupted = True
-                    nursery.cancel_scope.cancel()
-                    return
-
-        nursery.start_soon(watch)
-        try:
-            await work()
-        except Exception as exc:  # raised after the nursery, not wrapped in a group
-            failure = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    return interrupted
 
 
 # ------------------------------------------------------------ replay

@@ -2,7 +2,7 @@
 
 It takes what one connection receives, one unit at a time (a WebSocket frame's bytes,
 decoded here, or SSE events up to one carrying an `id:`), keeps every topic's state in
-a `ClientMirror`, checks every per-topic sequence, and turns messages into `Update`s
+a `Mirror`, checks every per-topic sequence, and turns messages into `Update`s
 (the usual delta in one pass, everything else by every rule). It decides where to resume
 from, when a gap needs a resync, and which topics a reset rebuilt or dropped; the
 answers are values the connection loop acts on. Pure: no sockets, no clocks (`now_ns`
@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 import msgpack
 
 from ticker.client.errors import FeedProtocolError
-from ticker.client.mirror import BOOK, ClientMirror
 from ticker.client.stats import FeedStats
 from ticker.client.updates import Loss, Update, UpdateKind, book_update
 from ticker.core.codec import DELTA, decode_frame, decode_server
@@ -32,7 +31,7 @@ from ticker.core.messages import (
     Reset,
     ServerMessage,
 )
-from ticker.core.mirror import RefusalReason, Refused
+from ticker.core.mirror import BOOK, Mirror, RefusalReason, Refused
 from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
 from ticker.errors import BadMessage
@@ -99,7 +98,7 @@ class Tracker:
 
     def __init__(self, stats: FeedStats | None = None) -> None:
         self.stats = stats if stats is not None else FeedStats()
-        self.mirror = ClientMirror()
+        self.mirror = Mirror()
         self.epoch: int | None = None
         """The epoch of the stream the current connection follows (from its hello)."""
         self.heartbeat_s: float | None = None
@@ -283,7 +282,7 @@ class Tracker:
         """Apply a delta that follows the state held (the next seq, a new offset, a book
         that passes its checksum) and return its update; None, with nothing changed,
         for any other, which `_apply` then handles by every rule. No reset may be
-        pending. The same steps as `_apply` and `ClientMirror.apply` take for it."""
+        pending. The same steps as `_apply` and `Mirror.apply` take for it."""
         offsets = self._topic_offsets
         last_offset = offsets.get(topic)
         if last_offset is not None and offset <= last_offset:

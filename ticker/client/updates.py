@@ -13,7 +13,7 @@ import enum
 from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, Final
 
-from ticker.client.mirror import BookSide
+from ticker.core.mirror import BookSide
 from ticker.core.position import Position
 
 
