@@ -260,6 +260,8 @@ _heads: dict[str, str] = {}
 _ONE_BID: Final = ('"data":{"bids":[[', ']],"asks":[]}}')
 _ONE_ASK: Final = ('"data":{"bids":[],"asks":[[', "]]}}")
 _NANOS_DATA: Final = {name: f'"data":{{{_quote(name)}:' for name in NANOS_FIELDS}
+_TRADE_KEYS: Final = ("price", "size", "side", "id", "venue", "venue_ts")
+_TRADE_TYPES: Final = (int, int, str, str, str)
 _last_tail: tuple[tuple[object, ...], str] = ((), "")
 """What the last message rendered by a path of its own was made of (exact ints, and the
 path's text before the value) -> its text from `,"ts":` on. One entry: the pair's venue
@@ -340,8 +342,9 @@ def render_json(message: DataMessage) -> str:
         # what it is made of (exact ints only), so the pair's second takes the first's.
         size_of = len(data)
         if size_of == 2:
-            if next(iter(data)) == "bids":  # and so "asks" after it, if there
-                bids, asks = data["bids"], data.get("asks")
+            first, second = data  # the keys, in order: it decides the text's order
+            if first == "bids" and second == "asks":
+                bids, asks = data[first], data[second]
                 if type(bids) is list and type(asks) is list:
                     if not bids and len(asks) == 1:
                         level, around = asks[0], _ONE_ASK
@@ -364,7 +367,8 @@ def render_json(message: DataMessage) -> str:
                             _last_tail = (made_of, tail)
                         return f'{head}{seq},"offset":{offset}{tail}'
         elif size_of == 1:
-            name, value = next(iter(data.items()))
+            (name,) = data
+            value = data[name]
             opening = _NANOS_DATA.get(name)
             if opening is not None and type(value) is int:
                 made_of = (ts_us, value, opening)
@@ -375,6 +379,17 @@ def render_json(message: DataMessage) -> str:
                     tail = f',"ts":{ts_us},{opening}{decimals.get(value) or _decimal(value)}}}}}'
                     _last_tail = (made_of, tail)
                 return f'{head}{seq},"offset":{offset}{tail}'
+        elif size_of == 6 and tuple(data) == _TRADE_KEYS:  # a trade: one f-string
+            price, size, side, trade_id, venue, venue_ts = data.values()
+            types = (type(price), type(size), type(side), type(trade_id), type(venue))
+            if types == _TRADE_TYPES and type(venue_ts) is int:
+                price_text = decimals.get(price) or _decimal(price)
+                size_text = decimals.get(size) or _decimal(size)
+                return (
+                    f'{head}{seq},"offset":{offset},"ts":{ts_us},"data":{{"price":'
+                    f'{price_text},"size":{size_text},"side":{_quote(side)},"id":'
+                    f'{_quote(trade_id)},"venue":{_quote(venue)},"venue_ts":{venue_ts}}}}}'
+                )
         # Otherwise one str grows field by field (CPython extends a local str in place;
         # no list and join), a field's key text is looked up with its leading comma, and
         # a side of one level or none is written without a loop.
