@@ -263,9 +263,9 @@ _NANOS_DATA: Final = {name: f'"data":{{{_quote(name)}:' for name in NANOS_FIELDS
 _TRADE_KEYS: Final = ("price", "size", "side", "id", "venue", "venue_ts")
 _TRADE_TYPES: Final = (int, int, str, str, str)
 _last_tail: tuple[tuple[object, ...], str] = ((), "")
-"""What the last message rendered by a path of its own was made of (exact ints, and the
-path's text before the value) -> its text from `,"ts":` on. One entry: the pair's venue
-message follows its composite's."""
+"""What the last one-level book delta or one-field delta was made of (its ts and values,
+exact ints, and its side's or field's text) -> its text from `,"ts":` on. One entry:
+the pair's venue message follows its composite's; replaced, never grown."""
 
 
 class _Unusual(Exception):
