@@ -328,3 +328,128 @@ def test_a_level_that_is_not_two_ints_is_not_taken_for_a_cached_one(level: list[
     for side in ([level], [[1, 1], level, [1, 1]]):  # a delta's one level, and a book's
         data = {"bids": side, "asks": []}
         _same_as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, data))
+
+
+# -- the paths of their own (one-level book delta, one-field delta, trade) and the text a
+# pair's second message takes from its first: never for data that only compares equal --
+
+
+class _Int(int):
+    """An int subclass: equal to its int, and not an exact int."""
+
+
+def _lookalikes(value: int) -> list[object]:
+    """Values equal to `value` (or that render like it) that are not an exact int."""
+    out: list[object] = [_Int(value), Decimal(value), str(value), float(value)]
+    if value in (0, 1):
+        out.append(bool(value))
+    return out
+
+
+def _replace_leaf(data: Any, path: tuple[Any, ...], value: object) -> Any:
+    """A deep copy of `data` (dicts and lists) with the leaf at `path` set to `value`."""
+    copied = json.loads(json.dumps(data))  # data here is ints, strs, lists and dicts only
+    target = copied
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return copied
+
+
+def _leaves(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+    paths: list[tuple[Any, ...]] = []
+    for name, value in data.items():
+        if isinstance(value, list):
+            paths += [(name, i, j) for i, level in enumerate(value) for j in range(len(level))]
+        elif type(value) is int:
+            paths.append((name,))
+    return paths
+
+
+def _twins(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Data equal to `data`, or nearly: a copy, each int leaf as each look-alike, the keys
+    in the other order, a level as a tuple, the level on the other side."""
+    twins = [json.loads(json.dumps(data))]
+    for path in _leaves(data):
+        value = data[path[0]] if len(path) == 1 else data[path[0]][path[1]][path[2]]
+        twins += [_replace_leaf(data, path, other) for other in _lookalikes(value)]
+        twins.append(_replace_leaf(data, path, value + 1))
+    twins.append(dict(reversed(list(data.items()))))
+    if "bids" in data and "asks" in data:
+        twins.append({"bids": [tuple(level) for level in data["bids"]], "asks": data["asks"]})
+        twins.append(
+            {"bids": data["asks"], "asks": data["bids"]}
+            | {k: v for k, v in data.items() if k not in ("bids", "asks")}
+        )
+    return twins
+
+
+def _as_reference(message: DataMessage) -> None:
+    """render_json renders `message` as the json module does, or raises as it does (a
+    look-alike Decimal past the int64 range raises decimal's own error there)."""
+    try:
+        expected = _render_json_general(message)
+    except Exception as exc:
+        with pytest.raises(type(exc)):
+            render_json(message)
+    else:
+        assert render_json(message) == expected
+
+
+small_ints = st.one_of(st.integers(0, 3), st.sampled_from(EXTREMES), wide_ints)
+one_level_books = st.builds(
+    lambda price, size, bids: (
+        {"bids": [[price, size]], "asks": []} if bids else {"bids": [], "asks": [[price, size]]}
+    ),
+    small_ints,
+    small_ints,
+    st.booleans(),
+)
+one_field_deltas = st.builds(
+    lambda name, value: {name: value}, st.sampled_from(sorted(NANOS_FIELDS)), small_ints
+)
+trades = st.fixed_dictionaries(
+    {
+        "price": small_ints,
+        "size": small_ints,
+        "side": st.sampled_from(["buy", "sell"]),
+        "id": any_text,
+        "venue": any_text,
+        "venue_ts": small_ints,
+    }
+)
+
+
+@settings(max_examples=300)
+@given(st.one_of(one_level_books, one_field_deltas, trades), small_ints, st.booleans())
+def test_a_pairs_second_message_renders_from_its_own_data(
+    data: dict[str, Any], ts_us: int, same_ts: bool
+) -> None:
+    first = DataMessage(False, "book.X-Y", 7, 100, ts_us, data)
+    twin_stamps: list[Any] = [ts_us if same_ts else ts_us + 1, _Int(ts_us)]
+    if abs(ts_us) < 2**1000:  # a float past that is not a float
+        twin_stamps.append(float(ts_us))
+    for twin in _twins(data):
+        for twin_ts in twin_stamps:
+            _as_reference(first)  # the composite's, then its venue's
+            _as_reference(DataMessage(False, "book@itx.X-Y", 8, 101, twin_ts, twin))
+
+
+@pytest.mark.parametrize(
+    "twin",
+    [
+        {"bids": [[1, True]], "asks": []},  # True == 1 and hashes as 1
+        {"bids": [[1, 1.0]], "asks": []},
+        {"bids": [[1, Decimal(1)]], "asks": []},
+        {"bids": [], "asks": [[1, 1]]},  # the same level on the other side
+        {"asks": [], "bids": [[1, 1]]},  # the same keys in the other order
+        {"bids": [(1, 1)], "asks": []},  # a tuple renders as the list does
+        {"bid": 1},
+        {"bid": True},
+        {"bid_size": 1},  # the same value under another name
+    ],
+)
+def test_the_pair_cache_answers_only_for_the_same_exact_data(twin: dict[str, object]) -> None:
+    for first in ({"bids": [[1, 1]], "asks": []}, {"bid": 1}):
+        _as_reference(DataMessage(False, "book.X-Y", 1, 2, 3, first))
+        _as_reference(DataMessage(False, "book@itx.X-Y", 1, 3, 3, twin))

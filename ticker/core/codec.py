@@ -255,27 +255,49 @@ _heads: dict[str, str] = {}
 """topic -> the JSON text up to its seq; bounded like `_decimals`."""
 
 
+# A one-level book delta's data around its level, by side (the text before the level and
+# the text after it), and a one-field delta's before its value.
+_ONE_BID: Final = ('"data":{"bids":[[', ']],"asks":[]}}')
+_ONE_ASK: Final = ('"data":{"bids":[],"asks":[[', "]]}}")
+_NANOS_DATA: Final = {name: f'"data":{{{_quote(name)}:' for name in NANOS_FIELDS}
+_TRADE_KEYS: Final = ("price", "size", "side", "id", "venue", "venue_ts")
+_TRADE_TYPES: Final = (int, int, str, str, str)
+_last_tail: tuple[tuple[object, ...], str] = ((), "")
+"""What the last one-level book delta or one-field delta was made of (its ts and values,
+exact ints, and its side's or field's text) -> its text from `,"ts":` on. One entry:
+the pair's venue message follows its composite's; replaced, never grown."""
+
+
 class _Unusual(Exception):
     """A value the fast renderer does not handle: render through the json module."""
 
 
 def _decimal(value: int) -> str:
-    """`format_nanos(value)` as a JSON string, for an exact `int`."""
-    if type(value) is not int:  # before the lookup: 2.0 would find 2's entry
+    """`format_nanos(value)` as a JSON string, for an exact `int`, kept in `_decimals`.
+
+    Called when `_decimals` has no text for `value` (callers look it up first): a third
+    of the messages have a value seen for the first time (sizes seldom repeat), so the
+    common cases slice the digits once.
+    """
+    if type(value) is not int:  # 2.0 would format, and find 2's entry later
         raise _Unusual
-    text = _decimals.get(value)
-    if text is None:
-        # Slicing the integer's digits costs half of divmod and a formatted f-string.
-        digits = str(value) if value >= 0 else str(-value)
+    if value >= 1_000_000_000:  # most prices and sizes: whole digits, then 9 fractional
+        digits = str(value)
+        frac = digits[-9:].rstrip("0")
+        text = f'"{digits[:-9]}.{frac}"' if frac else f'"{digits[:-9]}"'
+    elif value > 0:  # under one: the 9 fractional digits with their leading zeros
+        text = f'"0.{str(value + 1_000_000_000)[1:].rstrip("0")}"'
+    else:
+        digits = str(-value)
         if len(digits) > 9:
             whole, frac = digits[:-9], digits[-9:].rstrip("0")
         else:
             whole, frac = "0", digits.rjust(9, "0").rstrip("0")
-        sign = "" if value >= 0 else "-"
+        sign = "-" if value else ""
         text = f'"{sign}{whole}.{frac}"' if frac else f'"{sign}{whole}"'
-        if len(_decimals) >= _DECIMALS_MAX:
-            _decimals.clear()
-        _decimals[value] = text
+    if len(_decimals) >= _DECIMALS_MAX:
+        _decimals.clear()
+    _decimals[value] = text
     return text
 
 
@@ -300,6 +322,7 @@ def render_json(message: DataMessage) -> str:
     other type, or a shape it does not expect, goes through the json module, which
     renders it or raises as the reference does.
     """
+    global _last_tail
     _, topic, seq, offset, ts_us, data = message
     if type(topic) is not str or type(seq) is not int or type(offset) is not int:
         return _render_json_general(message)
@@ -310,15 +333,67 @@ def render_json(message: DataMessage) -> str:
         if len(_heads) >= _HEADS_MAX:
             _heads.clear()
         head = _heads[topic] = f'{{"topic":{_quote(topic)},"seq":'
-    # Most messages are a book delta of one level or a quote of one field, so the cost
-    # per message and per field matters most: one str grows field by field (CPython
-    # extends a local str in place; no list and join), a field's key text is looked up
-    # with its leading comma, and a side of one level or none is written without a
-    # loop. Dict methods and `_decimal` are called directly, not through bound-method
-    # aliases: under mypyc those become native calls, aliases generic ones.
     decimals = _decimals  # hits inline, misses through `_decimal`: most values repeat
-    text = ""
     try:
+        # Most messages are a book delta of one level (~60%), {"bids": [], "asks": [[p,
+        # s]]} or the other way round, or a delta of one price or size (~20%), and come
+        # in pairs (the composite's, then its venue's, same ts and most often the same
+        # data): each has a path of its own, and the text after the offset is keyed by
+        # what it is made of (exact ints only), so the pair's second takes the first's.
+        size_of = len(data)
+        if size_of == 2:
+            first, second = data  # the keys, in order: it decides the text's order
+            if first == "bids" and second == "asks":
+                bids, asks = data[first], data[second]
+                if type(bids) is list and type(asks) is list:
+                    if not bids and len(asks) == 1:
+                        level, around = asks[0], _ONE_ASK
+                    elif not asks and len(bids) == 1:
+                        level, around = bids[0], _ONE_BID
+                    else:
+                        level, around = None, _ONE_BID
+                    if type(level) is list:
+                        price, size = level
+                        if type(price) is not int or type(size) is not int:
+                            raise _Unusual  # before any lookup: 2.0 would find 2's text
+                        made_of: tuple[object, ...] = (ts_us, price, size, around)
+                        last = _last_tail  # read once: the tuple is replaced, not changed
+                        if last[0] == made_of:
+                            tail = last[1]
+                        else:
+                            price_text = decimals.get(price) or _decimal(price)
+                            size_text = decimals.get(size) or _decimal(size)
+                            tail = f',"ts":{ts_us},{around[0]}{price_text},{size_text}{around[1]}'
+                            _last_tail = (made_of, tail)
+                        return f'{head}{seq},"offset":{offset}{tail}'
+        elif size_of == 1:
+            (name,) = data
+            value = data[name]
+            opening = _NANOS_DATA.get(name)
+            if opening is not None and type(value) is int:
+                made_of = (ts_us, value, opening)
+                last = _last_tail
+                if last[0] == made_of:
+                    tail = last[1]
+                else:
+                    tail = f',"ts":{ts_us},{opening}{decimals.get(value) or _decimal(value)}}}}}'
+                    _last_tail = (made_of, tail)
+                return f'{head}{seq},"offset":{offset}{tail}'
+        elif size_of == 6 and tuple(data) == _TRADE_KEYS:  # a trade: one f-string
+            price, size, side, trade_id, venue, venue_ts = data.values()
+            types = (type(price), type(size), type(side), type(trade_id), type(venue))
+            if types == _TRADE_TYPES and type(venue_ts) is int:
+                price_text = decimals.get(price) or _decimal(price)
+                size_text = decimals.get(size) or _decimal(size)
+                return (
+                    f'{head}{seq},"offset":{offset},"ts":{ts_us},"data":{{"price":'
+                    f'{price_text},"size":{size_text},"side":{_quote(side)},"id":'
+                    f'{_quote(trade_id)},"venue":{_quote(venue)},"venue_ts":{venue_ts}}}}}'
+                )
+        # Otherwise one str grows field by field (CPython extends a local str in place;
+        # no list and join), a field's key text is looked up with its leading comma, and
+        # a side of one level or none is written without a loop.
+        text = ""
         for name, value in data.items():
             key = _NANOS_KEYS.get(name)
             if key is not None:
