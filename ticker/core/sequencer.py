@@ -204,12 +204,14 @@ class Sequencer:
                     if seq % CHECKSUM_EVERY:
                         if CHECKSUM_KEY not in shared:
                             data = shared
-                    elif shared.get(CHECKSUM_KEY) == (
-                        checksum := book_checksum(state.bids, state.asks)
+                    elif (
+                        CHECKSUM_KEY in shared
+                        and (other := self._topics.get(like[1])) is not None
+                        and other.seq == like[2]  # `like` is still that book's last message
+                        and other.bids == state.bids
+                        and other.asks == state.asks
                     ):
-                        data = shared
-                    else:
-                        data = {"bids": changed_bids, "asks": changed_asks, CHECKSUM_KEY: checksum}
+                        data = shared  # equal books, equal checksums: one computed, not two
             if data is None:
                 data = {"bids": changed_bids, "asks": changed_asks}
                 if not seq % CHECKSUM_EVERY:
