@@ -35,7 +35,8 @@ def checksum_text(bids: Levels, asks: Levels) -> str:
     top_bids = sorted(bids, reverse=True)[:CHECKSUM_DEPTH]
     top_asks = sorted(asks)[:CHECKSUM_DEPTH]
     # Every number in one flat list, interleaved by slice assignment, then one
-    # `join(map(str, ...))`: C loops, where a Python f-string per level cost ~10x.
+    # `join(map(str, ...))`: C loops instead of an f-string and a `min` per level
+    # (0.8x the time on 30-level sides, the same text: tests/core/test_checksum.py).
     bid_sizes = list(map(bids.__getitem__, top_bids))
     ask_sizes = list(map(asks.__getitem__, top_asks))
     if bid_sizes and max(bid_sizes) > MAX_NANOS:
