@@ -3,6 +3,7 @@ sequencer puts it, and the mirror refusing a book that fails it."""
 
 from __future__ import annotations
 
+import random
 import re
 import zlib
 from pathlib import Path
@@ -64,6 +65,34 @@ def test_only_the_top_levels_count_and_sides_interleave_best_first() -> None:
 
 def test_sizes_are_the_published_saturated_ones() -> None:
     assert checksum_text({5: MAX_NANOS * 3}, {}) == f"5:{MAX_NANOS}"
+
+
+def reference_text(bids: dict[int, int], asks: dict[int, int]) -> str:
+    """The module doc's definition, written as plainly as it reads."""
+    b = [f"{p}:{min(bids[p], MAX_NANOS)}" for p in sorted(bids, reverse=True)[:CHECKSUM_DEPTH]]
+    a = [f"{p}:{min(asks[p], MAX_NANOS)}" for p in sorted(asks)[:CHECKSUM_DEPTH]]
+    parts = []
+    for i in range(max(len(b), len(a))):
+        parts += b[i : i + 1] + a[i : i + 1]
+    return ":".join(parts)
+
+
+def test_the_text_is_the_definition_for_books_of_every_shape() -> None:
+    """Sides of 0 to 40 levels (either one longer), sizes at, above and far above the
+    wire's maximum: the text built by slices is the plain definition's."""
+    rng = random.Random(14)
+    sizes = (1, MAX_NANOS - 1, MAX_NANOS, MAX_NANOS + 1, 3 * MAX_NANOS, 2**70)
+    for _ in range(3000):
+        books = [
+            {
+                rng.randrange(1, 10 ** rng.randrange(1, 15)): rng.choice(
+                    (*sizes, rng.randrange(1, 10**12))
+                )
+                for _ in range(rng.choice((0, 1, 2, 9, 10, 11, 40)))
+            }
+            for _ in range(2)
+        ]
+        assert checksum_text(*books) == reference_text(*books)
 
 
 def test_book_snapshots_and_every_tenth_delta_carry_the_checksum() -> None:

@@ -10,8 +10,10 @@ from feeds.drive import make_run
 from feeds.faults import FaultPlan
 from ticker.auth.grants import narrow, parse_grants
 from ticker.config import Config
+from ticker.core.checksum import CHECKSUM_EVERY, CHECKSUM_KEY
 from ticker.core.consolidate import Consolidator
 from ticker.core.hub import Hub
+from ticker.core.messages import DataMessage
 from ticker.core.mirror import Applied, Mirror
 from ticker.core.sequencer import Sequencer
 from ticker.core.topics import ChannelKind, TopicPattern, channel_kind
@@ -97,6 +99,47 @@ def test_the_consolidator_publishes_each_venue_s_own_book_and_quote() -> None:
     assert out[1].data == {"bid": 100, "bid_size": 3, "ask": 102, "ask_size": 4}
     out = c.on_event(Quote("a", "X-Y", 0, None, None, 102, 4), 0)
     assert out[-1].topic == "quote@a.X-Y" and out[-1].data == {"bid": None, "bid_size": None}
+
+
+def test_a_venue_delta_equal_to_the_composite_s_shares_its_data() -> None:
+    """The replay buffer holds every message: a venue's delta equal to the composite's
+    holds the composite's data, not a copy; one that differs (in levels, or a checksum
+    on one side only) holds its own, and every checksum is its own book's."""
+    c = Consolidator(Sequencer(epoch=1), max_venues=4)
+    seq = c.sequencer
+
+    def check(out: list[DataMessage]) -> None:
+        for m in out:
+            assert (CHECKSUM_KEY in m.data) == (m.seq % CHECKSUM_EVERY == 0)
+            if CHECKSUM_KEY in m.data:
+                assert m.data[CHECKSUM_KEY] == seq.snapshot_message(m.topic).data[CHECKSUM_KEY]
+
+    c.on_event(BookUpdate("a", "X-Y", 0, ((100, 3),), ((102, 4),), True), 0)
+    for size in range(4, 26):  # one venue: equal books, checksums at the same seqs
+        comp, own = c.on_event(BookUpdate("a", "X-Y", 0, ((100, size),), (), False), 0)
+        check([comp, own])
+        assert own.data is comp.data
+        assert comp.data["bids"] == [[100, size]] and comp.data["asks"] == []
+    c.on_event(BookUpdate("b", "X-Y", 0, ((90, 1),), (), True), 0)  # the composite's seq moves on
+    shared = 0
+    for size in range(30, 52):  # equal deltas, checksums at different seqs and of other books
+        comp, own = c.on_event(BookUpdate("a", "X-Y", 0, ((100, size),), (), False), 0)
+        check([comp, own])
+        assert comp.data["bids"] == own.data["bids"] == [[100, size]]
+        if CHECKSUM_KEY in comp.data or CHECKSUM_KEY in own.data:
+            assert own.data is not comp.data
+        else:
+            assert own.data is comp.data
+            shared += 1
+    assert shared == 18
+    comp, own = c.on_event(BookUpdate("b", "X-Y", 0, ((100, 2),), (), False), 0)
+    assert comp.data["bids"] == [[100, 53]] and own.data["bids"] == [[100, 2]]
+    c.on_event(Quote("a", "X-Y", 0, 100, 3, 102, 4), 0)  # seq 1 of each: snapshots
+    comp, own = c.on_event(Quote("a", "X-Y", 0, 100, 5, 102, 4), 0)
+    assert own.data is comp.data == {"bid_size": 5}
+    c.on_event(Quote("b", "X-Y", 0, 101, 1, None, None), 0)
+    (own,) = c.on_event(Quote("a", "X-Y", 0, 100, 6, 102, 4), 0)  # the composite's bid is b's
+    assert (own.topic, own.data) == ("quote@a.X-Y", {"bid_size": 6})
 
 
 def test_venue_topics_are_bounded_by_max_venues() -> None:

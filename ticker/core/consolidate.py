@@ -85,6 +85,10 @@ class _Symbol:
     venue_asks: dict[str, Levels] = field(default_factory=dict)
     quotes: dict[str, Quote] = field(default_factory=dict)
     stats: _SessionStats = field(default_factory=_SessionStats)
+    venue_book_topics: dict[str, str] = field(default_factory=dict)
+    """Each venue's own book topic for this symbol, once it has one (at most
+    `max_venues` entries): named once, not per event."""
+    venue_quote_topics: dict[str, str] = field(default_factory=dict)
 
 
 def _venue_increments(
@@ -256,18 +260,23 @@ class Consolidator:
             )
         else:
             message = sequencer.add_to_levels(topic, bid_moves, ask_moves, now_us)
-        messages = [message] if message is not None else []
-        venue_topic = self._venue_topic("book", venue, event.symbol)
-        if venue_topic is not None:
-            # The venue's book is its own inputs: the same increments move it.
-            if venue_topic in self._rebase:
-                self._rebase.discard(venue_topic)
-                own = sequencer.replace_levels(venue_topic, bids, asks, now_us)
-            else:
-                own = sequencer.add_to_levels(venue_topic, bid_moves, ask_moves, now_us)
-            if own is not None:
-                messages.append(own)
-        return messages
+        venue_topic = symbol.venue_book_topics.get(venue)
+        if venue_topic is None:
+            venue_topic = self._venue_topic("book", venue, event.symbol)
+            if venue_topic is None:
+                return [message] if message is not None else []
+            symbol.venue_book_topics[venue] = venue_topic
+        # The venue's book is its own inputs: the same increments move it.
+        if venue_topic in self._rebase:
+            self._rebase.discard(venue_topic)
+            own = sequencer.replace_levels(venue_topic, bids, asks, now_us)
+        else:
+            # Its delta often equals the composite's (a symbol one venue quotes): `like`
+            # lets the two messages share their data.
+            own = sequencer.add_to_levels(venue_topic, bid_moves, ask_moves, now_us, message)
+        if message is None:
+            return [own] if own is not None else []
+        return [message, own] if own is not None else [message]
 
     def _on_quote(self, symbol: _Symbol, event: Quote, now_us: int) -> list[DataMessage]:
         symbol.quotes[event.venue] = event
@@ -296,24 +305,29 @@ class Consolidator:
             else None,
         }
         message = self.sequencer.set_fields(symbol.quote_topic, fields, now_us)
-        messages = [message] if message is not None else []
-        venue_topic = self._venue_topic("quote", event.venue, event.symbol)
-        if venue_topic is not None:
-            has_bid = event.bid_price is not None and bool(event.bid_size)
-            has_ask = event.ask_price is not None and bool(event.ask_size)
-            own = self.sequencer.set_fields(
-                venue_topic,
-                {
-                    "bid": event.bid_price if has_bid else None,
-                    "bid_size": event.bid_size if has_bid else None,
-                    "ask": event.ask_price if has_ask else None,
-                    "ask_size": event.ask_size if has_ask else None,
-                },
-                now_us,
-            )
-            if own is not None:
-                messages.append(own)
-        return messages
+        venue = event.venue
+        venue_topic = symbol.venue_quote_topics.get(venue)
+        if venue_topic is None:
+            venue_topic = self._venue_topic("quote", venue, event.symbol)
+            if venue_topic is None:
+                return [message] if message is not None else []
+            symbol.venue_quote_topics[venue] = venue_topic
+        has_bid = event.bid_price is not None and bool(event.bid_size)
+        has_ask = event.ask_price is not None and bool(event.ask_size)
+        own = self.sequencer.set_fields(
+            venue_topic,
+            {
+                "bid": event.bid_price if has_bid else None,
+                "bid_size": event.bid_size if has_bid else None,
+                "ask": event.ask_price if has_ask else None,
+                "ask_size": event.ask_size if has_ask else None,
+            },
+            now_us,
+            message,  # the composite quote: equal data is shared (see `set_fields`)
+        )
+        if message is None:
+            return [own] if own is not None else []
+        return [message, own] if own is not None else [message]
 
     def _on_trade(self, symbol: _Symbol, event: Trade, now_us: int) -> list[DataMessage]:
         trade = self.sequencer.add_event(

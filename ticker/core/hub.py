@@ -41,6 +41,25 @@ three venues' streams (~700 bytes for a 66-byte message; the data grows with the
 payload). This, not the payload alone, is what `replay_max_bytes` bounds."""
 
 
+_CONFLATABLE_TOPICS: dict[str, bool] = {}
+"""`CONFLATABLE` by topic, so a message looks its topic up once (no split per message)."""
+_CONFLATABLE_TOPICS_MAX: Final = 65_536
+"""Topics are bounded by symbols x channels x venues; this bounds the cache whatever a
+followed stream names (cleared when full)."""
+
+
+def _conflatable(topic: str) -> bool:
+    """Whether messages of `topic` may be conflated, remembered for the next message."""
+    channel = topic.partition(".")[0]
+    conflatable = CONFLATABLE.get(channel)
+    if conflatable is None:  # a venue channel (`book@cbx`): at most 2 per venue
+        conflatable = CONFLATABLE[channel] = channel_kind(topic) is not ChannelKind.EVENT
+    if len(_CONFLATABLE_TOPICS) >= _CONFLATABLE_TOPICS_MAX:
+        _CONFLATABLE_TOPICS.clear()
+    _CONFLATABLE_TOPICS[topic] = conflatable
+    return conflatable
+
+
 def held_bytes(size: int) -> int:
     """The memory estimated for a buffered message of `size` payload bytes (see above)."""
     return HELD_BASE_BYTES + HELD_BYTES_PER_PAYLOAD_BYTE * size
@@ -86,29 +105,43 @@ class Published:
         "topic",
     )
 
-    def __init__(self, message: DataMessage, epoch: int, payload: bytes | None = None) -> None:
+    _json: str | None
+    _sse: bytes | None
+    _ws: bytes | None
+    _ws_zstd: bytes | None
+    _held: ReplayBuffer[Published] | None
+
+    def __init__(
+        self,
+        message: DataMessage,
+        epoch: int,
+        payload: bytes | None = None,
+        held: ReplayBuffer[Published] | None = None,
+    ) -> None:
         # One of these is built per published message: fields are read by index and the
         # msgpack array is built here (the layout of `encode_data`), not via more calls.
+        # `held`: the replay buffer this is about to be appended to (see `_built`).
         self.message = message
         self.epoch = epoch
         topic = self.topic = message[1]
-        self.offset = message[3]
+        offset = self.offset = message[3]
         if payload is None:  # a follower gets the writer's bytes: encoded once, cluster-wide
-            fields = list(message)
-            fields[0] = SNAPSHOT if fields[0] else DELTA
-            payload = pack_array(fields)
+            payload = pack_array(
+                [
+                    SNAPSHOT if message[0] else DELTA,
+                    topic,
+                    message[2],
+                    offset,
+                    message[4],
+                    message[5],
+                ]
+            )
         self.payload = payload
         self.size = len(payload)
-        channel = topic.partition(".")[0]
-        conflatable = CONFLATABLE.get(channel)
-        if conflatable is None:  # a venue channel (`book@cbx`): at most 2 per venue
-            conflatable = CONFLATABLE[channel] = channel_kind(topic) is not ChannelKind.EVENT
-        self.conflatable = conflatable
-        self._json: str | None = None
-        self._sse: bytes | None = None
-        self._ws: bytes | None = None
-        self._ws_zstd: bytes | None = None
-        self._held: ReplayBuffer[Published] | None = None
+        conflatable = _CONFLATABLE_TOPICS.get(topic)
+        self.conflatable = _conflatable(topic) if conflatable is None else conflatable
+        self._json = self._sse = self._ws = self._ws_zstd = None
+        self._held = held
 
     def _built(self, form: bytes | str) -> None:
         """Count a form just built against the replay buffer holding this message."""
@@ -193,17 +226,15 @@ class Hub:
             messages = self.consolidator.on_event(event, now_us)
             if not messages:
                 return []
-            epoch = self.epoch
-            published = [Published(m, epoch) for m in messages]
+            epoch, replay = self.epoch, self.replay
+            published = [Published(m, epoch, None, replay) for m in messages]
         except Exception as exc:
             repaired = self._repair(event, now_us)
             self._buffer(repaired)
             raise EventRejected(f"{type(exc).__name__}: {exc}", repaired) from exc
         # `_buffer`, inlined: this runs once per event.
-        replay = self.replay
         append = replay.append
         for item in published:
-            item._held = replay
             append(item.offset, item, HELD_BASE_BYTES + HELD_BYTES_PER_PAYLOAD_BYTE * item.size)
         return published
 

@@ -11,6 +11,7 @@ not encode, filter topics or send.
 from __future__ import annotations
 
 import enum
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar, overload
@@ -66,7 +67,9 @@ class ReplayBuffer(Generic[T]):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: list[T | None] = [None] * max_entries
-        self._sizes: list[int] = [0] * max_entries
+        # Machine integers, not int objects: a list would keep one more object alive
+        # per entry held (each size is past the small ints Python shares).
+        self._sizes = array("q", bytes(8 * max_entries))
         self._first = after + 1  # offset of the oldest entry held
         self._next = after + 1  # offset the next append must carry
         self._bytes = 0

@@ -15,7 +15,7 @@ encodes, never reads a clock (`now_us` comes in) and never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ticker.core.checksum import CHECKSUM_EVERY, CHECKSUM_KEY, book_checksum
@@ -31,6 +31,11 @@ from ticker.core.position import Position
 from ticker.core.topics import ChannelKind, channel_kind
 from ticker.errors import ConfigError
 from ticker.model.fixed import saturate
+
+_new_message: Callable[[type[DataMessage], tuple[bool, str, int, int, int, Fields]], DataMessage]
+_new_message = tuple.__new__
+"""`DataMessage(...)` without the NamedTuple's Python-level `__new__` (one frame and one
+tuple fewer per message); the caller passes the six fields in their order."""
 
 
 class _TopicState:
@@ -133,11 +138,17 @@ class Sequencer:
         """Every topic that has state, in first-published order."""
         return iter(self._topics)
 
-    def set_fields(self, topic: str, fields: Fields, now_us: int) -> DataMessage | None:
+    def set_fields(
+        self, topic: str, fields: Fields, now_us: int, like: DataMessage | None = None
+    ) -> DataMessage | None:
         """Publish the new whole value of a latest-value topic, as a delta of what changed.
 
         The topic's first message is a snapshot of the whole value. Returns None when
-        nothing changed (no message is published).
+        nothing changed (no message is published). With `like` (a message just
+        published from the same input, e.g. the composite quote of a venue's quote),
+        a delta equal to its data shares that dict instead of holding a copy: the
+        replay buffer keeps every message, and a venue's data often equals the
+        composite's.
         """
         state = self._topics.get(topic) or self._state(topic, ChannelKind.LATEST)
         old = state.fields
@@ -147,6 +158,8 @@ class Sequencer:
         if not delta:
             return None
         old.update(delta)
+        if like is not None and not like[0] and like[5] == delta:
+            delta = like[5]  # never changed once published: sharing it is safe
         return self._publish(topic, state, delta, now_us)
 
     def add_to_levels(
@@ -155,20 +168,59 @@ class Sequencer:
         bids: list[tuple[int, int]],
         asks: list[tuple[int, int]],
         now_us: int,
+        like: DataMessage | None = None,
     ) -> DataMessage | None:
         """Add size increments to book levels and publish the new absolute sizes.
 
         Each (price, increment) moves that level's size; a level that reaches 0 is
         removed and published with size 0. The topic's first message is a snapshot of
         the whole book. Sizes are published saturated at MAX_NANOS. Returns None when no
-        published level changed.
+        published level changed. With `like` (a book message just published from the
+        same increments: the composite of a venue's book), data equal to its data
+        shares its objects rather than holding copies (see `set_fields`).
         """
         state = self._topics.get(topic) or self._state(topic, ChannelKind.BOOK)
         changed_bids = add_to_levels(state.bids, bids) if bids else []
         changed_asks = add_to_levels(state.asks, asks) if asks else []
         if not changed_bids and not changed_asks:
             return None
-        return self._publish(topic, state, {"bids": changed_bids, "asks": changed_asks}, now_us)
+        # `_publish`, inlined for books: one message per book event and topic, and a
+        # delta with or without a checksum, shared with `like` where equal.
+        seq = state.seq = state.seq + 1
+        offset = self._offset = self._offset + 1
+        state.offset, state.ts_us = offset, now_us
+        since = state.since_keyframe = state.since_keyframe + 1
+        if seq == 1 or since >= self.keyframe_interval:
+            state.since_keyframe = 0
+            message = _new_message(
+                DataMessage, (True, topic, seq, offset, now_us, state.message_data())
+            )
+        else:
+            data: Fields | None = None
+            if like is not None and not like[0]:
+                shared = like[5]
+                if changed_bids == shared["bids"] and changed_asks == shared["asks"]:
+                    changed_bids, changed_asks = shared["bids"], shared["asks"]
+                    if seq % CHECKSUM_EVERY:
+                        if CHECKSUM_KEY not in shared:
+                            data = shared
+                    elif (
+                        CHECKSUM_KEY in shared
+                        and (other := self._topics.get(like[1])) is not None
+                        and other.seq == like[2]  # `like` is still that book's last message
+                        and other.bids == state.bids
+                        and other.asks == state.asks
+                    ):
+                        data = shared  # equal books, equal checksums: one computed, not two
+            if data is None:
+                data = {"bids": changed_bids, "asks": changed_asks}
+                if not seq % CHECKSUM_EVERY:
+                    # A checksum costs ~10x the encoding of a small delta: every tenth only.
+                    data[CHECKSUM_KEY] = book_checksum(state.bids, state.asks)
+            message = _new_message(DataMessage, (False, topic, seq, offset, now_us, data))
+        if self._journal is not None:
+            self._journal.append(message)
+        return message
 
     def add_event(self, topic: str, fields: Fields, now_us: int) -> DataMessage:
         """Publish one event of an event topic (a trade); it becomes the topic's state.
@@ -181,7 +233,7 @@ class Sequencer:
         seq = state.seq = state.seq + 1
         offset = self._offset = self._offset + 1
         state.offset, state.ts_us = offset, now_us
-        message = DataMessage(seq == 1, topic, seq, offset, now_us, fields)
+        message = _new_message(DataMessage, (seq == 1, topic, seq, offset, now_us, fields))
         if self._journal is not None:
             self._journal.append(message)
         return message
@@ -356,12 +408,14 @@ class Sequencer:
         # nothing for it, and a snapshot is the only message it may start from.
         if seq == 1 or since >= self.keyframe_interval:
             state.since_keyframe = 0
-            message = DataMessage(True, topic, seq, offset, now_us, state.message_data())
+            message = _new_message(
+                DataMessage, (True, topic, seq, offset, now_us, state.message_data())
+            )
         else:
             if seq % CHECKSUM_EVERY == 0 and state.kind is ChannelKind.BOOK:
                 # A checksum costs ~10x the encoding of a small delta: every tenth only.
                 delta[CHECKSUM_KEY] = book_checksum(state.bids, state.asks)
-            message = DataMessage(False, topic, seq, offset, now_us, delta)
+            message = _new_message(DataMessage, (False, topic, seq, offset, now_us, delta))
         if self._journal is not None:
             self._journal.append(message)
         return message
