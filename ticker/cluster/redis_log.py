@@ -36,7 +36,7 @@ from coredis.response.types import StreamEntry
 from coredis.retry import ConstantRetryPolicy
 
 from ticker.cluster import resp
-from ticker.core.position import MAX_POSITION_TEXT, Position
+from ticker.core.position import Position
 from ticker.errors import BadPosition, ConfigError, Fenced, LogError, LogUnavailable
 
 __all__ = [
@@ -631,12 +631,10 @@ def _lane_entry(entry: object) -> LogEntry:
         data = dict(zip(values[::2], values[1::2], strict=True)).get(DATA_FIELD)
     if not isinstance(identifier, bytes):
         raise ValueError
-    # `Position.parse`'s checks on the bytes as they came (no decode): bytes.isdigit is
-    # ASCII digits only. On the path of every entry an edge reads.
-    epoch, dash, offset = identifier.partition(b"-")
-    if not (dash and epoch.isdigit() and offset.isdigit()) or len(identifier) > MAX_POSITION_TEXT:
-        raise LogError(f"log entry ID {identifier!r} is not a position")
-    position = Position(int(epoch), int(offset))
+    try:
+        position = Position.parse(identifier.decode())
+    except BadPosition as exc:
+        raise LogError(f"log entry ID {identifier!r} is not a position") from exc
     if data is None:
         return LogEntry(position, b"", f"it has no {DATA_FIELD.decode()!r} field")
     return LogEntry(position, _as_bytes(data))
