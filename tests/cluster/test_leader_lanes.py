@@ -17,7 +17,7 @@ import coredis
 import pytest
 import trio
 
-from ticker.cluster.redis_log import Fenced, LogUnavailable, open_cluster_log
+from ticker.cluster.redis_log import Fenced, LogEntry, LogUnavailable, open_cluster_log
 from ticker.core.position import Position
 
 from ..redis_server import RedisServer
@@ -169,3 +169,68 @@ async def test_after_redis_restarts_without_data_renewals_and_checkpoints_load_t
             assert await log.renew_lease("hub-a", TTL_MS)
             await log.write_checkpoint("hub-a", b"after")
         assert await log.read_checkpoint() == b"after"
+
+
+# -- where a lane waits under its deadline (only there: see ClusterLog._on_lane) ---------
+
+
+async def silent_redis(received: list[int], task_status: trio.TaskStatus[int]) -> None:
+    """A TCP server that accepts, reads (or, once `received` holds -1, stops reading)
+    and never answers: every command sent to it waits for its deadline."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        while received[-1:] != [-1]:
+            data = await stream.receive_some(1 << 16)
+            if not data:
+                return
+            received.append(len(data))
+        await trio.sleep_forever()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(handle, listeners)
+
+
+async def test_a_connect_that_gets_no_answer_is_cut_by_the_deadline() -> None:
+    # With a password the lane's connect sends AUTH and waits for it.
+    received: list[int] = []
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(silent_redis, received)
+        url = f"redis://:secret@127.0.0.1:{port}"
+        async with open_cluster_log(url, CLUSTER, command_timeout_s=0.2) as log:
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable, match="did not answer"):
+                await log.renew_lease("hub-a", TTL_MS)
+            assert received  # the AUTH went out
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_send_that_cannot_go_is_cut_by_the_deadline() -> None:
+    received: list[int] = [-1]  # never read: the socket buffers fill
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(silent_redis, received)
+        url = f"redis://127.0.0.1:{port}"
+        async with open_cluster_log(url, CLUSTER, command_timeout_s=0.2) as log:
+            with trio.fail_after(GUARD_S), pytest.raises(LogUnavailable, match="did not answer"):
+                await log.write_checkpoint("hub-a", b"x" * (16 << 20))
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_command_waiting_for_its_lane_is_cut_by_the_deadline_and_sends_nothing(
+    redis_server: RedisServer,
+) -> None:
+    async with open_cluster_log(redis_server.url, CLUSTER, command_timeout_s=0.2) as log:
+        assert await log.acquire_lease("hub-a", TTL_MS)
+        got: list[list[LogEntry]] = []
+
+        async def blocked_read() -> None:
+            got.append(await log.read_after(Position(7, 0), count=10, block_ms=2_000))
+
+        with trio.fail_after(GUARD_S):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blocked_read)
+                await trio.sleep(0.05)  # the read holds the lane, blocked in Redis
+                with pytest.raises(LogUnavailable, match="did not answer"):
+                    await log.read_after(Position(7, 0), count=10, block_ms=None)
+                # The blocked read's connection is untouched: it gets the entry.
+                await log.append("hub-a", Position(7, 1), b"d1", max_entries=100)
+        assert got == [[LogEntry(Position(7, 1), b"d1")]]

@@ -14,7 +14,9 @@ from ticker.cluster.log_codec import (
     encode_entry,
 )
 from ticker.config import Config
+from ticker.core.codec import encode_server
 from ticker.core.hub import Hub
+from ticker.core.messages import Hello
 from ticker.core.position import Position
 from ticker.model.events import BookUpdate, Quote
 
@@ -37,6 +39,20 @@ def test_an_entry_is_the_batch_bytes_and_its_id_the_last_position() -> None:
 def test_bad_entries_are_refused(data: bytes) -> None:
     with pytest.raises(BadLogData):
         decode_entry(Position(1, 1), data)
+
+
+def test_an_entry_holding_another_message_type_or_a_cut_message_is_refused() -> None:
+    hub = Hub(Config(), 1)
+    batch = hub.publish(Quote("a", "X-Y", 0, 100, 1, 200, 1), 0)
+    position, data = encode_entry(batch)
+    hello = encode_server(Hello(1, 1, 1, 15.0, None))
+    for bad in (hello, data + hello, data + data[:-1], data[:-1], data + b"\xc1"):
+        with pytest.raises(BadLogData):
+            decode_entry(position, bad)
+    assert decode_entry(position, data) == [(p.message, p.payload) for p in batch]
+    (alone,) = hub.publish(Quote("a", "X-Y", 1, 101, 1, 200, 1), 0)[:1]
+    position, data = encode_entry([alone])
+    assert decode_entry(position, data) == [(alone.message, data)]
 
 
 def test_an_entry_whose_id_does_not_match_is_refused() -> None:

@@ -21,6 +21,7 @@ from ticker.cluster.redis_log import (
     LogEntry,
     LogError,
     LogUnavailable,
+    _lane_entry,
     open_cluster_log,
 )
 from ticker.core.position import Position
@@ -620,3 +621,13 @@ async def test_an_append_refused_by_a_foreign_entry_says_so(redis_server: RedisS
         with pytest.raises(Fenced, match="which no ticker hub wrote"):
             await log.append("hub-a", p(2, big), b"d2", max_entries=100)
         await log.append("hub-a", p(3, big), b"d2d3", max_entries=100)  # further on: taken
+
+
+@pytest.mark.parametrize(
+    "identifier", [b"7", b"7-", b"-1", b"7-1x", b"7-\xd9\xa1", b"1" * 40 + b"-1"]
+)
+def test_an_entry_id_that_is_not_a_position_is_a_log_error(identifier: bytes) -> None:
+    # Redis makes every stream ID `<ms>-<seq>`: anything else is not ours to read.
+    assert _lane_entry([b"7-1", [b"m", b"d"]]) == LogEntry(p(1), b"d")
+    with pytest.raises(LogError):
+        _lane_entry([identifier, [b"m", b"d"]])

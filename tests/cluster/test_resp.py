@@ -112,6 +112,14 @@ def test_a_reply_larger_than_the_bound_ends_the_connection() -> None:
         parser.feed(b"x" * 52)
 
 
+def test_a_reply_larger_than_the_bound_in_one_receive_ends_the_connection() -> None:
+    parser = ReplyParser(max_bytes=64)
+    parser.feed(b"$3\r\nabc\r\n")
+    assert parser.next() == b"abc"
+    with pytest.raises(ConnectionLost):
+        parser.feed(b"$100\r\n" + b"x" * 100 + b"\r\n")
+
+
 def test_parsed_replies_do_not_count_against_the_bound() -> None:
     parser = ReplyParser(max_bytes=64)
     for _ in range(100):

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgpack
 
-from ticker.core.codec import decode_frame, encode_data
+from ticker.core.codec import decode_frame, decode_server, encode_data
 from ticker.core.hub import Published
 from ticker.core.messages import DataMessage
 from ticker.core.position import Position
@@ -71,15 +71,20 @@ def decode_entry(position: Position, data: bytes) -> list[tuple[DataMessage, byt
     """
     if len(data) > MAX_ENTRY_BYTES:
         raise BadLogData(f"entry {position} is {len(data)} bytes")
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) + 1)
+    # The Unpacker only finds where each message ends (`skip` builds no objects); each
+    # message is then decoded once, by the client's decoder. (Iterating built every
+    # message and `decode_frame` built it again, with an Unpacker of its own.)
+    size = len(data)
+    unpacker = msgpack.Unpacker(max_buffer_size=size + 1)
     unpacker.feed(data)
     out: list[tuple[DataMessage, bytes]] = []
     start = 0
     try:
-        for _ in unpacker:
+        while start < size:
+            unpacker.skip()
             end = unpacker.tell()
-            payload = data[start:end]
-            (message,) = decode_frame(payload)
+            payload = data if end == size and not start else data[start:end]
+            message = decode_server(payload)
             if not isinstance(message, DataMessage):
                 raise BadLogData(f"entry {position} holds a {type(message).__name__}")
             out.append((message, payload))

@@ -87,7 +87,10 @@ class ReplyParser:
     """
 
     def __init__(self, max_bytes: int = MAX_REPLY_BYTES) -> None:
-        self._buffer = bytearray()
+        # The received bytes as they came while nothing is left over (the usual case: a
+        # whole reply in one receive), parsed without a copy; a bytearray once a reply
+        # spans receives.
+        self._buffer: bytes | bytearray = b""
         self._start = 0
         self._need = 0  # parse again only once the buffer holds this many bytes
         self._max_bytes = max_bytes
@@ -98,13 +101,22 @@ class ReplyParser:
         Raises:
             ConnectionLost: the reply being received is larger than `max_bytes`.
         """
-        if self._start:
-            del self._buffer[: self._start]
-            self._need -= self._start
-            self._start = 0
-        if len(self._buffer) + len(data) > self._max_bytes:
+        buffer, start = self._buffer, self._start
+        if start >= len(buffer):  # everything before was parsed
+            if len(data) > self._max_bytes:
+                raise ConnectionLost(f"a reply from Redis is larger than {self._max_bytes} bytes")
+            self._buffer, self._start, self._need = bytes(data), 0, 0
+            return
+        if len(buffer) - start + len(data) > self._max_bytes:
             raise ConnectionLost(f"a reply from Redis is larger than {self._max_bytes} bytes")
-        self._buffer += data
+        if isinstance(buffer, bytearray):
+            del buffer[:start]
+            buffer += data
+        else:
+            self._buffer = buffer = bytearray(memoryview(buffer)[start:])
+            buffer += data
+        self._need -= start
+        self._start = 0
 
     def next(self) -> Reply | Pending:
         """The next whole reply, or `INCOMPLETE`.
@@ -131,7 +143,7 @@ class ReplyParser:
             self._need = len(buffer) + 1
             raise _Incomplete
         kind = buffer[at]
-        line = bytes(buffer[at + 1 : eol])
+        line = buffer[at + 1 : eol]
         at = eol + 2
         if kind == 0x24:  # $ bulk string
             size = int(line)
@@ -141,7 +153,7 @@ class ReplyParser:
             if len(buffer) < end + 2:
                 self._need = end + 2
                 raise _Incomplete
-            if buffer[end : end + 2] != b"\r\n":
+            if buffer[end] != 0x0D or buffer[end + 1] != 0x0A:
                 raise ValueError("a bulk string does not end with CRLF")
             return bytes(buffer[at:end]), end + 2
         if kind == 0x2A:  # * array
@@ -156,9 +168,9 @@ class ReplyParser:
         if kind == 0x3A:  # : integer
             return int(line), at
         if kind == 0x2B:  # + simple string
-            return line, at
+            return bytes(line), at
         if kind == 0x2D:  # - error
-            return RespError(line.decode("utf-8", "replace")), at
+            return RespError(bytes(line).decode("utf-8", "replace")), at
         raise ValueError(f"unknown reply type {bytes([kind])!r}")
 
 
