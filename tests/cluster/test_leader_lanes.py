@@ -8,7 +8,6 @@ mid-command is sent once more on a fresh one: each test here is one of those pat
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from typing import Any
@@ -21,6 +20,7 @@ from ticker.cluster.redis_log import Fenced, LogEntry, LogUnavailable, open_clus
 from ticker.core.position import Position
 
 from ..redis_server import RedisServer
+from .proxies import DropProxy
 
 CLUSTER = "test"
 TIMEOUT_S = 0.5
@@ -92,39 +92,6 @@ async def test_a_checkpoint_cut_by_a_timeout_leaves_no_late_reply_for_the_next_a
                 await log.append("hub-a", Position(7, 1), b"other", max_entries=100)
             await log.append("hub-a", Position(7, 2), b"d2", max_entries=100)
             assert await log.last_position() == Position(7, 2)
-
-
-class DropProxy:
-    """A TCP proxy in front of Redis that, when armed, closes the next connection that
-    sends a command without passing the command on: a connection lost mid-command."""
-
-    def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
-        self.armed = False
-        self.dropped = 0
-        self.port = 0
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._handle, listeners)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        redis = await trio.open_tcp_stream("127.0.0.1", self.redis_port)
-        async with client, redis, trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump, redis, client, False)
-            await self._pump(client, redis, True)
-            nursery.cancel_scope.cancel()
-
-    async def _pump(self, source: trio.SocketStream, sink: trio.SocketStream, up: bool) -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            while data := await source.receive_some(65536):
-                if up and self.armed:
-                    self.armed = False
-                    self.dropped += 1
-                    return  # both sides close: the command never reached Redis
-                await sink.send_all(data)
 
 
 @pytest.mark.parametrize("command", ["renew", "checkpoint"])

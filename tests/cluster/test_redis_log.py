@@ -5,7 +5,6 @@ Lease expiry waits in real time (the TTL runs on Redis's clock, not trio's).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,6 +27,7 @@ from ticker.core.position import Position
 from ticker.errors import ConfigError
 
 from ..redis_server import RedisServer
+from .proxies import BlackholeProxy
 
 CLUSTER = "test"
 TIMEOUT_S = 0.5
@@ -419,34 +419,6 @@ async def test_every_call_raises_log_unavailable_while_redis_does_not_answer(
         finally:
             os.kill(pid, signal.SIGCONT)
         await works_again(log)
-
-
-class BlackholeProxy:
-    """A TCP proxy in front of Redis that can swallow every byte both ways while keeping
-    its connections open: a network partition, as the client sees one (no reset)."""
-
-    def __init__(self, redis_port: int) -> None:
-        self.redis_port = redis_port
-        self.blackhole = False
-        self.port = 0
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._handle, listeners)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        redis = await trio.open_tcp_stream("127.0.0.1", self.redis_port)
-        async with client, redis, trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump, client, redis)
-            nursery.start_soon(self._pump, redis, client)
-
-    async def _pump(self, source: trio.SocketStream, sink: trio.SocketStream) -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            while data := await source.receive_some(65536):
-                if not self.blackhole:
-                    await sink.send_all(data)
 
 
 async def test_after_a_partition_a_call_gets_its_own_reply_on_a_fresh_connection(
